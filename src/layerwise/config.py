@@ -1,0 +1,258 @@
+"""Load, validate and fill in defaults of a study configuration.
+
+The rules live in workflow/schemas/config.schema.yaml (JSON Schema 2020-12); the checks the
+schema cannot express (cross references, divisibility, sums) follow it here. Every problem is
+reported as a one-line ConfigError naming the key, e.g.
+``config key experiments[0].model.heads: 0 is not allowed; expected an integer >= 1``.
+
+Usage: ``python -m layerwise.config config/config.yaml [config/smoke.yaml ...]``.
+This module must stay free of torch and snakemake imports: the Snakefile imports it.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+from pathlib import Path
+
+import jsonschema
+import yaml
+from jsonschema.exceptions import best_match
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+# Side of the (square) input images of each dataset source, for the patch_size check.
+IMAGE_SIDE = {"sklearn_digits": 8}
+
+# Integers are ints only: 40.0 epochs or True heads are rejected, not silently accepted.
+_TYPES = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+    "integer", lambda _checker, value: isinstance(value, int) and not isinstance(value, bool)
+)
+Validator = jsonschema.validators.extend(jsonschema.Draft202012Validator, type_checker=_TYPES)
+
+_TYPE_WORDS = {"object": "a mapping", "array": "a list", "string": "a string",
+               "boolean": "true or false", "integer": "an integer", "number": "a number"}
+_BOUNDS = (("minimum", ">="), ("exclusiveMinimum", ">"), ("maximum", "<="), ("exclusiveMaximum", "<"))
+
+
+class ConfigError(ValueError):
+    """A configuration problem, described in one line."""
+
+
+def load_schema(path: str | Path | None = None) -> dict:
+    """Read (and check) the configuration schema, by default the workflow's."""
+    with open(path or SCHEMA_PATH, encoding="utf-8") as handle:
+        schema = yaml.safe_load(handle)
+    Validator.check_schema(schema)
+    return schema
+
+
+def key_path(parts) -> str:
+    """Render a path like ['experiments', 0, 'model'] as 'experiments[0].model'."""
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _where(parts) -> str:
+    return f"config key {key_path(parts)}" if len(parts) else "config top level"
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def describe(schema: dict) -> str:
+    """The values a (sub)schema allows, in words: 'an integer >= 1', 'one of: a, b'."""
+    if "enum" in schema:
+        return "one of: " + ", ".join(str(v) for v in schema["enum"])
+    if "pattern" in schema:  # patterns are only used for names, which become path components
+        return f"a name matching {schema['pattern']} (letters, digits, '_', '-'; no path separators)"
+    text = _TYPE_WORDS.get(schema.get("type"), "a value")
+    bounds = [f"{op} {schema[key]}" for key, op in _BOUNDS if key in schema]
+    if bounds:
+        text += " " + " and ".join(bounds)
+    if schema.get("type") == "array":
+        least = schema.get("minItems", 0)
+        if least:
+            text = "a non-empty list" if least == 1 else f"a list of >= {least} items"
+        if schema.get("uniqueItems"):
+            text += " without duplicates"
+        if "items" in schema:
+            text += ", each " + describe(schema["items"])
+    return text
+
+
+def _message(error: jsonschema.ValidationError) -> str:
+    where, kind, schema = list(error.absolute_path), error.validator, error.schema
+    if kind == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = sorted(schema.get("properties", {}))
+        extra = sorted(str(k) for k in error.instance if k not in allowed)
+        return f"{_where(where + extra[:1])}: unknown key; allowed keys: {', '.join(allowed)}"
+    if kind == "required":
+        missing = [key for key in schema["required"] if key not in error.instance]
+        return (f"{_where(where)}: required key {missing[0]!r} is missing; required keys: "
+                f"{', '.join(schema['required'])}")
+    if "propertyNames" in error.absolute_schema_path:
+        return f"{_where(where)}: name {_short(error.instance)} is not allowed; expected {describe(schema)}"
+    if kind == "minProperties":
+        return f"{_where(where)}: an empty mapping is not allowed; expected at least one entry"
+    return f"{_where(where)}: {_short(error.instance)} is not allowed; expected {describe(schema)}"
+
+
+def fill_defaults(instance, schema: dict):
+    """Insert schema defaults for missing keys, recursing into mappings and lists (in place)."""
+    if isinstance(instance, dict) and schema.get("type") == "object":
+        properties = schema.get("properties", {})
+        for key, sub in properties.items():
+            if key not in instance and "default" in sub:
+                instance[key] = copy.deepcopy(sub["default"])
+        extra = schema.get("additionalProperties")
+        for key, value in instance.items():
+            sub = properties.get(key, extra if isinstance(extra, dict) else None)
+            if sub:
+                fill_defaults(value, sub)
+    elif isinstance(instance, list) and isinstance(schema.get("items"), dict):
+        for item in instance:
+            fill_defaults(item, schema["items"])
+    return instance
+
+
+def _fail(parts, value, expected: str):
+    raise ConfigError(f"{_where(parts)}: {_short(value)} is not allowed; expected {expected}")
+
+
+def _check_semantics(config: dict) -> None:
+    for name, spec in config["datasets"].items():
+        total = spec["val_fraction"] + spec["test_fraction"]
+        if total >= 1:
+            _fail(["datasets", name, "test_fraction"], spec["test_fraction"],
+                  f"val_fraction + test_fraction < 1 to leave training data (sum is {total:g})")
+    seen: dict[str, int] = {}
+    for i, exp in enumerate(config["experiments"]):
+        at = ["experiments", i]
+        if exp["name"] in seen:
+            _fail(at + ["name"], exp["name"],
+                  f"a name unique among experiments (also used by experiments[{seen[exp['name']]}])")
+        seen[exp["name"]] = i
+        if exp["dataset"] not in config["datasets"]:
+            _fail(at + ["dataset"], exp["dataset"], "one of the datasets: " + ", ".join(config["datasets"]))
+        model, train = exp["model"], exp["train"]
+        if model["width"] % model["heads"]:
+            _fail(at + ["model", "width"], model["width"], f"a multiple of heads ({model['heads']})")
+        side = IMAGE_SIDE.get(config["datasets"][exp["dataset"]]["source"])
+        if side and side % model["patch_size"]:
+            divisors = ", ".join(str(d) for d in range(1, side + 1) if side % d == 0)
+            _fail(at + ["model", "patch_size"], model["patch_size"],
+                  f"a divisor of the image side {side} of dataset {exp['dataset']!r}: one of {divisors}")
+        if train["warmup_epochs"] >= train["epochs"]:
+            _fail(at + ["train", "warmup_epochs"], train["warmup_epochs"],
+                  f"an integer >= 0 and < epochs ({train['epochs']})")
+        steps = train["milestones"]
+        if any(a >= b for a, b in zip(steps, steps[1:])) or any(m >= train["epochs"] for m in steps):
+            _fail(at + ["train", "milestones"], steps,
+                  f"strictly increasing epochs, each >= 1 and < epochs ({train['epochs']})")
+
+
+def validate_config(config: dict, schema: dict | None = None) -> dict:
+    """Validate a configuration and return a deep copy with every default filled in."""
+    schema = schema or load_schema()
+    error = best_match(Validator(schema).iter_errors(config))
+    if error is not None:
+        raise ConfigError(_message(error).replace("\n", " "))
+    filled = fill_defaults(copy.deepcopy(config), schema)
+    _check_semantics(filled)
+    return filled
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A SafeLoader that rejects a key repeated within one mapping instead of keeping the last."""
+
+
+def _construct_unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False):
+    seen = set()
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":  # '<<' merges may be overridden
+            continue
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            duplicate = key in seen
+            seen.add(key)
+        except TypeError:  # an unhashable key: construct_mapping reports it
+            continue
+        if duplicate:
+            raise yaml.constructor.ConstructorError(
+                "while constructing a mapping", node.start_mark,
+                f"duplicate key {key!r} (a key may appear only once per mapping)", key_node.start_mark)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
+
+
+def load_config_file(path: str | Path) -> dict:
+    """Read one YAML configuration file; its top level must be a mapping."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = yaml.load(handle, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ConfigError(f"cannot read config file {path}: {reason}".replace("\n", " ")) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"config file {where}: invalid YAML: {problem}".replace("\n", " ")) from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path}: top level is {type(data).__name__}; expected a mapping")
+    return data
+
+
+def merge_configs(base: dict, override: dict) -> dict:
+    """Merge like Snakemake's --configfile: mappings are updated recursively, anything else replaced."""
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_configs(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def run_ids(config: dict) -> list[tuple[str, str, int]]:
+    """(experiment, method, seed) of every training run of a validated configuration."""
+    return [(exp["name"], method, seed) for exp in config["experiments"]
+            for method in exp["methods"] for seed in exp["seeds"]]
+
+
+def experiment_by_name(config: dict, name: str) -> dict:
+    """The experiment called ``name``; KeyError (listing the known names) if there is none."""
+    for exp in config["experiments"]:
+        if exp["name"] == name:
+            return exp
+    known = ", ".join(exp["name"] for exp in config["experiments"])
+    raise KeyError(f"no experiment named {name!r}; known experiments: {known}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Validate the merge of the given YAML files; print 'config OK' or a one-line error."""
+    paths = sys.argv[1:] if argv is None else list(argv)
+    if not paths:
+        print("usage: python -m layerwise.config CONFIG.yaml [MORE.yaml ...]", file=sys.stderr)
+        return 2
+    try:
+        config: dict = {}
+        for path in paths:
+            config = merge_configs(config, load_config_file(path))
+        validate_config(config)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print("config OK")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

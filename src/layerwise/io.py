@@ -1,0 +1,108 @@
+"""Atomic, pickle-free reading and writing of every artifact the pipeline produces.
+
+A file is written under a temporary name in its target folder and renamed into place, so a
+killed job never leaves a half-written file that looks complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+
+class ArtifactError(RuntimeError):
+    """An artifact on disk is missing, damaged or does not match what the reader expects."""
+
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes files private; give them the usual mode
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json(path: str | os.PathLike, obj) -> None:
+    write_text(path, json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n")
+
+
+def read_json(path: str | os.PathLike):
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ArtifactError(f"{path}: file not found") from None
+    except json.JSONDecodeError as err:
+        raise ArtifactError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
+
+
+def write_csv(path: str | os.PathLike, frame) -> None:
+    """Write a pandas DataFrame as CSV without the index."""
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False)
+
+
+def save_tensors(path: str | os.PathLike, tensors: dict, metadata: dict[str, str] | None = None) -> None:
+    """Save torch tensors as safetensors (contiguous, on CPU), atomically."""
+    from safetensors.torch import save_file
+
+    tensors = {name: t.detach().cpu().contiguous() for name, t in tensors.items()}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+
+
+def load_tensors(path: str | os.PathLike, keys=(), metadata: dict[str, str] | None = None,
+                 finite: bool = True) -> tuple[dict, dict[str, str]]:
+    """Load a safetensors file and check it before anyone uses it.
+
+    `keys` must be present; every item of `metadata` must match the file's metadata (this is how
+    a model saved under another config is caught); with `finite`, floating tensors must hold no
+    NaN or Inf. Any failure raises ArtifactError naming the file.
+    """
+    import torch
+    from safetensors import SafetensorError
+    from safetensors.torch import safe_open
+
+    path = Path(path)
+    if not path.exists():
+        raise ArtifactError(f"{path}: file not found")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            stored_meta = handle.metadata() or {}
+            tensors = {name: handle.get_tensor(name) for name in handle.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise ArtifactError(f"{path}: damaged or not a safetensors file ({err})") from None
+    missing = [k for k in keys if k not in tensors]
+    if missing:
+        raise ArtifactError(f"{path}: missing tensors {missing}")
+    for key, expected in (metadata or {}).items():
+        if stored_meta.get(key) != expected:
+            raise ArtifactError(f"{path}: {key} is {stored_meta.get(key)!r}, expected {expected!r}"
+                                " (written by another config or run; rerun the step that makes it)")
+    if finite:
+        for name, t in tensors.items():
+            if t.is_floating_point() and not torch.isfinite(t).all():
+                raise ArtifactError(f"{path}: tensor {name!r} contains NaN or Inf")
+    return tensors, stored_meta

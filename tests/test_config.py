@@ -1,0 +1,382 @@
+"""Tests of the study configuration: schema, defaults, semantic checks, YAML loading and CLI."""
+
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from layerwise.config import (
+    ConfigError,
+    Validator,
+    experiment_by_name,
+    load_config_file,
+    load_schema,
+    merge_configs,
+    run_ids,
+    validate_config,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT = ROOT / "config" / "config.yaml"
+SMOKE = ROOT / "config" / "smoke.yaml"
+
+
+@pytest.fixture(scope="module")
+def schema() -> dict:
+    return load_schema()
+
+
+@pytest.fixture(scope="module")
+def default_config() -> dict:
+    return load_config_file(DEFAULT)
+
+
+def minimal_config() -> dict:
+    return {
+        "datasets": {"digits": {"source": "sklearn_digits"}},
+        "experiments": [{"name": "tiny", "dataset": "digits"}],
+    }
+
+
+# --- valid configurations and defaults ---------------------------------------------------------
+
+
+def test_default_config_validates(default_config):
+    config = validate_config(default_config)
+    assert config["experiments"][0]["model"]["depth"] == 12
+    assert config["experiments"][0]["train"]["warmup_epochs"] == 2  # values are kept
+    assert default_config == load_config_file(DEFAULT)  # the input is not modified
+
+
+def test_smoke_config_validates_on_top_of_default(default_config):
+    smoke = load_config_file(SMOKE)
+    merged = validate_config(merge_configs(default_config, smoke))
+    assert [e["name"] for e in merged["experiments"]] == ["vit_digits_smoke"]  # list replaced
+    exp = experiment_by_name(merged, "vit_digits_smoke")
+    assert (exp["model"]["depth"], exp["model"]["width"], exp["model"]["heads"]) == (4, 32, 2)
+    assert exp["model"]["patch_size"] == 4 and exp["train"]["epochs"] == 2
+    assert run_ids(merged) == [("vit_digits_smoke", m, s) for m in ("standard", "aligned") for s in (0, 1)]
+    # every key is explicit: validation fills in nothing
+    assert validate_config(smoke) == smoke
+
+
+def test_minimal_config_gets_defaults():
+    config = validate_config(minimal_config())
+    exp = config["experiments"][0]
+    assert exp["train"]["label_smoothing"] == 0.0
+    assert exp["train"]["milestones"] == [] and exp["train"]["schedule"] == "cosine"
+    assert exp["model"] == {"arch": "vit", "depth": 12, "width": 64, "heads": 4,
+                            "patch_size": 2, "mlp_ratio": 2.0, "head_input": "final_norm"}
+    assert exp["aligned"] == {"weights": "linear", "alternate": False}
+    assert config["datasets"]["digits"] == {"source": "sklearn_digits", "val_fraction": 0.15,
+                                            "test_fraction": 0.25, "split_seed": 0}
+    assert config["analysis"] == {"similarity_split": "test"}
+
+
+def test_defaults_fill_partial_nested_objects():
+    raw = minimal_config()
+    raw["experiments"][0]["train"] = {"epochs": 5}
+    config = validate_config(raw)
+    assert config["experiments"][0]["train"]["epochs"] == 5
+    assert config["experiments"][0]["train"]["batch_size"] == 64
+    assert "batch_size" not in raw["experiments"][0]["train"]
+
+
+def test_run_ids_and_experiment_lookup(default_config):
+    config = validate_config(default_config)
+    ids = run_ids(config)
+    assert len(ids) == 6 and ids[0] == ("vit_digits", "standard", 0)
+    with pytest.raises(KeyError, match="vit_digits"):
+        experiment_by_name(config, "nope")
+
+
+def test_merge_is_recursive_for_mappings_and_replaces_lists():
+    base = {"a": {"x": 1, "y": [1, 2]}, "b": 1}
+    merged = merge_configs(base, {"a": {"y": [3]}})
+    assert merged == {"a": {"x": 1, "y": [3]}, "b": 1}
+    assert base["a"]["y"] == [1, 2]
+
+
+# --- the schema itself ---------------------------------------------------------------------------
+
+
+def _property_schemas(node, path=""):
+    """Yield (path, schema) of every property (and mapping value / list item schema) in a schema."""
+    if not isinstance(node, dict):
+        return
+    for key, sub in node.get("properties", {}).items():
+        yield f"{path}.{key}", sub
+        yield from _property_schemas(sub, f"{path}.{key}")
+    for word in ("additionalProperties", "items"):
+        if isinstance(node.get(word), dict):
+            yield from _property_schemas(node[word], f"{path}[{word}]")
+
+
+def test_schema_is_valid_draft_2020_12(schema):
+    assert schema["$schema"].endswith("2020-12/schema")
+    Validator.check_schema(schema)
+
+
+def test_every_property_has_a_description(schema):
+    props = list(_property_schemas(schema))
+    assert len(props) > 30
+    missing = [path for path, sub in props if not str(sub.get("description", "")).strip()]
+    assert not missing, f"properties without a description: {missing}"
+
+
+def test_every_default_validates_against_its_property(schema):
+    with_default = [(path, sub) for path, sub in _property_schemas(schema) if "default" in sub]
+    assert len(with_default) > 20
+    for path, sub in with_default:
+        errors = list(Validator(sub).iter_errors(sub["default"]))
+        assert not errors, f"default of {path} is invalid: {errors[0].message}"
+
+
+def test_required_keys_have_no_default(schema):
+    for _path, sub in _property_schemas(schema):
+        for key in sub.get("required", []):
+            assert "default" not in sub["properties"][key]
+
+
+def test_schema_can_be_loaded_from_an_explicit_path(tmp_path, schema):
+    copy_path = tmp_path / "schema.yaml"
+    copy_path.write_text((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    assert load_schema(copy_path) == schema
+
+
+# --- malformed configurations --------------------------------------------------------------------
+
+
+def _exp(config):
+    return config["experiments"][0]
+
+
+def _set(*path, value):
+    """A mutation that sets config[path...] = value."""
+
+    def mutate(config):
+        node = config
+        for part in path[:-1]:
+            node = node[part]
+        node[path[-1]] = value
+
+    return mutate
+
+
+def _delete(*path):
+    def mutate(config):
+        node = config
+        for part in path[:-1]:
+            node = node[part]
+        del node[path[-1]]
+
+    return mutate
+
+
+def _duplicate_experiment(config):
+    config["experiments"].append(copy.deepcopy(_exp(config)))
+
+
+def _rename_dataset(new):
+    def mutate(config):
+        config["datasets"][new] = config["datasets"].pop("digits")
+        _exp(config)["dataset"] = new
+
+    return mutate
+
+
+def _set_fractions(val, test):
+    def mutate(config):
+        config["datasets"]["digits"].update(val_fraction=val, test_fraction=test)
+
+    return mutate
+
+
+E0 = ("experiments", 0)
+MODEL, TRAIN = E0 + ("model",), E0 + ("train",)
+M, T = "experiments[0].model.", "experiments[0].train."
+
+# (id, mutation, key path named in the message, hint at the allowed values)
+MALFORMED = [
+    ("depth-string", _set(*MODEL, "depth", value="12"), M + "depth", "an integer >= 1"),
+    ("epochs-float", _set(*TRAIN, "epochs", value=2.5), T + "epochs", "an integer >= 1"),
+    ("epochs-integral-float", _set(*TRAIN, "epochs", value=40.0), T + "epochs", "an integer"),
+    ("heads-bool", _set(*MODEL, "heads", value=True), M + "heads", "an integer >= 1"),
+    ("model-list", _set(*E0, "model", value=[1, 2]), "experiments[0].model", "a mapping"),
+    ("unknown-top-level", _set("extra", value=1), "config key extra",
+     "allowed keys: analysis, datasets, experiments"),
+    ("unknown-nested", _set(*TRAIN, "learning_rate", value=0.1), T + "learning_rate", "allowed keys:"),
+    ("unknown-dataset-key", _set("datasets", "digits", "path", value="x"), "datasets.digits.path",
+     "allowed keys: source, split_seed, test_fraction, val_fraction"),
+    ("depth-zero", _set(*MODEL, "depth", value=0), M + "depth", ">= 1"),
+    ("width-negative", _set(*MODEL, "width", value=-1), M + "width", ">= 1"),
+    ("batch-size-zero", _set(*TRAIN, "batch_size", value=0), T + "batch_size", ">= 1"),
+    ("epochs-zero", _set(*TRAIN, "epochs", value=0), T + "epochs", ">= 1"),
+    ("heads-zero", _set(*MODEL, "heads", value=0), M + "heads", "an integer >= 1"),
+    ("width-not-divisible", _set(*MODEL, "width", value=30), M + "width", "multiple of heads (4)"),
+    ("methods-empty", _set(*E0, "methods", value=[]), "experiments[0].methods", "a non-empty list"),
+    ("seeds-empty", _set(*E0, "seeds", value=[]), "experiments[0].seeds", "a non-empty list"),
+    ("seeds-duplicate", _set(*E0, "seeds", value=[0, 0]), "experiments[0].seeds", "without duplicates"),
+    ("seed-negative", _set(*E0, "seeds", value=[-1]), "experiments[0].seeds[0]", ">= 0"),
+    ("method-unknown", _set(*E0, "methods", value=["standard", "early_exit"]), "experiments[0].methods[1]",
+     "one of: standard, aligned"),
+    ("source-unknown", _set("datasets", "digits", "source", value="mnist"), "datasets.digits.source",
+     "one of: sklearn_digits"),
+    ("source-missing", _delete("datasets", "digits", "source"), "datasets.digits", "'source'"),
+    ("arch-unknown", _set(*MODEL, "arch", value="resnet"), M + "arch", "one of: vit"),
+    ("dataset-undefined", _set(*E0, "dataset", value="cifar"), "experiments[0].dataset",
+     "one of the datasets: digits"),
+    ("name-missing", _delete(*E0, "name"), "experiments[0]", "'name'"),
+    ("experiment-names-duplicate", _duplicate_experiment, "experiments[1].name", "unique"),
+    ("val-fraction-zero", _set_fractions(0, 0.25), "datasets.digits.val_fraction", "> 0 and < 1"),
+    ("test-fraction-one", _set_fractions(0.15, 1), "datasets.digits.test_fraction", "> 0 and < 1"),
+    ("val-fraction-negative", _set_fractions(-0.1, 0.25), "datasets.digits.val_fraction", "> 0 and < 1"),
+    ("fractions-sum-one", _set_fractions(0.5, 0.5), "datasets.digits.test_fraction",
+     "val_fraction + test_fraction < 1"),
+    ("fractions-sum-over-one", _set_fractions(0.6, 0.5), "datasets.digits.test_fraction", "< 1"),
+    ("lr-zero", _set(*TRAIN, "lr", value=0), T + "lr", "a number > 0"),
+    ("lr-negative", _set(*TRAIN, "lr", value=-1e-3), T + "lr", "a number > 0"),
+    ("gamma-zero", _set(*TRAIN, "gamma", value=0), T + "gamma", "a number > 0 and <= 1"),
+    ("label-smoothing-one", _set(*TRAIN, "label_smoothing", value=1.0), T + "label_smoothing",
+     ">= 0 and < 1"),
+    ("schedule-unknown", _set(*TRAIN, "schedule", value="linear"), T + "schedule",
+     "one of: cosine, multistep, constant"),
+    ("head-input-unknown", _set(*MODEL, "head_input", value="cls"), M + "head_input",
+     "one of: final_norm, raw"),
+    ("weights-unknown", _set(*E0, "aligned", "weights", value="geometric"), "experiments[0].aligned.weights",
+     "one of: linear, uniform"),
+    ("alternate-string", _set(*E0, "aligned", "alternate", value="yes"), "experiments[0].aligned.alternate",
+     "true or false"),
+    ("similarity-split-unknown", _set("analysis", "similarity_split", value="t"), "analysis.similarity_split",
+     "one of: val, test"),
+    ("warmup-equals-epochs", _set(*TRAIN, "warmup_epochs", value=40), T + "warmup_epochs",
+     "< epochs (40)"),
+    ("milestones-not-increasing", _set(*TRAIN, "milestones", value=[20, 10]), T + "milestones",
+     "strictly increasing"),
+    ("milestones-repeated", _set(*TRAIN, "milestones", value=[10, 10]), T + "milestones",
+     "strictly increasing"),
+    ("milestone-past-epochs", _set(*TRAIN, "milestones", value=[10, 40]), T + "milestones",
+     "< epochs (40)"),
+    ("patch-size-not-dividing-8", _set(*MODEL, "patch_size", value=3), M + "patch_size",
+     "one of 1, 2, 4, 8"),
+    ("experiment-name-slash", _set(*E0, "name", value="a/b"), "experiments[0].name", "a name matching"),
+    ("experiment-name-dotdot", _set(*E0, "name", value=".."), "experiments[0].name", "no path separators"),
+    ("dataset-name-separator", _rename_dataset("dig/its"), "config key datasets:", "a name matching"),
+    ("datasets-empty", _set("datasets", value={}), "config key datasets:", "at least one entry"),
+    ("experiments-empty", _set("experiments", value=[]), "config key experiments:", "a non-empty list"),
+]
+
+
+@pytest.mark.parametrize("mutate, key, hint", [m[1:] for m in MALFORMED], ids=[m[0] for m in MALFORMED])
+def test_malformed_config_is_rejected(default_config, mutate, key, hint):
+    config = copy.deepcopy(default_config)
+    mutate(config)
+    with pytest.raises(ConfigError) as info:
+        validate_config(config)
+    message = str(info.value)
+    assert "\n" not in message and message.startswith("config ")
+    assert key in message, message
+    assert hint in message, message
+
+
+def test_error_message_format(default_config):
+    config = copy.deepcopy(default_config)
+    config["experiments"][0]["model"]["heads"] = 0
+    with pytest.raises(ConfigError) as info:
+        validate_config(config)
+    expected = "config key experiments[0].model.heads: 0 is not allowed; expected an integer >= 1"
+    assert str(info.value) == expected
+
+
+def test_top_level_that_is_not_a_mapping_is_rejected():
+    with pytest.raises(ConfigError, match="config top level: .*expected a mapping"):
+        validate_config([1, 2])
+
+
+# --- YAML files ----------------------------------------------------------------------------------
+
+
+def _write(tmp_path, text, name="bad.yaml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("datasets:\n  digits: {source: sklearn_digits}\n  digits: {source: sklearn_digits}\n",
+         r"line 3, column 3: .*duplicate key 'digits'"),
+        ("a:\n  b: 1\n  c: 2\n  b: 3\n", r"duplicate key 'b'"),
+        ("datasets:\n  digits: {source: [unclosed\n", r"line \d+, column \d+: invalid YAML"),
+        ("datasets:\n\tdigits: 1\n", r"invalid YAML"),
+        ("- 1\n- 2\n", r"top level is list; expected a mapping"),
+        ("just a string\n", r"top level is str; expected a mapping"),
+        ("", r"top level is NoneType; expected a mapping"),
+    ],
+    ids=["duplicate-dataset", "duplicate-nested", "syntax-error", "tab-indent", "top-level-list",
+         "top-level-scalar", "empty-file"],
+)
+def test_malformed_yaml_is_rejected(tmp_path, text, expected):
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError, match=expected) as info:
+        load_config_file(path)
+    assert "\n" not in str(info.value) and str(path) in str(info.value)
+
+
+def test_yaml_merge_keys_are_not_duplicates(tmp_path):
+    path = _write(tmp_path, "base: &b {x: 1, y: 2}\nother:\n  <<: *b\n  y: 3\n")
+    assert load_config_file(path)["other"] == {"x": 1, "y": 3}
+
+
+def test_missing_file_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_config_file(tmp_path / "absent.yaml")
+
+
+# --- command line --------------------------------------------------------------------------------
+
+
+def _cli(*args):
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    return subprocess.run([sys.executable, "-m", "layerwise.config", *map(str, args)],
+                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
+
+
+def test_cli_accepts_the_shipped_configs():
+    result = _cli(DEFAULT, SMOKE)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "config OK"
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("experiments:\n  - {name: x, dataset: digits, model: {depth: 0}}\n",
+         "experiments[0].model.depth: 0 is not allowed; expected an integer >= 1"),
+        ("datasets: {digits: {source: sklearn_digits}}\ndatasets: {}\n", "duplicate key 'datasets'"),
+        ("analysis: [unclosed\n", "invalid YAML"),
+    ],
+    ids=["schema", "duplicate-key", "syntax"],
+)
+def test_cli_reports_one_line_and_exits_1(tmp_path, text, expected):
+    result = _cli(DEFAULT, _write(tmp_path, text))
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert expected in result.stderr
+
+
+def test_module_imports_neither_torch_nor_snakemake():
+    code = ("import sys, layerwise.config; "
+            "print(sorted(m for m in ('torch', 'snakemake') if m in sys.modules))")
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -1,0 +1,189 @@
+"""Figures and tables on small synthetic frames: files are written, complete and correct."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from layerwise import plots, tables
+
+METHODS = ("standard", "aligned")
+SEEDS = (0, 1)
+LAYERS = 5  # layers 0..4: embedding plus 4 blocks
+
+
+@pytest.fixture(scope="module")
+def acc() -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    rows = []
+    for method in METHODS:
+        for seed in SEEDS:
+            for layer in range(LAYERS):
+                base = layer / (LAYERS - 1) if method == "standard" else 0.8 + 0.04 * layer
+                for split in ("val", "test"):
+                    rows.append({"method": method, "seed": seed, "split": split,
+                                 "layer": layer,
+                                 "accuracy": float(np.clip(base + rng.normal(0, 0.02), 0, 1))})
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="module")
+def sim() -> pd.DataFrame:
+    rng = np.random.default_rng(1)
+    rows = []
+    for method in METHODS:
+        for seed in SEEDS:
+            for measure in ("cos", "cos_raw", "cka_linear_biased"):
+                for a in range(LAYERS):
+                    for b in range(LAYERS):
+                        value = 1.0 if a == b else 0.9 ** abs(a - b) - rng.uniform(0, 0.05)
+                        rows.append({"method": method, "seed": seed, "measure": measure,
+                                     "layer_a": a, "layer_b": b, "value": value})
+    return pd.DataFrame(rows)
+
+
+def _matrix(sim: pd.DataFrame, method: str, measure: str = "cos") -> np.ndarray:
+    rows = sim[(sim["method"] == method) & (sim["measure"] == measure)
+               & (sim["layer_a"] >= 1) & (sim["layer_b"] >= 1)]
+    return rows.pivot_table(index="layer_a", columns="layer_b", values="value").to_numpy()
+
+
+def _assert_saved(fig, tmp_path, name: str) -> None:
+    pdf, png = tmp_path / f"{name}.pdf", tmp_path / f"{name}.png"
+    plots.save_figure(fig, pdf, png)
+    assert pdf.read_bytes().startswith(b"%PDF")
+    assert png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert pdf.stat().st_size > 1000 and png.stat().st_size > 1000
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_layerwise_accuracy_figure(acc, tmp_path):
+    reference = {"paper: standard": [0.1, 0.3, 0.6, 0.9], "paper: aligned": [0.8] * 4}
+    fig = plots.layerwise_accuracy_figure(acc, "test", chance=0.1, reference=reference)
+    ax = fig.axes[0]
+    assert ax.get_ylim() == (0.0, 1.0)
+    labels = ax.get_legend_handles_labels()[1]
+    assert "standard (n=2)" in labels and "paper: aligned" in labels
+    # The standard line is the mean over seeds at layers 1..4 (layer 0 dropped).
+    line = next(l for l in ax.get_lines() if l.get_label() == "standard (n=2)")
+    expected = (acc[(acc.method == "standard") & (acc.split == "test") & (acc.layer >= 1)]
+                .groupby("layer")["accuracy"].mean())
+    np.testing.assert_allclose(line.get_xdata(), expected.index)
+    np.testing.assert_allclose(line.get_ydata(), expected.to_numpy())
+    assert line.get_color() == plots.METHOD_COLORS["standard"]
+    _assert_saved(fig, tmp_path, "acc")
+
+
+def test_minmax_band_label(acc):
+    fig = plots.layerwise_accuracy_figure(acc, "val", band="minmax")
+    assert "min–max" in fig.axes[0].get_ylabel()
+    plots.plt.close(fig)
+    with pytest.raises(ValueError):
+        plots.layerwise_accuracy_figure(acc, "no-such-split")
+
+
+def test_heatmap_color_limits():
+    assert plots.heatmap_color_limits(np.array([[1.0, 0.2], [0.2, 1.0]])) == (0.0, 1.0)
+    assert plots.heatmap_color_limits(np.array([[1.0, -0.3], [-0.3, 1.0]])) == (-1.0, 1.0)
+    # float noise just below zero does not switch to the diverging scale; NaN is ignored
+    assert plots.heatmap_color_limits(np.array([[1.0, -1e-9], [np.nan, 1.0]])) == (0.0, 1.0)
+
+
+def test_similarity_heatmap_figure(sim, tmp_path):
+    matrix = _matrix(sim, "standard")
+    fig = plots.similarity_heatmap_figure(matrix, "COS, standard", "COS")
+    ax = fig.axes[0]
+    assert ax.collections[0].get_clim() == (0.0, 1.0)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "2", "3", "4"]
+    assert len(ax.texts) == matrix.size  # every cell annotated
+    assert ax.texts[0].get_text() == f"{matrix[0, 0]:.2f}"
+    _assert_saved(fig, tmp_path, "heat")
+
+    fig = plots.similarity_heatmap_figure(matrix - 0.95, "shifted", "COS")
+    assert fig.axes[0].collections[0].get_clim() == (-1.0, 1.0)
+    plots.plt.close(fig)
+
+    big = np.eye(20)
+    fig = plots.similarity_heatmap_figure(big, "big", "CKA")
+    assert not fig.axes[0].texts  # no annotations above 16 layers
+    plots.plt.close(fig)
+    with pytest.raises(ValueError):
+        plots.similarity_heatmap_figure(np.ones((2, 3)), "bad", "CKA")
+
+
+def test_heatmap_grid_figure(sim, tmp_path):
+    matrices = {m: _matrix(sim, m) for m in ("aligned", "standard")}
+    matrices["aligned"] = matrices["aligned"] - 0.95  # some negative values
+    fig = plots.heatmap_grid_figure(matrices, "COS heatmaps", "COS")
+    heat_axes = [ax for ax in fig.axes if ax.get_title() in ("standard", "aligned")]
+    assert [ax.get_title() for ax in heat_axes] == ["standard", "aligned"]
+    assert all(ax.collections[0].get_clim() == (-1.0, 1.0) for ax in heat_axes)
+    assert len(fig.axes) == 3  # two panels and one shared color bar
+    _assert_saved(fig, tmp_path, "grid")
+
+
+def test_curves_vs_last_figure(acc, sim, tmp_path):
+    fig = plots.curves_vs_last_figure(acc, sim, "standard", "test")
+    ax = fig.axes[0]
+    lines = {l.get_label(): l for l in ax.get_lines()}
+    assert set(lines) == {"COS(l, 4) (centered)", "CKA(l, 4) (linear)", "test accuracy"}
+    cka = lines["CKA(l, 4) (linear)"]
+    np.testing.assert_allclose(cka.get_xdata(), [1, 2, 3, 4])
+    assert cka.get_ydata()[-1] == pytest.approx(1.0)
+    _assert_saved(fig, tmp_path, "curves")
+    with pytest.raises(ValueError, match="cka_linear_biased"):
+        plots.curves_vs_last_figure(acc, sim[sim.measure != "cka_linear_biased"],
+                                    "standard", "test")
+
+
+def test_accuracy_table_roundtrip(acc, tmp_path):
+    table = tables.layerwise_accuracy_table(acc, "test")
+    assert list(table["layer"]) == [1, 2, 3, 4]
+    assert list(table.columns) == ["layer", "standard_mean", "standard_sd", "standard_n",
+                                   "aligned_mean", "aligned_sd", "aligned_n"]
+    paths = tables.write_table(table, tmp_path / "acc_test", "Layer-wise accuracy (%).",
+                               formatted=tables.format_accuracy_table(table))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "acc_test.csv", "acc_test.md", "acc_test.tex"]  # and no temporary files left
+
+    back = pd.read_csv(paths["csv"])
+    data = acc[(acc.split == "test") & (acc.layer >= 1)]
+    expected = data.groupby(["method", "layer"])["accuracy"].agg(["mean", "std", "count"])
+    for method in METHODS:
+        np.testing.assert_allclose(back[f"{method}_mean"], expected.loc[method, "mean"])
+        np.testing.assert_allclose(back[f"{method}_sd"], expected.loc[method, "std"])
+        assert list(back[f"{method}_n"]) == list(expected.loc[method, "count"])
+
+    md = paths["md"].read_text(encoding="utf-8")
+    table_lines = [l for l in md.splitlines() if l.startswith("|")]
+    assert len(table_lines) == 2 + 4 and set(table_lines[1]) <= set("|-: ")
+    header = [c.strip() for c in table_lines[0].strip("|").split("|")]
+    assert header == ["layer", "standard (n=2)", "aligned (n=2)"]
+    mean = 100 * expected.loc[("standard", 2), "mean"]
+    sd = 100 * expected.loc[("standard", 2), "std"]
+    assert f"{mean:.1f} ± {sd:.1f}" in md
+
+    tex = paths["tex"].read_text(encoding="utf-8")
+    assert r"\begin{tabular}" in tex and r"\toprule" in tex and r"\bottomrule" in tex
+    assert "standard" in tex and "aligned" in tex and r"$\pm$" in tex
+    assert r"\caption{Layer-wise accuracy (\%).}" in tex
+
+
+def test_write_table_plain_and_escaping(tmp_path):
+    frame = pd.DataFrame({"method": ["multi_exit", "a|b"], "value": [0.123456, np.nan]})
+    paths = tables.write_table(frame, str(tmp_path / "plain"))
+    assert pd.read_csv(paths["csv"])["value"].iloc[0] == pytest.approx(0.123456)
+    md = paths["md"].read_text(encoding="utf-8")
+    assert r"a\|b" in md and "0.1235" in md
+    tex = paths["tex"].read_text(encoding="utf-8")
+    assert r"multi\_exit" in tex and r"\begin{table}" not in tex
+
+
+def test_single_seed_table():
+    one = pd.DataFrame({"method": "aligned", "seed": 0, "split": "test",
+                        "layer": [0, 1, 2], "accuracy": [0.1, 0.5, 0.75]})
+    table = tables.layerwise_accuracy_table(one, "test")
+    assert table["aligned_sd"].isna().all()
+    formatted = tables.format_accuracy_table(table)
+    assert list(formatted["aligned (n=1)"]) == ["50.0", "75.0"]

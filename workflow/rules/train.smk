@@ -1,0 +1,50 @@
+# Only the final weights, the log and provenance are declared: Snakemake deletes declared
+# outputs before it reruns a job, so the resumable checkpoint lives in an undeclared folder.
+rule train:
+    input:
+        splits=lambda w: f"{data_dir(w)}/splits.safetensors",
+        info=lambda w: f"{data_dir(w)}/info.json",
+    output:
+        model=f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/model.safetensors",
+        log=f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/train_log.csv",
+        provenance=f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/provenance.json",
+    params:
+        spec=run_spec_json,
+        data=data_dir,
+        checkpoint=lambda w: f"{RESULTS}/checkpoints/{w.experiment}/{w.method}/seed{w.seed}/last.pt",
+    log:
+        f"{RESULTS}/logs/train/{{experiment}}/{{method}}/seed{{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/train/{{experiment}}/{{method}}/seed{{seed}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=120,
+    shell:
+        "{PYTHON:q} scripts/train.py --spec {params.spec:q} --data {params.data:q}"
+        " --checkpoint {params.checkpoint:q} --model {output.model:q} --log {output.log:q}"
+        " --provenance {output.provenance:q} --threads {threads} > {log:q} 2>&1"
+
+
+rule extract:
+    input:
+        model=rules.train.output.model,
+        splits=lambda w: f"{data_dir(w)}/splits.safetensors",
+    output:
+        val=f"{RESULTS}/hidden/{{experiment}}/{{method}}/seed{{seed}}/val.safetensors",
+        test=f"{RESULTS}/hidden/{{experiment}}/{{method}}/seed{{seed}}/test.safetensors",
+    params:
+        spec=run_spec_json,
+        data=data_dir,
+    log:
+        f"{RESULTS}/logs/extract/{{experiment}}/{{method}}/seed{{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/extract/{{experiment}}/{{method}}/seed{{seed}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    shell:
+        "{PYTHON:q} scripts/extract.py --spec {params.spec:q} --data {params.data:q}"
+        " --model {input.model:q} --split val {output.val:q} --split test {output.test:q}"
+        " --threads {threads} > {log:q} 2>&1"
