@@ -167,6 +167,40 @@ def load_checkpoint(path: Path, spec_hash: str) -> dict | None:
 
 
 # --- the loop -----------------------------------------------------------------------------
+def run_epoch(model: LayeredClassifier, optimizer, scheduler, x_train: torch.Tensor,
+              y_train: torch.Tensor, spec: TrainSpec, epoch: int, weights: torch.Tensor
+              ) -> tuple[float, float]:
+    """One pass over the training data in the epoch's order; returns mean loss and accuracy."""
+    model.train()
+    device = x_train.device
+    steps = math.ceil(len(y_train) / spec.batch_size)
+    order = torch.randperm(len(y_train), generator=epoch_generator(spec.seed, epoch))
+    total_loss, correct = 0.0, 0
+    for batch in range(steps):
+        index = order[batch * spec.batch_size:(batch + 1) * spec.batch_size].to(device)
+        x, y = x_train[index], y_train[index]
+        step = epoch * steps + batch
+        with autocast(device):
+            loss, logits = training_loss(model, x, y, spec, step, weights)
+        if not torch.isfinite(loss):
+            raise TrainingError(f"loss became {loss.item()} at epoch {epoch + 1}, step {step}")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        total_loss += loss.item() * len(y)
+        correct += (logits.argmax(-1) == y).sum().item()
+    return total_loss / len(y_train), correct / len(y_train)
+
+
+def make_optimizer(model: LayeredClassifier, spec: TrainSpec, steps_per_epoch: int):
+    """AdamW and its per-step schedule."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(step, steps_per_epoch, spec))
+    return optimizer, scheduler
+
+
 def train(model: LayeredClassifier, data: dict, spec: TrainSpec, checkpoint: Path,
           spec_hash: str, device: torch.device | None = None) -> list[dict]:
     """Train `model` on data["train"], checking data["val"] each epoch; return the epoch log.
@@ -181,9 +215,7 @@ def train(model: LayeredClassifier, data: dict, spec: TrainSpec, checkpoint: Pat
     x_val, y_val = data["val"]
     steps_per_epoch = math.ceil(len(y_train) / spec.batch_size)
     weights = layer_weights(model.num_layers, spec.aligned_weights).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: lr_factor(step, steps_per_epoch, spec))
+    optimizer, scheduler = make_optimizer(model, spec, steps_per_epoch)
 
     log: list[dict] = []
     state = load_checkpoint(checkpoint, spec_hash)
@@ -198,35 +230,22 @@ def train(model: LayeredClassifier, data: dict, spec: TrainSpec, checkpoint: Pat
     bar = tqdm(range(len(log), spec.epochs), initial=len(log), total=spec.epochs,
                desc=f"{spec.method} seed {spec.seed}", unit="epoch", file=sys.stderr)
     for epoch in bar:
-        model.train()
         started = time.perf_counter()
-        order = torch.randperm(len(y_train), generator=epoch_generator(spec.seed, epoch))
-        total_loss, correct = 0.0, 0
-        for batch in range(steps_per_epoch):
-            index = order[batch * spec.batch_size:(batch + 1) * spec.batch_size].to(device)
-            x, y = x_train[index], y_train[index]
-            step = epoch * steps_per_epoch + batch
-            with autocast(device):
-                loss, logits = training_loss(model, x, y, spec, step, weights)
-            if not torch.isfinite(loss):
-                raise TrainingError(
-                    f"loss became {loss.item()} at epoch {epoch + 1}, step {step}; the last good "
-                    f"checkpoint is kept at {checkpoint}. Lower the learning rate or check inputs.")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            total_loss += loss.item() * len(y)
-            correct += (logits.argmax(-1) == y).sum().item()
+        try:
+            loss, train_accuracy = run_epoch(model, optimizer, scheduler, x_train, y_train,
+                                             spec, epoch, weights)
+        except TrainingError as err:
+            raise TrainingError(f"{err}; the last good checkpoint is kept at {checkpoint}. "
+                                "Lower the learning rate or check the inputs.") from None
         log.append({
             "epoch": epoch + 1,
-            "loss": total_loss / len(y_train),
-            "train_accuracy": correct / len(y_train),
+            "loss": loss,
+            "train_accuracy": train_accuracy,
             "val_accuracy": accuracy(model, x_val, y_val),
             "lr": optimizer.param_groups[0]["lr"],
             "seconds": time.perf_counter() - started,
         })
-        bar.set_postfix(loss=f"{log[-1]['loss']:.4f}", val=f"{log[-1]['val_accuracy']:.4f}")
+        bar.set_postfix(loss=f"{loss:.4f}", val=f"{log[-1]['val_accuracy']:.4f}")
         save_checkpoint(checkpoint, {
             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state(),

@@ -13,24 +13,16 @@ rule analyze_run:
     benchmark:
         f"{RESULTS}/benchmarks/analyze_run/{{experiment}}/{{method}}/seed{{seed}}.tsv"
     threads: 1
+    conda:
+        CONDA_ENV
     resources:
         mem_mb=4000,
         runtime=30,
     shell:
-        "{PYTHON:q} scripts/analyze_run.py --hidden val {input.val:q} --hidden test {input.test:q}"
+        "python scripts/analyze_run.py --hidden val {input.val:q} --hidden test {input.test:q}"
         " --spec-hash {params.spec_hash:q} --similarity-split {params.similarity_split:q}"
         " --accuracy-out {output.accuracy:q} --similarity-out {output.similarity:q}"
         " --threads {threads} > {log:q} 2>&1"
-
-
-def summarize_args(w, input):
-    """--run METHOD SEED ACCURACY SIMILARITY for every run of the experiment, quoted."""
-    from shlex import quote
-
-    exp = EXPERIMENTS[w.experiment]
-    runs = [(m, s) for m in exp["methods"] for s in exp["seeds"]]
-    return " ".join(f"--run {quote(m)} {s} {quote(a)} {quote(b)}"
-                    for (m, s), a, b in zip(runs, input.accuracy, input.similarity))
 
 
 rule summarize:
@@ -48,9 +40,11 @@ rule summarize:
         f"{RESULTS}/logs/summarize/{{experiment}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/summarize/{{experiment}}.tsv"
+    conda:
+        CONDA_ENV
     resources:
         mem_mb=2000,
         runtime=10,
     shell:
-        "{PYTHON:q} scripts/summarize.py {params.runs} --accuracy-out {output.accuracy:q}"
+        "python scripts/summarize.py {params.runs} --accuracy-out {output.accuracy:q}"
         " --similarity-out {output.similarity:q} --table {params.table:q} > {log:q} 2>&1"

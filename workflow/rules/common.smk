@@ -1,6 +1,9 @@
 import json
+import os
+import shlex
 import sys
 
+sys.path.insert(0, os.path.abspath(f"{workflow.basedir}/../src"))
 from layerwise.config import ConfigError, validate_config
 
 try:
@@ -10,7 +13,16 @@ except ConfigError as err:
 config.clear()
 config.update(_validated)
 
-PYTHON = sys.executable
+# Jobs run `python` with the library importable from src/ (installed or not): the interpreter
+# running Snakemake, unless --use-conda activates the environment of each rule's `conda:`.
+# (Snakemake formats the prefix like a shell command, hence the doubled braces.)
+_src = shlex.quote(os.path.abspath(f"{workflow.basedir}/../src"))
+_bin = shlex.quote(os.path.dirname(sys.executable))
+_env = f"export PYTHONPATH={_src}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; "
+if not workflow.deployment_settings.deployment_method:
+    _env = f'{_env}export PATH={_bin}:"$PATH"; '
+shell.prefix(_env)
+CONDA_ENV = "../../environment.yml"
 RESULTS = "results"
 EXPERIMENTS = {exp["name"]: exp for exp in config["experiments"]}
 NAME = r"[A-Za-z0-9][A-Za-z0-9_-]*"
@@ -77,3 +89,13 @@ def experiment_targets(experiment):
 
 def final_targets():
     return [t for name in EXPERIMENTS for t in experiment_targets(name)]
+
+
+def summarize_args(w, input):
+    """--run METHOD SEED ACCURACY SIMILARITY for every run of the experiment, quoted."""
+    from shlex import quote
+
+    exp = EXPERIMENTS[w.experiment]
+    runs = [(m, s) for m in exp["methods"] for s in exp["seeds"]]
+    return " ".join(f"--run {quote(m)} {s} {quote(a)} {quote(b)}"
+                    for (m, s), a, b in zip(runs, input.accuracy, input.similarity))

@@ -9,8 +9,10 @@ rule prepare_data:
         f"{RESULTS}/logs/prepare_data/{{dataset}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/prepare_data/{{dataset}}.tsv"
+    conda:
+        CONDA_ENV
     resources:
         mem_mb=2000,
         runtime=10,
     shell:
-        "{PYTHON:q} scripts/prepare_data.py --spec {params.spec:q} --out {params.out:q} > {log:q} 2>&1"
+        "python scripts/prepare_data.py --spec {params.spec:q} --out {params.out:q} > {log:q} 2>&1"

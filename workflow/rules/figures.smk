@@ -11,11 +11,13 @@ rule figure_layerwise_accuracy:
         f"{RESULTS}/logs/figures/{{experiment}}/layerwise_accuracy.log",
     benchmark:
         f"{RESULTS}/benchmarks/figures/{{experiment}}/layerwise_accuracy.tsv"
+    conda:
+        CONDA_ENV
     resources:
         mem_mb=1000,
         runtime=10,
     shell:
-        "{PYTHON:q} scripts/plot.py layerwise_accuracy --experiment {wildcards.experiment:q}"
+        "python scripts/plot.py layerwise_accuracy --experiment {wildcards.experiment:q}"
         " --accuracy {input.accuracy:q} --pdf {output.pdf:q} --png {output.png:q} > {log:q} 2>&1"
 
 
@@ -29,11 +31,13 @@ rule figure_heatmaps:
         f"{RESULTS}/logs/figures/{{experiment}}/{{measure}}_heatmaps.log",
     benchmark:
         f"{RESULTS}/benchmarks/figures/{{experiment}}/{{measure}}_heatmaps.tsv"
+    conda:
+        CONDA_ENV
     resources:
         mem_mb=1000,
         runtime=10,
     shell:
-        "{PYTHON:q} scripts/plot.py heatmaps --experiment {wildcards.experiment:q}"
+        "python scripts/plot.py heatmaps --experiment {wildcards.experiment:q}"
         " --similarity {input.similarity:q} --measure {wildcards.measure:q}"
         " --pdf {output.pdf:q} --png {output.png:q} > {log:q} 2>&1"
 
@@ -49,10 +53,12 @@ rule figure_curves_vs_last:
         f"{RESULTS}/logs/figures/{{experiment}}/curves_vs_last_{{method}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/figures/{{experiment}}/curves_vs_last_{{method}}.tsv"
+    conda:
+        CONDA_ENV
     resources:
         mem_mb=1000,
         runtime=10,
     shell:
-        "{PYTHON:q} scripts/plot.py curves_vs_last --experiment {wildcards.experiment:q}"
+        "python scripts/plot.py curves_vs_last --experiment {wildcards.experiment:q}"
         " --accuracy {input.accuracy:q} --similarity {input.similarity:q}"
         " --method {wildcards.method:q} --pdf {output.pdf:q} --png {output.png:q} > {log:q} 2>&1"

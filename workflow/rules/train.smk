@@ -17,11 +17,13 @@ rule train:
     benchmark:
         f"{RESULTS}/benchmarks/train/{{experiment}}/{{method}}/seed{{seed}}.tsv"
     threads: 1
+    conda:
+        CONDA_ENV
     resources:
         mem_mb=4000,
         runtime=120,
     shell:
-        "{PYTHON:q} scripts/train.py --spec {params.spec:q} --data {params.data:q}"
+        "python scripts/train.py --spec {params.spec:q} --data {params.data:q}"
         " --checkpoint {params.checkpoint:q} --model {output.model:q} --log {output.log:q}"
         " --provenance {output.provenance:q} --threads {threads} > {log:q} 2>&1"
 
@@ -41,10 +43,12 @@ rule extract:
     benchmark:
         f"{RESULTS}/benchmarks/extract/{{experiment}}/{{method}}/seed{{seed}}.tsv"
     threads: 1
+    conda:
+        CONDA_ENV
     resources:
         mem_mb=4000,
         runtime=30,
     shell:
-        "{PYTHON:q} scripts/extract.py --spec {params.spec:q} --data {params.data:q}"
+        "python scripts/extract.py --spec {params.spec:q} --data {params.data:q}"
         " --model {input.model:q} --split val {output.val:q} --split test {output.test:q}"
         " --threads {threads} > {log:q} 2>&1"

@@ -1,0 +1,82 @@
+"""Seconds per training epoch of each method, side by side in one process.
+
+    python -m benchmarks.training [--config config/config.yaml] [--experiment NAME]
+                                  [--repeats 5] [--threads 1]
+
+Builds the experiment's model and data (nothing is trained beyond the timed epochs), runs one
+warm-up epoch per method, then times `repeats` epochs per method, interleaved so that both see
+the same machine load. Prints one JSON object as its last line: median seconds per epoch per
+method and each method's ratio to standard.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import tempfile
+import time
+
+import torch
+
+from layerwise.config import load_config_file, validate_config
+from layerwise.data import load_split, prepare_dataset
+from layerwise.models import build_model
+from layerwise.seeding import seed_everything
+from layerwise.training import METHODS, TrainSpec, layer_weights, make_optimizer, run_epoch
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--config", default="config/config.yaml")
+    parser.add_argument("--experiment", help="experiment name (default: the first)")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+
+    config = validate_config(load_config_file(args.config))
+    exp = next(e for e in config["experiments"] if args.experiment in (None, e["name"]))
+    with tempfile.TemporaryDirectory() as data_dir:
+        prepare_dataset(config["datasets"][exp["dataset"]], data_dir)
+        x, y, info = load_split(data_dir, "train")
+
+    runners = {}
+    for method in METHODS:
+        seed_everything(0)
+        model = build_model(exp["model"], info)
+        spec = TrainSpec.from_config(method, 0, exp["train"], exp["aligned"])
+        optimizer, scheduler = make_optimizer(model, spec, math.ceil(len(y) / spec.batch_size))
+        weights = layer_weights(model.num_layers, spec.aligned_weights)
+        runners[method] = (model, optimizer, scheduler, spec, weights)
+
+    def epoch(method: str, index: int) -> float:
+        model, optimizer, scheduler, spec, weights = runners[method]
+        started = time.perf_counter()
+        run_epoch(model, optimizer, scheduler, x, y, spec, index, weights)
+        return time.perf_counter() - started
+
+    for method in METHODS:
+        epoch(method, 0)  # warm-up
+    times = {method: [] for method in METHODS}
+    for index in range(1, args.repeats + 1):
+        for method in METHODS:
+            times[method].append(epoch(method, index))
+            print(f"{method:9s} epoch {index}: {times[method][-1]:.3f} s", flush=True)
+
+    seconds = {m: statistics.median(t) for m, t in times.items()}
+    result = {
+        "experiment": exp["name"], "train_samples": len(y), "threads": args.threads,
+        "depth": exp["model"]["depth"], "width": exp["model"]["width"],
+        "batch_size": exp["train"]["batch_size"], "repeats": args.repeats,
+        "seconds_per_epoch": {m: round(s, 4) for m, s in seconds.items()},
+        "ratio_to_standard": {m: round(s / seconds["standard"], 3) for m, s in seconds.items()
+                              if m != "standard"},
+    }
+    print(json.dumps(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+import numpy as np
+import pytest
+import torch
+
+from layerwise.analysis import (frame_matrix, layer_accuracy, matrix_frame, read_hidden,
+                                similarity_frame)
+from layerwise.io import ArtifactError, save_tensors
+
+
+def test_layer_accuracy_on_hand_made_logits():
+    labels = torch.tensor([0, 1, 1])
+    logits = torch.tensor([
+        [[1.0, 0.0], [1.0, 0.0], [1.0, 0.0]],   # predicts 0,0,0 -> 1/3
+        [[0.0, 1.0], [0.0, 1.0], [0.0, 1.0]],   # predicts 1,1,1 -> 2/3
+        [[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]],   # all right
+    ])
+    np.testing.assert_allclose(layer_accuracy(logits, labels), [1 / 3, 2 / 3, 1.0])
+
+
+def test_matrix_frame_round_trip():
+    m = np.arange(9.0).reshape(3, 3)
+    frame = matrix_frame(m, "cos")
+    assert list(frame.columns) == ["measure", "layer_a", "layer_b", "value"]
+    np.testing.assert_array_equal(frame_matrix(frame), m)
+
+
+def test_similarity_frame_has_unit_diagonals():
+    reps = torch.randn(4, 50, 6, generator=torch.Generator().manual_seed(0))
+    frame = similarity_frame(reps)
+    assert set(frame["measure"]) == {"cos", "cos_raw", "cka_linear_biased"}
+    for _, group in frame.groupby("measure"):
+        np.testing.assert_allclose(np.diag(frame_matrix(group)), 1.0, rtol=1e-10)
+
+
+def write_hidden(path, reps, logits, labels, spec_hash="abc"):
+    save_tensors(path, {"representations": reps, "logits": logits, "labels": labels},
+                 {"spec_hash": spec_hash})
+
+
+def test_hidden_state_file_with_wrong_shape_is_reported(tmp_path):
+    path = tmp_path / "test.safetensors"
+    write_hidden(path, torch.randn(3, 10, 4), torch.randn(3, 9, 2), torch.zeros(10).long())
+    with pytest.raises(ArtifactError, match="test.safetensors.*disagree"):
+        read_hidden(path, "abc")
+
+
+def test_hidden_state_file_of_another_run_is_reported(tmp_path):
+    path = tmp_path / "val.safetensors"
+    write_hidden(path, torch.randn(3, 10, 4), torch.randn(3, 10, 2), torch.zeros(10).long())
+    with pytest.raises(ArtifactError, match="another config"):
+        read_hidden(path, "xyz")
+
+
+def test_nan_in_features_is_reported(tmp_path):
+    path = tmp_path / "val.safetensors"
+    reps = torch.randn(3, 10, 4)
+    reps[1, 2, 3] = float("nan")
+    write_hidden(path, reps, torch.randn(3, 10, 2), torch.zeros(10).long())
+    with pytest.raises(ArtifactError, match="NaN or Inf"):
+        read_hidden(path, "abc")

@@ -1,0 +1,133 @@
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from layerwise import training
+from layerwise.models import build_model
+from layerwise.seeding import seed_everything
+from layerwise.training import (TrainSpec, aligned_loss, layer_weights, lr_factor, train,
+                                training_loss)
+
+MODEL = dict(arch="vit", depth=3, width=16, heads=2, patch_size=4, mlp_ratio=2.0,
+             head_input="final_norm")
+INFO = dict(input_shape=[1, 8, 8], num_classes=4)
+
+
+def spec(**overrides):
+    base = dict(method="aligned", seed=0, epochs=3, batch_size=16, lr=1e-3, weight_decay=1e-4,
+                schedule="cosine", warmup_epochs=1)
+    return TrainSpec(**{**base, **overrides})
+
+
+def test_linear_weights_match_the_paper():
+    w = layer_weights(4, "linear")
+    torch.testing.assert_close(w, torch.tensor([2 / 20, 4 / 20, 6 / 20, 8 / 20]))
+    assert math.isclose(w.sum().item(), 1.0, rel_tol=1e-6)
+    torch.testing.assert_close(layer_weights(4, "uniform"), torch.full((4,), 0.25))
+    with pytest.raises(ValueError):
+        layer_weights(4, "exponential")
+
+
+def test_aligned_loss_equals_hand_computation():
+    torch.manual_seed(0)
+    logits = torch.randn(4, 5, 3)  # layers 0..3, batch 5, classes 3
+    labels = torch.tensor([0, 2, 1, 1, 0])
+    weights = layer_weights(3, "linear")
+    expected = 0.0
+    for layer in (1, 2, 3):
+        log_p = logits[layer] - logits[layer].exp().sum(-1, keepdim=True).log()
+        ce = -log_p[torch.arange(5), labels].mean()
+        expected += weights[layer - 1] * ce
+    torch.testing.assert_close(aligned_loss(logits, labels, weights), expected)
+
+
+def test_alternating_schedule_starts_with_plain_cross_entropy():
+    torch.manual_seed(0)
+    model = build_model(MODEL, INFO)
+    x, y = torch.randn(6, 1, 8, 8), torch.randint(0, 4, (6,))
+    weights = layer_weights(3, "linear")
+    alt = spec(alternate=True)
+    plain = F.cross_entropy(model(x), y)
+    aligned = aligned_loss(model.layer_logits(model.layer_representations(x)), y, weights)
+    torch.testing.assert_close(training_loss(model, x, y, alt, 0, weights)[0], plain)
+    torch.testing.assert_close(training_loss(model, x, y, alt, 1, weights)[0], aligned)
+    torch.testing.assert_close(training_loss(model, x, y, spec(), 0, weights)[0], aligned)
+    torch.testing.assert_close(training_loss(model, x, y, spec(method="standard"), 1,
+                                             weights)[0], plain)
+
+
+def test_learning_rate_schedules():
+    s = spec(epochs=4, warmup_epochs=1)
+    assert lr_factor(0, 10, s) == pytest.approx(0.1)
+    assert lr_factor(9, 10, s) == pytest.approx(1.0)
+    assert lr_factor(10, 10, s) == pytest.approx(1.0)
+    assert lr_factor(40, 10, s) == pytest.approx(0.0, abs=1e-12)
+    m = spec(schedule="multistep", milestones=(2, 3), gamma=0.1, warmup_epochs=0)
+    assert [lr_factor(e * 10, 10, m) for e in range(4)] == pytest.approx([1, 1, 0.1, 0.01])
+    assert lr_factor(25, 10, spec(schedule="constant", warmup_epochs=0)) == 1.0
+
+
+def tiny_data():
+    g = torch.Generator().manual_seed(1)
+    y = torch.randint(0, 4, (64,), generator=g)
+    x = torch.randn(64, 1, 8, 8, generator=g) + y[:, None, None, None]
+    return {"train": (x[:48], y[:48]), "val": (x[48:], y[48:])}
+
+
+def fresh_model(seed=0):
+    seed_everything(seed)
+    return build_model(MODEL, INFO)
+
+
+def test_training_is_deterministic_and_learns(tmp_path):
+    logs, states = [], []
+    for run in range(2):
+        model = fresh_model()
+        logs.append(train(model, tiny_data(), spec(), tmp_path / f"run{run}.pt", "h",
+                          torch.device("cpu")))
+        states.append(model.state_dict())
+    for key in states[0]:
+        assert torch.equal(states[0][key], states[1][key]), key
+    assert [r["loss"] for r in logs[0]] == [r["loss"] for r in logs[1]]
+    assert logs[0][-1]["loss"] < logs[0][0]["loss"]
+
+
+def test_resume_after_interruption_gives_identical_weights(tmp_path, monkeypatch):
+    reference = fresh_model()
+    train(reference, tiny_data(), spec(), tmp_path / "ref.pt", "h", torch.device("cpu"))
+
+    real_save = training.save_checkpoint
+    calls = []
+
+    def save_then_die(path, state):
+        calls.append(1)
+        if len(calls) == 2:  # the job dies before the second checkpoint is written
+            raise KeyboardInterrupt
+        real_save(path, state)
+
+    monkeypatch.setattr(training, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train(fresh_model(), tiny_data(), spec(), tmp_path / "cut.pt", "h", torch.device("cpu"))
+    monkeypatch.setattr(training, "save_checkpoint", real_save)
+
+    resumed = fresh_model(seed=123)  # a different init: everything must come from the checkpoint
+    log = train(resumed, tiny_data(), spec(), tmp_path / "cut.pt", "h", torch.device("cpu"))
+    assert len(log) == 3
+    for key, value in reference.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[key]), key
+
+
+def test_checkpoint_of_another_spec_is_not_resumed(tmp_path):
+    path = tmp_path / "ckpt.pt"
+    train(fresh_model(), tiny_data(), spec(epochs=1), path, "old", torch.device("cpu"))
+    log = train(fresh_model(), tiny_data(), spec(epochs=1), path, "new", torch.device("cpu"))
+    assert len(log) == 1 and log[0]["epoch"] == 1
+
+
+def test_nan_loss_stops_with_a_clear_error(tmp_path):
+    data = tiny_data()
+    data["train"] = (torch.full_like(data["train"][0], float("nan")), data["train"][1])
+    with pytest.raises(training.TrainingError, match="loss became nan"):
+        train(fresh_model(), data, spec(), tmp_path / "nan.pt", "h", torch.device("cpu"))
