@@ -34,8 +34,7 @@ def main(argv=None):
         sim = pd.read_csv(args.similarity)
         measure, label = MEASURES[args.measure]
         sim = sim[sim["measure"] == measure]
-        # Layers 1..L as the paper draws them; layer 0 (the embedding) is left out.
-        matrices = {m: frame_matrix(g)[1:, 1:] for m, g in sim.groupby("method", sort=False)}
+        matrices = {m: frame_matrix(g) for m, g in sim.groupby("method", sort=False)}
         fig = heatmap_grid_figure(matrices, f"{args.experiment}: {label} between layers, "
                                   "mean over seeds", label)
     else:

@@ -24,10 +24,13 @@ def test_matrix_frame_round_trip():
     np.testing.assert_array_equal(frame_matrix(frame), m)
 
 
-def test_similarity_frame_has_unit_diagonals():
+def test_similarity_frame_covers_layers_1_to_L_with_unit_diagonals():
     reps = torch.randn(4, 50, 6, generator=torch.Generator().manual_seed(0))
+    reps[0] = 1.0  # a ViT's layer-0 [CLS] token: the same for every sample
     frame = similarity_frame(reps)
     assert set(frame["measure"]) == {"cos", "cos_raw", "cka_linear_biased"}
+    assert set(frame["layer_a"]) == set(frame["layer_b"]) == {1, 2, 3}
+    assert frame["value"].notna().all()
     for _, group in frame.groupby("measure"):
         np.testing.assert_allclose(np.diag(frame_matrix(group)), 1.0, rtol=1e-10)
 

@@ -32,14 +32,14 @@ def test_linear_weights_match_the_paper():
 
 def test_aligned_loss_equals_hand_computation():
     torch.manual_seed(0)
-    logits = torch.randn(4, 5, 3)  # layers 0..3, batch 5, classes 3
+    logits = torch.randn(3, 5, 3)  # layers 1..3, batch 5, classes 3
     labels = torch.tensor([0, 2, 1, 1, 0])
     weights = layer_weights(3, "linear")
     expected = 0.0
-    for layer in (1, 2, 3):
+    for layer in range(3):
         log_p = logits[layer] - logits[layer].exp().sum(-1, keepdim=True).log()
         ce = -log_p[torch.arange(5), labels].mean()
-        expected += weights[layer - 1] * ce
+        expected += weights[layer] * ce
     torch.testing.assert_close(aligned_loss(logits, labels, weights), expected)
 
 
@@ -50,7 +50,7 @@ def test_alternating_schedule_starts_with_plain_cross_entropy():
     weights = layer_weights(3, "linear")
     alt = spec(alternate=True)
     plain = F.cross_entropy(model(x), y)
-    aligned = aligned_loss(model.layer_logits(model.layer_representations(x)), y, weights)
+    aligned = aligned_loss(model.layer_logits(model.layer_representations(x))[1:], y, weights)
     torch.testing.assert_close(training_loss(model, x, y, alt, 0, weights)[0], plain)
     torch.testing.assert_close(training_loss(model, x, y, alt, 1, weights)[0], aligned)
     torch.testing.assert_close(training_loss(model, x, y, spec(), 0, weights)[0], aligned)

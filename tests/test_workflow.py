@@ -36,6 +36,7 @@ def job_counts(output: str) -> dict[str, int]:
 def copy_project(dest: Path) -> Path:
     for part in ("workflow", "scripts", "config", "src"):
         shutil.copytree(ROOT / part, dest / part, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "environment.yml", dest)  # the rules' conda environment
     return dest
 
 

@@ -33,9 +33,10 @@ def layer_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
     return (logits.argmax(-1) == labels).double().mean(dim=1).numpy()
 
 
-def matrix_frame(matrix: np.ndarray, measure: str) -> pd.DataFrame:
+def matrix_frame(matrix: np.ndarray, measure: str, first_layer: int = 0) -> pd.DataFrame:
     """A (layers x layers) matrix as tidy rows: measure, layer_a, layer_b, value."""
     a, b = np.meshgrid(np.arange(matrix.shape[0]), np.arange(matrix.shape[1]), indexing="ij")
+    a, b = a + first_layer, b + first_layer
     return pd.DataFrame({"measure": measure, "layer_a": a.ravel(), "layer_b": b.ravel(),
                          "value": np.asarray(matrix, dtype=np.float64).ravel()})
 
@@ -47,11 +48,18 @@ def frame_matrix(frame: pd.DataFrame) -> np.ndarray:
 
 
 def similarity_frame(reps: torch.Tensor) -> pd.DataFrame:
-    """COS (centered and raw) and linear CKA (biased) between every pair of layers."""
+    """COS (centered and raw) and linear CKA (biased) between every pair of layers 1..L.
+
+    `reps` holds layers 0..L. Layer 0, the embedding output, is left out as in the paper: a
+    ViT's [CLS] token there is the same vector for every input, so its centered similarity
+    to anything is undefined.
+    """
     from layerwise.similarity import cka_matrix, cos_matrix
 
+    blocks = reps[1:]
     return pd.concat([
-        matrix_frame(cos_matrix(reps, center=True), "cos"),
-        matrix_frame(cos_matrix(reps, center=False), "cos_raw"),
-        matrix_frame(cka_matrix(reps, kernel="linear", estimator="biased"), "cka_linear_biased"),
+        matrix_frame(cos_matrix(blocks, center=True), "cos", first_layer=1),
+        matrix_frame(cos_matrix(blocks, center=False), "cos_raw", first_layer=1),
+        matrix_frame(cka_matrix(blocks, kernel="linear", estimator="biased"),
+                     "cka_linear_biased", first_layer=1),
     ], ignore_index=True)

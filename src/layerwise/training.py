@@ -68,10 +68,9 @@ def layer_weights(num_layers: int, kind: str) -> torch.Tensor:
     raise ValueError(f"aligned weights must be 'linear' or 'uniform', got {kind!r}")
 
 
-def aligned_loss(layer_logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor,
+def aligned_loss(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor,
                  label_smoothing: float = 0.0) -> torch.Tensor:
-    """Weighted CE over layers 1..L; `layer_logits` is (L+1, B, K) with layer 0 first."""
-    logits = layer_logits[1:]
+    """Weighted CE over layers; `logits` is (L, B, K) for layers 1..L, `weights` is (L,)."""
     num_layers, batch = logits.shape[:2]
     per_sample = F.cross_entropy(logits.flatten(0, 1).float(), labels.repeat(num_layers),
                                  reduction="none", label_smoothing=label_smoothing)
@@ -86,7 +85,8 @@ def training_loss(model: LayeredClassifier, x, y, spec: TrainSpec, step: int,
         logits = model(x)
         return F.cross_entropy(logits.float(), y, label_smoothing=spec.label_smoothing), logits
     if spec.method == "aligned":
-        logits = model.layer_logits(model.layer_representations(x))
+        # Layer 0 (the embedding) carries no loss, so its logits are never computed.
+        logits = model.layer_logits(model.layer_representations(x)[1:])
         return aligned_loss(logits, y, weights, spec.label_smoothing), logits[-1]
     raise ValueError(f"unknown training method {spec.method!r}; known: {METHODS}")
 

@@ -68,7 +68,10 @@ class LayeredClassifier(nn.Module):
         return torch.stack(reps)
 
     def layer_logits(self, reps: torch.Tensor) -> torch.Tensor:
-        """(L+1, B, K): the shared classifier applied to every layer of `reps` in one call."""
+        """The shared classifier applied to every layer of `reps` in one call.
+
+        `reps` is a stack of consecutive layers ending with layer L (all L+1 layers, or 1..L).
+        """
         if self.head_input == "final_norm":
             return self.head(self.final_norm(reps))
         return torch.cat([self.head(reps[:-1]), self.head(self.final_norm(reps[-1:]))])
