@@ -18,7 +18,9 @@ a few features near 3000). Times, each after one warm-up call, median of `repeat
   row and column means, O(n^2)) is extrapolated the same way;
 * the machine's float32 and float64 GEMM rate (an N x N x N torch matmul, after warm-up).
 
-Achieved GFLOP/s count the multiply-adds of the route actually taken (times 2).
+Achieved GFLOP/s count the multiply-adds of the route actually taken (times 2). The JSON also
+gives each timing's CPU seconds per wall second: on a machine shared with other work it falls
+below the thread count, and the timings are then pessimistic.
 Prints progress lines, then one JSON object as the last line.
 """
 
@@ -50,14 +52,22 @@ def make_stack(layers: int, n: int, d: int, seed: int) -> np.ndarray:
     return out
 
 
-def timed(fn, repeats: int):
+# CPU seconds this process used per wall second in each timed call (2.0 on an idle 2-core
+# machine running 2 threads); lower values mean other processes took CPU during the timing.
+CPU_PER_WALL: dict[str, float] = {}
+
+
+def timed(fn, repeats: int, label: str | None = None):
     """(median seconds, last result) after one warm-up call."""
     result = fn()
-    times = []
+    times, cpu = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         result = fn()
         times.append(time.perf_counter() - start)
+        cpu.append((time.process_time() - start_cpu) / times[-1])
+    if label:
+        CPU_PER_WALL[label] = round(statistics.median(cpu), 2)
     return statistics.median(times), result
 
 
@@ -66,7 +76,7 @@ def gemm_rate(size: int, dtype: torch.dtype, repeats: int) -> float:
     gen = torch.Generator().manual_seed(0)
     a = torch.randn(size, size, generator=gen, dtype=dtype)
     b = torch.randn(size, size, generator=gen, dtype=dtype)
-    seconds, _ = timed(lambda: a @ b, repeats)
+    seconds, _ = timed(lambda: a @ b, repeats, f"gemm_{str(dtype).split('.')[-1]}")
     return 2.0 * size ** 3 / seconds / 1e9
 
 
@@ -138,13 +148,14 @@ def main(argv=None) -> dict:
     cos_flops = 2.0 * layers * layers * n * d
 
     seconds = {}
-    seconds["cka_linear_biased"], cka_b = timed(lambda: cka_matrix(x), args.repeats)
+    seconds["cka_linear_biased"], cka_b = timed(lambda: cka_matrix(x), args.repeats,
+                                                "cka_linear_biased")
     print(f"linear CKA, biased   ({route} route): {seconds['cka_linear_biased']:.3f} s", flush=True)
     seconds["cka_linear_unbiased"], _ = timed(
-        lambda: cka_matrix(x, estimator="unbiased"), args.repeats)
+        lambda: cka_matrix(x, estimator="unbiased"), args.repeats, "cka_linear_unbiased")
     print(f"linear CKA, unbiased ({route} route): {seconds['cka_linear_unbiased']:.3f} s",
           flush=True)
-    seconds["cos"], _ = timed(lambda: cos_matrix(x), args.repeats)
+    seconds["cos"], _ = timed(lambda: cos_matrix(x), args.repeats, "cos")
     print(f"COS (centered):                    {seconds['cos']:.3f} s", flush=True)
     seconds["cka_plus_cos"] = seconds["cka_linear_biased"] + seconds["cos"]
     print(f"linear CKA + COS:                  {seconds['cka_plus_cos']:.3f} s", flush=True)
@@ -209,6 +220,7 @@ def main(argv=None) -> dict:
         "gemm_peak_gflops": {k: round(v, 1) for k, v in peak.items()},
         "fraction_of_float64_peak": {k: round(v / peak["float64"], 3) for k, v in gflops.items()},
         "fraction_of_float32_peak": {k: round(v / peak["float32"], 3) for k, v in gflops.items()},
+        "cpu_seconds_per_wall_second": CPU_PER_WALL,
         "max_abs_diff_vs_reference": float(diff),
         "max_abs_diff_vs_reference_mean_centered": float(diff_m),
         "goals_met": {

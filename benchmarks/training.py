@@ -4,9 +4,9 @@
                                   [--repeats 5] [--threads 1]
 
 Builds the experiment's model and data (nothing is trained beyond the timed epochs), runs one
-warm-up epoch per method, then times `repeats` epochs per method, interleaved so that both see
-the same machine load. Prints one JSON object as its last line: median seconds per epoch per
-method and each method's ratio to standard.
+warm-up epoch per method, then times `repeats` epochs per method (standard, aligned and
+multi_exit), interleaved so that all see the same machine load. Prints one JSON object as its
+last line: median seconds per epoch per method and each method's ratio to standard.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import torch
 
 from layerwise.config import load_config_file, validate_config
 from layerwise.data import load_split, prepare_dataset
-from layerwise.models import build_model
+from layerwise.models import build_run_model
 from layerwise.seeding import seed_everything
 from layerwise.training import METHODS, TrainSpec, layer_weights, make_optimizer, run_epoch
 
@@ -45,10 +45,10 @@ def main(argv=None) -> dict:
     runners = {}
     for method in METHODS:
         seed_everything(0)
-        model = build_model(exp["model"], info)
-        spec = TrainSpec.from_config(method, 0, exp["train"], exp["aligned"])
+        model = build_run_model({"method": method, "model": exp["model"]}, info)
+        spec = TrainSpec.from_config(method, 0, exp["train"], exp["aligned"], exp["multi_exit"])
         optimizer, scheduler = make_optimizer(model, spec, math.ceil(len(y) / spec.batch_size))
-        weights = layer_weights(model.num_layers, spec.aligned_weights)
+        weights = layer_weights(model.num_layers, spec.weight_kind)
         runners[method] = (model, optimizer, scheduler, spec, weights)
 
     def epoch(method: str, index: int) -> float:
@@ -63,7 +63,7 @@ def main(argv=None) -> dict:
     for index in range(1, args.repeats + 1):
         for method in METHODS:
             times[method].append(epoch(method, index))
-            print(f"{method:9s} epoch {index}: {times[method][-1]:.3f} s", flush=True)
+            print(f"{method:10s} epoch {index}: {times[method][-1]:.3f} s", flush=True)
 
     seconds = {m: statistics.median(t) for m, t in times.items()}
     result = {

@@ -1,12 +1,16 @@
-"""Extract every layer's representation and shared-head logits for the evaluation splits."""
+"""Extract every layer's representation and exit logits (shared head, or each layer's own in a
+multi-exit model) for the requested splits."""
 
 import argparse
 import json
 
+import torch
+
 from layerwise import cli
+from layerwise.batches import take
 from layerwise.data import load_split
 from layerwise.io import load_tensors, save_tensors
-from layerwise.models import build_model
+from layerwise.models import build_run_model
 from layerwise.provenance import config_hash
 from layerwise.training import predict_layers
 
@@ -18,8 +22,12 @@ def main(argv=None):
     parser.add_argument("--model", required=True, help="trained weights (safetensors)")
     parser.add_argument("--split", action="append", nargs=2, metavar=("SPLIT", "OUT"),
                         required=True, help="a split to extract and its output file")
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--train-samples", type=int,
+                        help="extract only this many training samples (a fixed random subset)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="CPU threads; a streamed dataset uses threads - 1 loader workers")
     args = parser.parse_args(argv)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
     spec = json.loads(args.spec)
     spec_hash = config_hash(spec)
@@ -28,10 +36,15 @@ def main(argv=None):
     model = None
     for split, out in args.split:
         x, y, info = load_split(args.data, split)
+        if split == "train" and args.train_samples and args.train_samples < len(y):
+            subset = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))
+            subset = subset[:args.train_samples].sort().values
+            x, y = take(x, subset), y[subset]
         if model is None:
-            model = build_model(spec["model"], info)
+            model = build_run_model(spec, info)
             model.load_state_dict(weights)
-        reps, logits = predict_layers(model, x)
+            model.to(device)
+        reps, logits = predict_layers(model, x, workers=max(0, args.threads - 1))
         save_tensors(out, {"representations": reps, "logits": logits, "labels": y},
                      {"spec_hash": spec_hash, "split": split})
 

@@ -1,4 +1,4 @@
-"""Draw one figure of an experiment from its summary tables (PDF and PNG)."""
+"""Draw one figure from an experiment's summary tables (PDF and PNG)."""
 
 import argparse
 
@@ -6,41 +6,103 @@ import pandas as pd
 
 from layerwise import cli
 from layerwise.analysis import frame_matrix
-from layerwise.plots import (curves_vs_last_figure, heatmap_grid_figure,
-                             layerwise_accuracy_figure, save_figure)
+from layerwise.plots import (METRIC_LABELS, adjacent_cos_figure, cos_boxplot_figure,
+                             curves_vs_last_figure, curves_vs_last_panels_figure,
+                             heatmap_grid_figure, layerwise_accuracy_figure,
+                             layerwise_panels_figure, save_figure, similarity_heatmap_figure)
+from layerwise.reference import curves, similarity_curves
 
 MEASURES = {"cos": ("cos", "COS (centered)"), "cka": ("cka_linear_biased", "linear CKA")}
+FIGURES = ("layerwise_accuracy", "heatmaps", "curves_vs_last", "cos_boxplot", "adjacent_cos",
+           "cross_model", "residual_ablation", "text_layerwise")
+NO_REFERENCE = "-"
+
+
+def paper_reference(key: str, label: str, acc: pd.DataFrame | None = None) -> dict | None:
+    """The paper's curves named by --reference / --task-panel (those of the methods in `acc`,
+    if given), or None for '-'."""
+    methods = None if acc is None else set(acc["method"])
+    return None if key == NO_REFERENCE else curves(key, label, methods)
+
+
+def draw(args):
+    name = args.experiment
+    if args.figure == "layerwise_accuracy":
+        acc = pd.read_csv(args.accuracy)
+        return layerwise_accuracy_figure(
+            acc, args.split, metric=args.metric,
+            reference=paper_reference(*args.reference, acc) if args.reference else None,
+            title=f"{name}: layer-wise {args.split} {METRIC_LABELS[args.metric]}, "
+                  "last-layer classifier")
+    if args.figure == "text_layerwise":
+        panels = {}
+        for title, path, metric, key, label in args.task_panel:
+            acc = pd.read_csv(path)
+            panels[title] = (acc, metric, paper_reference(key, label, acc))
+        return layerwise_panels_figure(panels, args.split, f"Layer-wise {args.split} metric "
+                                       "with the last-layer classifier (paper Fig 8 shape)")
+    if args.figure == "heatmaps":
+        measure, label = MEASURES[args.measure]
+        sim = pd.read_csv(args.similarity)
+        sim = sim[sim["measure"] == measure]
+        matrices = {m: frame_matrix(g) for m, g in sim.groupby("method", sort=False)}
+        return heatmap_grid_figure(matrices, f"{name}: {label} between layers, mean over seeds",
+                                   label)
+    if args.figure == "curves_vs_last":
+        return curves_vs_last_figure(pd.read_csv(args.accuracy), pd.read_csv(args.similarity),
+                                     args.method, args.split)
+    if args.figure == "cos_boxplot":
+        return cos_boxplot_figure(pd.read_csv(args.per_sample),
+                                  f"{name}: per-sample COS with the last layer")
+    if args.figure == "adjacent_cos":
+        return adjacent_cos_figure(pd.read_csv(args.similarity),
+                                   f"{name}: COS between consecutive layers")
+    if args.figure == "cross_model":
+        matrix = frame_matrix(pd.read_csv(args.similarity))
+        fig = similarity_heatmap_figure(matrix, f"{name}: linear CKA, standard (rows) vs "
+                                        "aligned (columns), mean over seeds", "linear CKA")
+        fig.axes[0].set_xlabel("aligned layer")
+        fig.axes[0].set_ylabel("standard layer")
+        return fig
+    panels = {label: (pd.read_csv(acc), pd.read_csv(sim))
+              for label, acc, sim in args.panel}
+    references = None
+    if args.panel_reference:  # the paper's curves of each panel, in the order of --panel
+        references = {title: (label, similarity_curves(key)) for (title, _, _), (key, label)
+                      in zip(args.panel, args.panel_reference)}
+    return curves_vs_last_panels_figure(panels, "standard", args.split,
+                                        "Residual ablation: similarity to the last layer and "
+                                        "accuracy", reference=references)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("figure", choices=("layerwise_accuracy", "heatmaps", "curves_vs_last"))
-    parser.add_argument("--experiment", required=True)
-    parser.add_argument("--accuracy", help="the experiment's layer_accuracy.csv")
-    parser.add_argument("--similarity", help="the experiment's similarity.csv")
+    parser.add_argument("figure", choices=FIGURES)
+    parser.add_argument("--experiment", default="")
+    parser.add_argument("--accuracy", help="an experiment's layer_accuracy.csv")
+    parser.add_argument("--similarity", help="an experiment's similarity.csv (or cross-model CSV)")
+    parser.add_argument("--per-sample", help="an experiment's cos_per_sample.csv")
+    parser.add_argument("--panel", action="append", nargs=3,
+                        metavar=("TITLE", "ACCURACY", "SIMILARITY"), help="residual_ablation panel")
+    parser.add_argument("--panel-reference", action="append", nargs=2, metavar=("KEY", "LABEL"),
+                        help="residual_ablation: the paper's curves of each --panel, in order "
+                             "(a dotted key of the reference values, e.g. "
+                             "fig12_mlp9_mnist.no_residual)")
+    parser.add_argument("--metric", choices=sorted(METRIC_LABELS), default="accuracy",
+                        help="layerwise_accuracy: the layer_accuracy.csv column to draw")
+    parser.add_argument("--reference", nargs=2, metavar=("KEY", "LABEL"),
+                        help="layerwise_accuracy: the paper's curves to draw beside ours (a "
+                             "Fig 8 task key or a dotted key, see layerwise.reference.curves)")
+    parser.add_argument("--task-panel", action="append", nargs=5,
+                        metavar=("TITLE", "ACCURACY", "METRIC", "KEY", "LABEL"),
+                        help=f"text_layerwise panel; KEY {NO_REFERENCE!r} draws no paper curves")
     parser.add_argument("--measure", choices=sorted(MEASURES), default="cos")
     parser.add_argument("--method")
     parser.add_argument("--split", default="test")
     parser.add_argument("--pdf", required=True)
     parser.add_argument("--png", required=True)
     args = parser.parse_args(argv)
-
-    if args.figure == "layerwise_accuracy":
-        acc = pd.read_csv(args.accuracy)
-        fig = layerwise_accuracy_figure(
-            acc, args.split, title=f"{args.experiment}: layer-wise {args.split} accuracy, "
-            "last-layer classifier")
-    elif args.figure == "heatmaps":
-        sim = pd.read_csv(args.similarity)
-        measure, label = MEASURES[args.measure]
-        sim = sim[sim["measure"] == measure]
-        matrices = {m: frame_matrix(g) for m, g in sim.groupby("method", sort=False)}
-        fig = heatmap_grid_figure(matrices, f"{args.experiment}: {label} between layers, "
-                                  "mean over seeds", label)
-    else:
-        fig = curves_vs_last_figure(pd.read_csv(args.accuracy), pd.read_csv(args.similarity),
-                                    args.method, args.split)
-    save_figure(fig, args.pdf, args.png)
+    save_figure(draw(args), args.pdf, args.png)
 
 
 if __name__ == "__main__":

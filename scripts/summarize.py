@@ -1,6 +1,11 @@
-"""Gather one experiment's per-run results into tidy tables and the layer-wise accuracy table."""
+"""Gather one experiment's per-run analysis files into tidy tables and the accuracy table.
+
+Each run folder holds the files named in RUN_FILES; each is gathered over runs (with `method`
+and `seed` columns added) into a file of the same name in the output folder.
+"""
 
 import argparse
+from pathlib import Path
 
 import pandas as pd
 
@@ -8,31 +13,35 @@ from layerwise import cli
 from layerwise.io import write_csv
 from layerwise.tables import format_accuracy_table, layerwise_accuracy_table, write_table
 
+RUN_FILES = ("layer_accuracy.csv", "similarity.csv", "cos_per_sample.csv", "agreement.csv")
+
+
+def gather(runs, name: str) -> pd.DataFrame:
+    frames = [pd.read_csv(Path(folder) / name).assign(method=method, seed=int(seed))
+              for method, seed, folder in runs]
+    frame = pd.concat(frames, ignore_index=True)
+    return frame[["method", "seed"] + [c for c in frame.columns if c not in ("method", "seed")]]
+
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--run", action="append", nargs=4, required=True,
-                        metavar=("METHOD", "SEED", "ACCURACY_CSV", "SIMILARITY_CSV"))
-    parser.add_argument("--accuracy-out", required=True)
-    parser.add_argument("--similarity-out", required=True)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--run", action="append", nargs=3, required=True,
+                        metavar=("METHOD", "SEED", "RUN_DIR"))
+    parser.add_argument("--out-dir", required=True, help="folder for the gathered files")
     parser.add_argument("--table", required=True, help="table stem (.csv, .md, .tex are written)")
     parser.add_argument("--table-split", default="test")
+    parser.add_argument("--metric", default="accuracy",
+                        help="the layer_accuracy.csv column the table reports (accuracy or f1)")
     args = parser.parse_args(argv)
 
-    def gather(column):
-        frames = [pd.read_csv(run[column]).assign(method=run[0], seed=int(run[1]))
-                  for run in args.run]
-        frame = pd.concat(frames, ignore_index=True)
-        return frame[["method", "seed"] + [c for c in frame.columns if c not in ("method", "seed")]]
-
-    accuracy, similarity = gather(2), gather(3)
-    write_csv(args.accuracy_out, accuracy)
-    write_csv(args.similarity_out, similarity)
-    table = layerwise_accuracy_table(accuracy, args.table_split)
+    for name in RUN_FILES:
+        write_csv(Path(args.out_dir) / name, gather(args.run, name))
+    accuracy = gather(args.run, "layer_accuracy.csv")
+    table = layerwise_accuracy_table(accuracy, args.table_split, args.metric)
     seeds = accuracy["seed"].nunique()
-    write_table(table, args.table, f"Layer-wise {args.table_split} accuracy with the last-layer "
-                f"classifier, mean ± sd over {seeds} seeds (%).",
-                formatted=format_accuracy_table(table))
+    caption = (f"Layer-wise {args.table_split} {args.metric} with the last-layer classifier, "
+               f"mean ± sd over {seeds} seeds (%).")
+    write_table(table, args.table, caption, formatted=format_accuracy_table(table))
 
 
 if __name__ == "__main__":

@@ -1,16 +1,22 @@
-"""Train one run (experiment x method x seed) and write its weights, log and provenance."""
+"""Train one run (experiment x method x seed) and write its weights, log and provenance.
+
+With --processes N > 1 the script starts itself N times as torchrun would (one process per
+GPU; gloo on CPU); every process trains its shard of each global batch and rank 0 writes the
+checkpoint and the outputs. `torchrun --nproc_per_node N scripts/train.py ...` works as well.
+"""
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 
-from layerwise import cli
+from layerwise import cli, distributed
 from layerwise.data import load_split
 from layerwise.io import save_tensors, write_csv, write_json
-from layerwise.models import build_model
+from layerwise.models import build_run_model
 from layerwise.provenance import config_hash, provenance
 from layerwise.seeding import seed_everything
 from layerwise.training import TrainSpec, train
@@ -24,8 +30,17 @@ def main(argv=None):
     parser.add_argument("--model", required=True, help="final weights (safetensors)")
     parser.add_argument("--log", required=True, help="training log (CSV)")
     parser.add_argument("--provenance", required=True, help="provenance (JSON)")
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="CPU threads; a streamed dataset uses threads - 1 loader workers")
+    parser.add_argument("--processes", type=int, default=1,
+                        help="training processes (GPUs) of one distributed run, via torchrun")
     args = parser.parse_args(argv)
+
+    if args.processes > 1 and not distributed.launched_by_torchrun():
+        # this process becomes the launcher (torchrun's agent) and waits for the workers
+        distributed.launch(args.processes, str(Path(__file__).resolve()),
+                           list(sys.argv[1:] if argv is None else argv))
+        return
 
     spec = json.loads(args.spec)
     spec_hash = config_hash(spec)
@@ -34,18 +49,26 @@ def main(argv=None):
     seed_everything(spec["seed"])
     data = {split: load_split(args.data, split)[:2] for split in ("train", "val")}
     info = load_split(args.data, "val")[2]
-    model = build_model(spec["model"], info)
+    model = build_run_model(spec, info)
     train_spec = TrainSpec.from_config(spec["method"], spec["seed"], spec["train"],
                                        spec.get("aligned", {"weights": "linear",
-                                                            "alternate": False}))
-    log = train(model, data, train_spec, Path(args.checkpoint), spec_hash)
-
-    save_tensors(args.model, model.state_dict(), {"spec_hash": spec_hash,
-                                                  "spec": json.dumps(spec, sort_keys=True)})
-    write_csv(args.log, pd.DataFrame(log))
-    write_json(args.provenance, provenance(spec=spec, spec_hash=spec_hash, seed=spec["seed"],
-                                           wall_seconds=round(time.time() - started, 2),
-                                           final_val_accuracy=log[-1]["val_accuracy"]))
+                                                            "alternate": False}),
+                                       spec.get("multi_exit"))
+    shard, device = distributed.init_from_env()
+    try:
+        log = train(model, data, train_spec, Path(args.checkpoint), spec_hash, device,
+                    workers=max(0, args.threads - 1))
+        if not shard.is_main:
+            return
+        save_tensors(args.model, model.state_dict(), {"spec_hash": spec_hash,
+                                                      "spec": json.dumps(spec, sort_keys=True)})
+        write_csv(args.log, pd.DataFrame(log))
+        write_json(args.provenance, provenance(spec=spec, spec_hash=spec_hash, seed=spec["seed"],
+                                               wall_seconds=round(time.time() - started, 2),
+                                               final_val_accuracy=log[-1]["val_accuracy"],
+                                               processes=shard.world))
+    finally:
+        distributed.shutdown()
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -61,3 +62,51 @@ def test_nan_in_features_is_reported(tmp_path):
     write_hidden(path, reps, torch.randn(3, 10, 2), torch.zeros(10).long())
     with pytest.raises(ArtifactError, match="NaN or Inf"):
         read_hidden(path, "abc")
+
+
+def test_similarity_frame_computes_the_chosen_cka_estimators():
+    reps = torch.randn(4, 40, 5, generator=torch.Generator().manual_seed(1))
+    frame = similarity_frame(reps, cka=("linear_biased", "linear_unbiased", "rbf"),
+                             batch_size=10)
+    assert set(frame["measure"]) == {"cos", "cos_raw", "cka_linear_biased",
+                                     "cka_linear_unbiased", "cka_rbf"}
+    from layerwise.similarity import cka_matrix
+    minibatch = frame_matrix(frame[frame["measure"] == "cka_linear_unbiased"])
+    np.testing.assert_allclose(minibatch, cka_matrix(reps[1:], estimator="unbiased",
+                                                     batch_size=10), rtol=1e-12)
+
+
+def test_cos_to_last_frame_matches_a_per_sample_loop():
+    from layerwise.analysis import cos_to_last_frame
+    reps = torch.randn(3, 6, 4, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    frame = cos_to_last_frame(reps)
+    assert sorted(frame["layer"].unique()) == [1, 2]
+    centered = reps - reps.mean(dim=1, keepdim=True)
+    for row in frame.itertuples():
+        a, b = centered[row.layer, row.sample], centered[2, row.sample]
+        assert row.cos == pytest.approx((a @ b / (a.norm() * b.norm())).item(), abs=1e-12)
+
+
+def agreement_input(cka_matrix):
+    cos = np.array([[1.0, 0.8, 0.3], [0.8, 1.0, 0.6], [0.3, 0.6, 1.0]])
+    return pd.concat([matrix_frame(cos, "cos", 1),
+                      matrix_frame(cka_matrix, "cka_linear_biased", 1)], ignore_index=True)
+
+
+def test_agreement_is_one_for_the_same_ranking_and_minus_one_for_the_reverse():
+    from layerwise.analysis import cos_cka_agreement
+    same = np.array([[1.0, 0.9, 0.1], [0.9, 1.0, 0.5], [0.1, 0.5, 1.0]])
+    result = cos_cka_agreement(agreement_input(same)).set_index("scope")["spearman"]
+    assert result["pairs"] == pytest.approx(1.0) and result["to_last"] == pytest.approx(1.0)
+    reverse = np.array([[1.0, 0.1, 0.9], [0.1, 1.0, 0.5], [0.9, 0.5, 1.0]])
+    result = cos_cka_agreement(agreement_input(reverse)).set_index("scope")["spearman"]
+    assert result["pairs"] == pytest.approx(-1.0) and result["to_last"] == pytest.approx(-1.0)
+
+
+def test_similarity_leaves_its_input_untouched():
+    reps = torch.randn(3, 20, 4, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    before = reps.clone()
+    similarity_frame(reps, cka=("linear_biased", "linear_unbiased", "rbf"))
+    from layerwise.analysis import cos_to_last_frame
+    cos_to_last_frame(reps)
+    assert torch.equal(reps, before)

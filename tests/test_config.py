@@ -60,7 +60,9 @@ def test_smoke_config_validates_on_top_of_default(default_config):
     exp = experiment_by_name(merged, "vit_digits_smoke")
     assert (exp["model"]["depth"], exp["model"]["width"], exp["model"]["heads"]) == (4, 32, 2)
     assert exp["model"]["patch_size"] == 4 and exp["train"]["epochs"] == 2
-    assert run_ids(merged) == [("vit_digits_smoke", m, s) for m in ("standard", "aligned") for s in (0, 1)]
+    runs = ("standard", "aligned", "multi_exit", "standard_d2")  # methods, then the depth study
+    assert [r for r in run_ids(merged) if r[0] == "vit_digits_smoke"] == [
+        ("vit_digits_smoke", m, s) for m in runs for s in (0, 1)]
     # every key is explicit: validation fills in nothing
     assert validate_config(smoke) == smoke
 
@@ -71,11 +73,19 @@ def test_minimal_config_gets_defaults():
     assert exp["train"]["label_smoothing"] == 0.0
     assert exp["train"]["milestones"] == [] and exp["train"]["schedule"] == "cosine"
     assert exp["model"] == {"arch": "vit", "depth": 12, "width": 64, "heads": 4,
-                            "patch_size": 2, "mlp_ratio": 2.0, "head_input": "final_norm"}
+                            "patch_size": 2, "mlp_ratio": 2.0, "head_input": "final_norm",
+                            "pretrained": ""}
     assert exp["aligned"] == {"weights": "linear", "alternate": False}
     assert config["datasets"]["digits"] == {"source": "sklearn_digits", "val_fraction": 0.15,
                                             "test_fraction": 0.25, "split_seed": 0}
-    assert config["analysis"] == {"similarity_split": "test"}
+    assert config["analysis"]["similarity_split"] == "test"
+    assert config["analysis"]["effective_depth_epsilon"] == 0.03
+    assert exp["depth_study"] == [] and exp["multi_exit"] == {"weights": "linear",
+                                                              "alternate": True}
+    assert config["exits"] == {"policies": ["confidence", "entropy", "patience"],
+                               "sweep_points": 50, "max_accuracy_drop": 0.01,
+                               "timing": {"batch_sizes": [1, 256], "samples": 256,
+                                          "warmup": 1, "repeats": 3}}
 
 
 def test_defaults_fill_partial_nested_objects():
@@ -89,8 +99,9 @@ def test_defaults_fill_partial_nested_objects():
 
 def test_run_ids_and_experiment_lookup(default_config):
     config = validate_config(default_config)
-    ids = run_ids(config)
-    assert len(ids) == 6 and ids[0] == ("vit_digits", "standard", 0)
+    ids = [i for i in run_ids(config) if i[0] == "vit_digits"]
+    assert len(ids) == 15 and ids[0] == ("vit_digits", "standard", 0)  # 3 methods + 2 depths
+    assert ids[-1] == ("vit_digits", "standard_d9", 2)
     with pytest.raises(KeyError, match="vit_digits"):
         experiment_by_name(config, "nope")
 
@@ -209,10 +220,10 @@ MALFORMED = [
     ("heads-bool", _set(*MODEL, "heads", value=True), M + "heads", "an integer >= 1"),
     ("model-list", _set(*E0, "model", value=[1, 2]), "experiments[0].model", "a mapping"),
     ("unknown-top-level", _set("extra", value=1), "config key extra",
-     "allowed keys: analysis, datasets, experiments"),
+     "allowed keys: analysis, "),
     ("unknown-nested", _set(*TRAIN, "learning_rate", value=0.1), T + "learning_rate", "allowed keys:"),
     ("unknown-dataset-key", _set("datasets", "digits", "path", value="x"), "datasets.digits.path",
-     "allowed keys: source, split_seed, test_fraction, val_fraction"),
+     "allowed keys: glue, source, split_seed, test_fraction, text, val_fraction"),
     ("depth-zero", _set(*MODEL, "depth", value=0), M + "depth", ">= 1"),
     ("width-negative", _set(*MODEL, "width", value=-1), M + "width", ">= 1"),
     ("batch-size-zero", _set(*TRAIN, "batch_size", value=0), T + "batch_size", ">= 1"),
@@ -269,6 +280,25 @@ MALFORMED = [
     ("dataset-name-separator", _rename_dataset("dig/its"), "config key datasets:", "a name matching"),
     ("datasets-empty", _set("datasets", value={}), "config key datasets:", "at least one entry"),
     ("experiments-empty", _set("experiments", value=[]), "config key experiments:", "a non-empty list"),
+    ("depth-study-not-shallower", _set(*E0, "depth_study", value=[6, 12]), "experiments[0].depth_study",
+     "depths below model.depth (12)"),
+    ("depth-study-zero", _set(*E0, "depth_study", value=[0]), "experiments[0].depth_study[0]", ">= 1"),
+    ("depth-study-repeated", _set(*E0, "depth_study", value=[6, 6]), "experiments[0].depth_study",
+     "without duplicates"),
+    ("multi-exit-weights-unknown", _set(*E0, "multi_exit", "weights", value="exp"),
+     "experiments[0].multi_exit.weights", "one of: linear, uniform"),
+    ("exit-policy-unknown", _set("exits", "policies", value=["confidence", "budget"]),
+     "exits.policies[1]", "one of: confidence, entropy, patience"),
+    ("exit-policies-empty", _set("exits", "policies", value=[]), "exits.policies", "a non-empty list"),
+    ("sweep-points-one", _set("exits", "sweep_points", value=1), "exits.sweep_points", ">= 2"),
+    ("max-drop-over-one", _set("exits", "max_accuracy_drop", value=1.5), "exits.max_accuracy_drop",
+     "<= 1"),
+    ("timing-batch-zero", _set("exits", "timing", "batch_sizes", value=[0]),
+     "exits.timing.batch_sizes[0]", ">= 1"),
+    ("timing-unknown-key", _set("exits", "timing", "device", value="cpu"), "exits.timing.device",
+     "allowed keys: batch_sizes, repeats, samples, warmup"),
+    ("epsilon-zero", _set("analysis", "effective_depth_epsilon", value=0),
+     "analysis.effective_depth_epsilon", "> 0 and < 1"),
 ]
 
 
@@ -282,6 +312,79 @@ def test_malformed_config_is_rejected(default_config, mutate, key, hint):
     assert "\n" not in message and message.startswith("config ")
     assert key in message, message
     assert hint in message, message
+
+
+# --- text datasets and BERT ----------------------------------------------------------------------
+
+
+def text_config() -> dict:
+    return {
+        "datasets": {"rt": {"source": "rotten_tomatoes"}, "digits": {"source": "sklearn_digits"},
+                     "mrpc": {"source": "glue", "glue": {"task": "mrpc"}}},
+        "experiments": [{"name": "bert_rt", "dataset": "rt", "model": {"arch": "bert"}},
+                        {"name": "vit", "dataset": "digits"}],
+    }
+
+
+def test_text_sources_get_text_defaults_and_others_none():
+    config = validate_config(text_config())
+    assert config["datasets"]["rt"]["text"] == {"max_length": 128, "tokenizer": "wordpiece",
+                                                "vocab_size": 8000, "lowercase": True}
+    assert config["datasets"]["mrpc"]["glue"] == {"task": "mrpc", "repository": "nyu-mll/glue"}
+    assert "text" not in config["datasets"]["digits"]
+    assert config["experiments"][0]["model"]["pretrained"] == ""
+
+
+def test_the_paper_glue_setup_validates():
+    tasks = ("sst2", "mrpc", "qnli", "mnli", "rte", "qqp")
+    text = {"max_length": 256, "tokenizer": "bert-base-uncased"}
+    config = validate_config({
+        "datasets": {t: {"source": "glue", "glue": {"task": t}, "text": text} for t in tasks},
+        "experiments": [{"name": f"bert_{t}", "dataset": t,
+                         "model": {"arch": "bert", "pretrained": "bert-base-uncased"},
+                         "train": {"epochs": 3, "batch_size": 32, "lr": 2.0e-5}} for t in tasks],
+    })
+    assert len(config["experiments"]) == 6
+
+
+TEXT_MALFORMED = [
+    ("glue-task-unknown", _set("datasets", "mrpc", "glue", "task", value="cola"),
+     "datasets.mrpc.glue.task", "one of: sst2, mrpc, qnli, mnli, rte, qqp"),
+    ("max-length-zero", _set("datasets", "rt", "text", value={"max_length": 0}),
+     "datasets.rt.text.max_length", "an integer >= 8"),
+    ("vocab-size-tiny", _set("datasets", "rt", "text", value={"vocab_size": 10}),
+     "datasets.rt.text.vocab_size", ">= 100"),
+    ("text-for-images", _set("datasets", "digits", "text", value={}), "datasets.digits.text",
+     "no text settings for source sklearn_digits"),
+    ("glue-task-missing", _delete("datasets", "mrpc", "glue"), "datasets.mrpc",
+     "required key 'glue' is missing for source glue"),
+    ("glue-for-other-source", _set("datasets", "rt", "glue", value={"task": "sst2"}),
+     "datasets.rt.glue", "no glue settings for source rotten_tomatoes"),
+    ("bert-on-images", _set("experiments", 1, "model", value={"arch": "bert"}),
+     "experiments[1].model.arch", "vit or mlp, for images dataset 'digits'"),
+    ("vit-on-text", _set("experiments", 0, "model", value={"arch": "vit"}),
+     "experiments[0].model.arch", "bert, for text dataset 'rt'"),
+    ("checkpoint-without-its-tokenizer",
+     _set("experiments", 0, "model", value={"arch": "bert", "pretrained": "bert-base-uncased"}),
+     "experiments[0].model.pretrained", "the checkpoint whose tokenizer dataset 'rt' uses"),
+    ("checkpoint-for-mlp", _set("experiments", 1, "model", value={"arch": "mlp", "pretrained": "x"}),
+     "experiments[1].model.pretrained", "load a checkpoint"),
+    ("bert-width-not-divisible",
+     _set("experiments", 0, "model", value={"arch": "bert", "width": 30, "heads": 4}),
+     "experiments[0].model.width", "a multiple of heads (4)"),
+]
+
+
+@pytest.mark.parametrize("mutate, key, hint", [m[1:] for m in TEXT_MALFORMED],
+                         ids=[m[0] for m in TEXT_MALFORMED])
+def test_malformed_text_config_is_rejected(mutate, key, hint):
+    config = text_config()
+    mutate(config)
+    with pytest.raises(ConfigError) as info:
+        validate_config(config)
+    message = str(info.value)
+    assert "\n" not in message and message.startswith("config ")
+    assert key in message and hint in message, message
 
 
 def test_error_message_format(default_config):

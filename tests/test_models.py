@@ -63,3 +63,20 @@ def test_head_input_changes_intermediate_logits_only():
 def test_unknown_head_input_rejected():
     with pytest.raises(ValueError, match="head_input"):
         make("pre_norm")
+
+
+@pytest.mark.parametrize("residual", [True, False])
+def test_mlp_layers_follow_their_definition(residual):
+    torch.manual_seed(0)
+    model = build_model(dict(arch="mlp", depth=3, width=8, residual=residual,
+                             head_input="final_norm"), INFO)
+    x = torch.randn(5, 1, 8, 8)
+    reps = model.layer_representations(x)
+    assert reps.shape == (4, 5, 8)
+    h = model.embedding(x.flatten(1))
+    torch.testing.assert_close(reps[0], h)
+    for layer in range(3):
+        out = torch.relu(model.layers[layer](h))
+        h = h + out if residual else out
+        torch.testing.assert_close(reps[layer + 1], h)
+    torch.testing.assert_close(model(x), model.classifier(h))

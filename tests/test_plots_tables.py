@@ -187,3 +187,28 @@ def test_single_seed_table():
     assert table["aligned_sd"].isna().all()
     formatted = tables.format_accuracy_table(table)
     assert list(formatted["aligned (n=1)"]) == ["50.0", "75.0"]
+
+
+def test_similarity_figures_of_the_paper_appendix(tmp_path):
+    from layerwise.plots import (adjacent_cos_figure, cos_boxplot_figure, save_figure,
+                                 curves_vs_last_panels_figure)
+    rng = np.random.default_rng(0)
+    per_sample = pd.DataFrame([{"method": m, "seed": s, "layer": l, "sample": i,
+                                "cos": float(rng.uniform(-1, 1))}
+                               for m in ("standard", "aligned") for s in (0, 1)
+                               for l in range(1, 5) for i in range(10)])
+    sim = pd.DataFrame([{"method": m, "seed": s, "measure": meas, "layer_a": a, "layer_b": b,
+                         "value": 1.0 if a == b else 1 / (1 + abs(a - b))}
+                        for m in ("standard", "aligned") for s in (0, 1)
+                        for meas in ("cos", "cka_linear_biased")
+                        for a in range(1, 5) for b in range(1, 5)])
+    acc = pd.DataFrame([{"method": m, "seed": s, "split": "test", "layer": l,
+                         "accuracy": l / 5} for m in ("standard",) for s in (0, 1)
+                        for l in range(0, 5)])
+    figures = {"box": cos_boxplot_figure(per_sample, "boxes"),
+               "adjacent": adjacent_cos_figure(sim, "adjacent"),
+               "panels": curves_vs_last_panels_figure({"a": (acc, sim), "b": (acc, sim)},
+                                                      "standard", "test", "two panels")}
+    for name, fig in figures.items():
+        save_figure(fig, tmp_path / f"{name}.pdf", tmp_path / f"{name}.png")
+        assert (tmp_path / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

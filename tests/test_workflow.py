@@ -1,10 +1,6 @@
 """The workflow as a user drives it: dry runs, lint, bad configs, and the smoke study end to end."""
 
-import os
 import re
-import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -12,53 +8,15 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import ROOT
+from conftest import ROOT, SMOKE, job_counts, snakemake
 
 pytestmark = pytest.mark.workflow
-
-SMOKE = "vit_digits_smoke"
-
-
-def snakemake(cwd: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout)
-
-
-def job_counts(output: str) -> dict[str, int]:
-    """The 'Job stats' table of a dry run as {rule: count}; empty when nothing is to be done."""
-    if "Job stats:" not in output:
-        return {}
-    table = output.split("Job stats:", 1)[1].split("\n\n", 1)[0]
-    return {m.group(1): int(m.group(2))
-            for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.MULTILINE) if m.group(1) != "total"}
-
-
-def copy_project(dest: Path) -> Path:
-    for part in ("workflow", "scripts", "config", "src"):
-        shutil.copytree(ROOT / part, dest / part, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(ROOT / "environment.yml", dest)  # the rules' conda environment
-    return dest
-
-
-@pytest.fixture(scope="module")
-def fresh_project(tmp_path_factory):
-    return copy_project(tmp_path_factory.mktemp("fresh"))
-
-
-@pytest.fixture(scope="module")
-def smoke_project(tmp_path_factory):
-    """A copy of the project after the smoke study ran in it."""
-    project = copy_project(tmp_path_factory.mktemp("smoke"))
-    started = time.perf_counter()
-    run = snakemake(project, "--cores", "2", "--configfile", "config/smoke.yaml")
-    assert run.returncode == 0, run.stderr[-3000:]
-    print(f"smoke study: {time.perf_counter() - started:.1f} s")
-    return project
 
 
 def planned_runs(config_file: Path) -> int:
     config = yaml.safe_load(config_file.read_text())
-    return sum(len(e["methods"]) * len(e["seeds"]) for e in config["experiments"])
+    return sum((len(e["methods"]) + len(e.get("depth_study", []))) * len(e["seeds"])
+               for e in config["experiments"])
 
 
 @pytest.mark.parametrize("extra", [[], ["--configfile", "config/smoke.yaml"]])
@@ -66,17 +24,19 @@ def test_dry_run_plans_every_run(fresh_project, extra):
     run = snakemake(fresh_project, "-n", *extra)
     assert run.returncode == 0, run.stderr
     counts = job_counts(run.stdout)
-    runs = planned_runs(fresh_project / (extra[1] if extra else "config/config.yaml"))
+    config_file = fresh_project / (extra[1] if extra else "config/config.yaml")
+    runs = planned_runs(config_file)
     assert counts["train"] == counts["extract"] == counts["analyze_run"] == runs
-    assert counts["prepare_data"] == 1 and counts["all"] == 1
+    datasets = {e["dataset"] for e in yaml.safe_load(config_file.read_text())["experiments"]}
+    assert counts["prepare_data"] == len(datasets) == 2 and counts["all"] == 1  # digits, text
 
 
 def test_one_figure_asks_for_exactly_the_jobs_it_needs(fresh_project):
     target = f"results/figures/{SMOKE}/layerwise_accuracy.png"
     run = snakemake(fresh_project, "-n", target, "--configfile", "config/smoke.yaml")
     assert run.returncode == 0, run.stderr
-    assert job_counts(run.stdout) == {"prepare_data": 1, "train": 4, "extract": 4,
-                                      "analyze_run": 4, "summarize": 1,
+    assert job_counts(run.stdout) == {"prepare_data": 1, "train": 6, "extract": 6,
+                                      "analyze_run": 6, "summarize": 1,
                                       "figure_layerwise_accuracy": 1}
 
 
@@ -106,18 +66,25 @@ def test_invalid_config_is_rejected_before_any_job_with_one_line(fresh_project, 
 def test_smoke_study_writes_every_figure_and_table(smoke_project):
     results = smoke_project / "results"
     for stem in ("layerwise_accuracy", "cos_heatmaps", "cka_heatmaps",
-                 "curves_vs_last_standard", "curves_vs_last_aligned"):
+                 "curves_vs_last_standard", "curves_vs_last_aligned", "cos_boxplot",
+                 "adjacent_cos", "cross_model_cka", "../residual_ablation"):
         for ext in ("pdf", "png"):
             assert (results / "figures" / SMOKE / f"{stem}.{ext}").stat().st_size > 1000
     for ext in ("csv", "md", "tex"):
         assert (results / "tables" / SMOKE / f"layerwise_accuracy.{ext}").stat().st_size > 0
     acc = pd.read_csv(results / "analysis" / SMOKE / "layer_accuracy.csv")
-    assert set(acc["method"]) == {"standard", "aligned"} and set(acc["seed"]) == {0, 1}
+    assert {"standard", "aligned"} <= set(acc["method"]) and set(acc["seed"]) == {0, 1}
     assert acc["accuracy"].between(0, 1).all()
     last = acc[(acc["layer"] == 4) & (acc["split"] == "test")]["accuracy"]
     assert (last > 0.2).all()  # two epochs already beat chance (0.1) clearly
     sim = pd.read_csv(results / "analysis" / SMOKE / "similarity.csv")
-    assert sim["value"].between(-1 - 1e-9, 1 + 1e-9).all()
+    assert {"cos", "cos_raw", "cka_linear_biased", "cka_linear_unbiased", "cka_rbf"} == set(
+        sim["measure"])
+    bounded = sim[sim["measure"].isin(["cos", "cos_raw", "cka_linear_biased", "cka_rbf"])]
+    assert bounded["value"].between(-1 - 1e-9, 1 + 1e-9).all()
+    agreement = pd.read_csv(results / "analysis" / SMOKE / "agreement.csv")
+    assert set(agreement["scope"]) == {"pairs", "to_last"}
+    assert agreement["spearman"].between(-1, 1).all()
     diagonal = sim[sim["layer_a"] == sim["layer_b"]]["value"]
     assert (diagonal - 1).abs().max() < 1e-9
     for run_dir in (results / "runs" / SMOKE).glob("*/seed*"):
@@ -146,3 +113,46 @@ def test_changing_an_aligned_setting_reruns_only_aligned_runs(smoke_project, tmp
     assert "figure_layerwise_accuracy" in counts
     trained = re.findall(r"wildcards: experiment=\S+, method=(\w+), seed=\d+", run.stdout)
     assert trained and set(trained) == {"aligned"}
+
+
+def test_smoke_study_writes_the_early_exit_outputs(smoke_project):
+    results = smoke_project / "results"
+    for stem in ("exit_tradeoff", "exit_counts", "saturation", "depth_study",
+                 "curves_vs_last_multi_exit"):
+        for ext in ("pdf", "png"):
+            assert (results / "figures" / SMOKE / f"{stem}.{ext}").stat().st_size > 1000
+    for table in ("multi_exit", "parameter_savings", "effective_depth"):
+        for ext in ("csv", "md", "tex"):
+            assert (results / "tables" / SMOKE / f"{table}.{ext}").stat().st_size > 0
+    points = pd.read_csv(results / "analysis" / SMOKE / "exit_operating_points.csv")
+    assert set(points["method"]) == {"standard", "aligned", "multi_exit"}
+    assert set(points["policy"]) == {"confidence", "entropy", "patience"}
+    assert points["mean_exit_layer"].between(1, 4).all()
+    assert (points["speedup"] - 4 / points["mean_exit_layer"]).abs().max() < 1e-9
+    assert {"wall_speedup_b1", "wall_speedup_b64"} <= set(points.columns)
+    # the operating point keeps validation accuracy within the allowed drop of full depth
+    drop = points["val_full_depth_accuracy"] - points["val_accuracy"]
+    assert (drop <= 0.01 + 1e-9).all()
+    saturation = pd.read_csv(results / "analysis" / SMOKE / "saturation.csv")
+    assert saturation["saturation_layer"].between(1, 4).all()
+    depths = pd.read_csv(results / "analysis" / SMOKE / "effective_depth.csv")
+    assert {"standard_d2", "standard", "aligned", "multi_exit"} == set(depths["run"])
+    assert {"train", "test"} <= set(depths["split"])
+    shallow = depths[depths["run"] == "standard_d2"]
+    assert (shallow["depth"] == 2).all() and (shallow["effective_depth"] <= 2).all()
+
+
+def test_changing_an_exit_setting_retrains_nothing(smoke_project, tmp_path):
+    config = yaml.safe_load((smoke_project / "config/smoke.yaml").read_text())
+    config["exits"]["max_accuracy_drop"] = 0.05
+    config["experiments"][0]["multi_exit"]["weights"] = "uniform"
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(yaml.safe_dump(config))
+    run = snakemake(smoke_project, "-n", "--configfile", str(changed))
+    assert run.returncode == 0, run.stderr
+    counts = job_counts(run.stdout)
+    assert counts["train"] == 2 and counts["exit_analysis"] == 6  # multi_exit x 2 seeds
+    trained = re.findall(r"rule train:\n.*?wildcards: experiment=\S+, method=(\w+),",
+                         run.stdout, re.DOTALL)
+    assert trained and set(trained) == {"multi_exit"}
+

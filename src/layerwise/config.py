@@ -12,6 +12,7 @@ This module must stay free of torch and snakemake imports: the Snakefile imports
 from __future__ import annotations
 
 import copy
+import re
 import sys
 from pathlib import Path
 
@@ -19,10 +20,18 @@ import jsonschema
 import yaml
 from jsonschema.exceptions import best_match
 
+from layerwise.tasks import TEXT_SOURCES
+
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
-# Side of the (square) input images of each dataset source, for the patch_size check.
-IMAGE_SIDE = {"sklearn_digits": 8}
+# Side of the (square) input images of each dataset source, for the patch_size check (imagenet:
+# the dataset's image_size).
+IMAGE_SIDE = {"sklearn_digits": 8, "cifar10": 32, "cifar100": 32, "mnist": 28}
+DEFAULT_IMAGENET_SIDE = 224
+# A dataset root: absolute, or inside the project without '..' (the schema's `root` pattern).
+PATH_PATTERN = "^(/.*|(?!(.*/)?\\.\\.(/|$)).+)$"
+# A key of the paper's reference values (the schema's `paper_reference` pattern).
+REFERENCE_PATTERN = "^[a-z0-9_]+(\\.[a-z0-9_]+)*$"
 
 # Integers are ints only: 40.0 epochs or True heads are rejected, not silently accepted.
 _TYPES = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
@@ -68,6 +77,10 @@ def describe(schema: dict) -> str:
     """The values a (sub)schema allows, in words: 'an integer >= 1', 'one of: a, b'."""
     if "enum" in schema:
         return "one of: " + ", ".join(str(v) for v in schema["enum"])
+    if schema.get("pattern") == PATH_PATTERN:
+        return "an absolute path, or a path inside the project without '..'"
+    if schema.get("pattern") == REFERENCE_PATTERN:
+        return "a dotted key of the paper's reference values, e.g. fig4_deit_s_imagenet.test_acc"
     if "pattern" in schema:  # patterns are only used for names, which become path components
         return f"a name matching {schema['pattern']} (letters, digits, '_', '-'; no path separators)"
     text = _TYPE_WORDS.get(schema.get("type"), "a value")
@@ -140,20 +153,106 @@ def _check_semantics(config: dict) -> None:
         if exp["dataset"] not in config["datasets"]:
             _fail(at + ["dataset"], exp["dataset"], "one of the datasets: " + ", ".join(config["datasets"]))
         model, train = exp["model"], exp["train"]
-        if model["width"] % model["heads"]:
+        vit = model["arch"] == "vit"
+        if vit and model["width"] % model["heads"]:
             _fail(at + ["model", "width"], model["width"], f"a multiple of heads ({model['heads']})")
-        side = IMAGE_SIDE.get(config["datasets"][exp["dataset"]]["source"])
-        if side and side % model["patch_size"]:
+        side = model.get("input_size") or image_side(config["datasets"][exp["dataset"]])
+        if vit and side and side % model["patch_size"]:
             divisors = ", ".join(str(d) for d in range(1, side + 1) if side % d == 0)
             _fail(at + ["model", "patch_size"], model["patch_size"],
                   f"a divisor of the image side {side} of dataset {exp['dataset']!r}: one of {divisors}")
         if train["warmup_epochs"] >= train["epochs"]:
             _fail(at + ["train", "warmup_epochs"], train["warmup_epochs"],
                   f"an integer >= 0 and < epochs ({train['epochs']})")
+        shallower = [d for d in exp["depth_study"] if d >= model["depth"]]
+        if shallower:
+            _fail(at + ["depth_study"], exp["depth_study"],
+                  f"depths below model.depth ({model['depth']}), each a shallower standard model")
         steps = train["milestones"]
         if any(a >= b for a, b in zip(steps, steps[1:])) or any(m >= train["epochs"] for m in steps):
             _fail(at + ["train", "milestones"], steps,
                   f"strictly increasing epochs, each >= 1 and < epochs ({train['epochs']})")
+    ablation = config["analysis"].get("residual_ablation") or {}
+    for which, name in ablation.items():
+        if name not in seen:
+            _fail(["analysis", "residual_ablation", which], name,
+                  "the name of an experiment: one of " + ", ".join(seen))
+
+
+def _fill_text_defaults(config: dict, schema: dict) -> None:
+    """Give every text dataset its `text` settings: a default only text sources have."""
+    text_schema = schema["properties"]["datasets"]["additionalProperties"]["properties"]["text"]
+    for spec in config["datasets"].values():
+        if spec["source"] in TEXT_SOURCES and "text" not in spec:
+            spec["text"] = fill_defaults({}, text_schema)
+
+
+def _check_text(config: dict) -> None:
+    """Source-specific dataset keys, and models that fit their dataset's kind and tokenizer."""
+    for name, spec in config["datasets"].items():
+        at, source = ["datasets", name], spec["source"]
+        if "text" in spec and source not in TEXT_SOURCES:
+            _fail(at + ["text"], spec["text"], f"no text settings for source {source} (only for "
+                  f"text sources: {', '.join(TEXT_SOURCES)})")
+        if "glue" in spec and source != "glue":
+            _fail(at + ["glue"], spec["glue"], f"no glue settings for source {source}")
+        if source == "glue" and "glue" not in spec:
+            raise ConfigError(f"{_where(at)}: required key 'glue' is missing for source glue; "
+                              "it names the task, e.g. glue: {task: sst2}")
+    for i, exp in enumerate(config["experiments"]):
+        at, model = ["experiments", i, "model"], exp["model"]
+        data = config["datasets"][exp["dataset"]]
+        text = data["source"] in TEXT_SOURCES
+        if (model["arch"] == "bert") != text:
+            wanted = "bert, for text" if text else "vit or mlp, for images"
+            _fail(at + ["arch"], model["arch"], f"{wanted} dataset {exp['dataset']!r}")
+        if model["pretrained"] and model["arch"] not in ("bert", "vit"):
+            _fail(at + ["pretrained"], model["pretrained"],
+                  "empty: only arch bert and vit load a checkpoint")
+        if model["arch"] != "bert":
+            continue
+        if model["pretrained"] and data["text"]["tokenizer"] != model["pretrained"]:
+            _fail(at + ["pretrained"], model["pretrained"], f"the checkpoint whose tokenizer "
+                  f"dataset {exp['dataset']!r} uses ({data['text']['tokenizer']})")
+        if not model["pretrained"] and model["width"] % model["heads"]:
+            _fail(at + ["width"], model["width"], f"a multiple of heads ({model['heads']})")
+
+
+def image_side(dataset: dict) -> int | None:
+    """Side of a dataset's square images (None for text)."""
+    if dataset["source"] == "imagenet":
+        return dataset.get("image_size", DEFAULT_IMAGENET_SIDE)
+    return IMAGE_SIDE.get(dataset["source"])
+
+
+def _check_images(config: dict) -> None:
+    """Keys only some image sources take, the imagenet defaults, and the experiments' image-only
+    model keys and paper references."""
+    for name, spec in config["datasets"].items():
+        at, source = ["datasets", name], spec["source"]
+        for key in ("root", "image_size"):
+            if key in spec and source != "imagenet":
+                _fail(at + [key], spec[key], f"no {key} for source {source} (only for imagenet)")
+        if source == "imagenet":
+            if "root" not in spec:
+                raise ConfigError(f"{_where(at)}: required key 'root' is missing for source "
+                                  "imagenet; it names the ImageFolder tree with train/ and val/")
+            spec.setdefault("image_size", DEFAULT_IMAGENET_SIDE)
+    for i, exp in enumerate(config["experiments"]):
+        at, model = ["experiments", i], exp["model"]
+        if model.get("input_size") is not None and model["arch"] != "vit":
+            _fail(at + ["model", "input_size"], model["input_size"], "null: only vit resizes")
+        key = exp.get("paper_reference")
+        if key:
+            from layerwise.reference import paper_values
+
+            node = paper_values()
+            for part in key.split("."):
+                if not isinstance(node, dict) or part not in node:
+                    known = ", ".join(k for k in paper_values() if k != "source")
+                    _fail(at + ["paper_reference"], key, "a dotted key of the paper's reference "
+                          f"values (src/layerwise/data/paper_reference_values.yaml): {known}")
+                node = node[part]
 
 
 def validate_config(config: dict, schema: dict | None = None) -> dict:
@@ -163,7 +262,10 @@ def validate_config(config: dict, schema: dict | None = None) -> dict:
     if error is not None:
         raise ConfigError(_message(error).replace("\n", " "))
     filled = fill_defaults(copy.deepcopy(config), schema)
+    _fill_text_defaults(filled, schema)
     _check_semantics(filled)
+    _check_text(filled)
+    _check_images(filled)
     return filled
 
 
@@ -221,10 +323,31 @@ def merge_configs(base: dict, override: dict) -> dict:
     return merged
 
 
+# A depth-study run (paper Fig 5) is a standard model with fewer blocks, named after its depth so
+# that it lives beside the methods in every path (runs/<experiment>/standard_d6/seed0/...).
+_DEPTH_RUN = re.compile(r"^standard_d([0-9]+)$")
+
+
+def depth_run_name(depth: int) -> str:
+    """Name of the depth-study run of a standard model with `depth` blocks."""
+    return f"standard_d{depth}"
+
+
+def split_run_name(name: str) -> tuple[str, int | None]:
+    """(training method, depth override or None) of a run name: standard_d6 -> (standard, 6)."""
+    match = _DEPTH_RUN.match(name)
+    return ("standard", int(match.group(1))) if match else (name, None)
+
+
+def run_names(exp: dict) -> list[str]:
+    """Every run name of a validated experiment: its methods, then its depth-study runs."""
+    return list(exp["methods"]) + [depth_run_name(d) for d in exp["depth_study"]]
+
+
 def run_ids(config: dict) -> list[tuple[str, str, int]]:
-    """(experiment, method, seed) of every training run of a validated configuration."""
-    return [(exp["name"], method, seed) for exp in config["experiments"]
-            for method in exp["methods"] for seed in exp["seeds"]]
+    """(experiment, run name, seed) of every training run of a validated configuration."""
+    return [(exp["name"], name, seed) for exp in config["experiments"]
+            for name in run_names(exp) for seed in exp["seeds"]]
 
 
 def experiment_by_name(config: dict, name: str) -> dict:

@@ -58,10 +58,22 @@ def read_json(path: str | os.PathLike):
         raise ArtifactError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
 
 
+def remove_stale_temporaries(path: str | os.PathLike) -> None:
+    """Delete temporary files that a killed writer of `path` left behind."""
+    path = Path(path)
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        stale.unlink(missing_ok=True)
+
+
 def write_csv(path: str | os.PathLike, frame) -> None:
     """Write a pandas DataFrame as CSV without the index."""
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False)
+
+
+# safetensors writes its metadata map in no fixed order; one sorted JSON entry keeps the same
+# content byte-identical from run to run.
+METADATA_KEY = "layerwise"
 
 
 def save_tensors(path: str | os.PathLike, tensors: dict, metadata: dict[str, str] | None = None) -> None:
@@ -69,8 +81,9 @@ def save_tensors(path: str | os.PathLike, tensors: dict, metadata: dict[str, str
     from safetensors.torch import save_file
 
     tensors = {name: t.detach().cpu().contiguous() for name, t in tensors.items()}
+    header = {METADATA_KEY: json.dumps(metadata or {}, sort_keys=True)}
     with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
+        save_file(tensors, str(tmp), metadata=header)
 
 
 def load_tensors(path: str | os.PathLike, keys=(), metadata: dict[str, str] | None = None,
@@ -90,7 +103,7 @@ def load_tensors(path: str | os.PathLike, keys=(), metadata: dict[str, str] | No
         raise ArtifactError(f"{path}: file not found")
     try:
         with safe_open(str(path), framework="pt") as handle:
-            stored_meta = handle.metadata() or {}
+            stored_meta = json.loads((handle.metadata() or {}).get(METADATA_KEY, "{}"))
             tensors = {name: handle.get_tensor(name) for name in handle.keys()}
     except (SafetensorError, OSError, ValueError, RuntimeError) as err:
         raise ArtifactError(f"{path}: damaged or not a safetensors file ({err})") from None

@@ -47,9 +47,13 @@ __all__ = [
     "heatmap_color_limits",
     "save_figure",
     "layerwise_accuracy_figure",
+    "layerwise_panels_figure",
     "similarity_heatmap_figure",
     "heatmap_grid_figure",
     "curves_vs_last_figure",
+    "curves_vs_last_panels_figure",
+    "cos_boxplot_figure",
+    "adjacent_cos_figure",
 ]
 
 _PALETTE = sns.color_palette("colorblind", 10).as_hex()
@@ -187,6 +191,39 @@ def save_figure(fig: Figure, pdf_path: str | os.PathLike, png_path: str | os.Pat
         plt.close(fig)
 
 
+#: How each layer-wise metric column is named on an axis.
+METRIC_LABELS = {"accuracy": "accuracy", "f1": "F1"}
+
+
+def _draw_layerwise(ax, acc: pd.DataFrame, split: str, metric: str,
+                    reference: Mapping[str, Sequence[float]] | None, chance: float | None,
+                    band: str) -> None:
+    """One panel of :func:`layerwise_accuracy_figure`."""
+    _check_columns(acc, ["method", "seed", "split", "layer", metric], "accuracy")
+    data = acc[(acc["split"] == split) & (acc["layer"] >= 1)]
+    if data.empty:
+        raise ValueError(f"no {metric} rows for split {split!r} at layers >= 1")
+    layers = sorted(int(v) for v in data["layer"].unique())
+    for method in _ordered_methods(data["method"]):
+        rows = data[data["method"] == method]
+        stats = _mean_band(rows, "layer", metric, band)
+        n_seeds = rows["seed"].nunique()
+        _draw_band(ax, stats, "layer", color=method_color(method),
+                   label=f"{method_label(method)} (n={n_seeds})")
+    for label, values in (reference or {}).items():
+        values = np.asarray(values, dtype=float)
+        # A reference of another depth is drawn at the same relative depth l / L.
+        positions = np.arange(1, len(values) + 1) * (max(layers) / len(values))
+        ax.plot(positions, values, linestyle="--", linewidth=1.4, marker=".",
+                color=_reference_color(label), label=label, zorder=2)
+    if chance is not None:
+        ax.axhline(chance, color="black", linestyle=":", linewidth=1.2,
+                   label=f"chance ({chance:.3g})", zorder=1)
+    _layer_axis(ax, layers)
+    ax.set_ylim(0.0, 1.0)
+    ax.set_ylabel(f"{split} {METRIC_LABELS.get(metric, metric)}\n({_BAND_LABELS[band]})")
+
+
 def layerwise_accuracy_figure(
     acc: pd.DataFrame,
     split: str,
@@ -194,37 +231,44 @@ def layerwise_accuracy_figure(
     chance: float | None = None,
     reference: Mapping[str, Sequence[float]] | None = None,
     band: str = "sd",
+    metric: str = "accuracy",
 ) -> Figure:
-    """Accuracy against layer (1..L) for each method: mean over seeds, shaded spread band.
+    """Accuracy (or the `metric` column, e.g. "f1") against layer (1..L) for each method: mean
+    over seeds, shaded spread band.
 
     `chance` draws a dotted horizontal line. `reference` maps a label (e.g. "paper: standard")
-    to L values for layers 1..L, drawn as dashed grey lines tinted towards the method they name.
+    to values for layers 1..L, drawn as dashed grey lines tinted towards the method they name.
     """
-    _check_columns(acc, ["method", "seed", "split", "layer", "accuracy"], "accuracy")
-    data = acc[(acc["split"] == split) & (acc["layer"] >= 1)]
-    if data.empty:
-        raise ValueError(f"no accuracy rows for split {split!r} at layers >= 1")
-    layers = sorted(int(v) for v in data["layer"].unique())
     with _theme():
         fig, ax = plt.subplots(figsize=(5.8, 4.0), layout="constrained")
-        for method in _ordered_methods(data["method"]):
-            rows = data[data["method"] == method]
-            stats = _mean_band(rows, "layer", "accuracy", band)
-            n_seeds = rows["seed"].nunique()
-            _draw_band(ax, stats, "layer", color=method_color(method),
-                       label=f"{method_label(method)} (n={n_seeds})")
-        for label, values in (reference or {}).items():
-            values = np.asarray(values, dtype=float)
-            ax.plot(np.arange(1, len(values) + 1), values, linestyle="--", linewidth=1.4,
-                    marker=".", color=_reference_color(label), label=label, zorder=2)
-        if chance is not None:
-            ax.axhline(chance, color="black", linestyle=":", linewidth=1.2,
-                       label=f"chance ({chance:.3g})", zorder=1)
-        _layer_axis(ax, layers)
-        ax.set_ylim(0.0, 1.0)
-        ax.set_ylabel(f"{split} accuracy\n({_BAND_LABELS[band]})")
-        ax.set_title(title if title is not None else f"Layer-wise accuracy ({split})")
+        _draw_layerwise(ax, acc, split, metric, reference, chance, band)
+        ax.set_title(title if title is not None else f"Layer-wise {metric} ({split})")
         _legend_below(fig, ax)
+    return fig
+
+
+def layerwise_panels_figure(
+    panels: Mapping[str, tuple[pd.DataFrame, str, Mapping[str, Sequence[float]] | None]],
+    split: str,
+    title: str,
+    band: str = "sd",
+) -> Figure:
+    """:func:`layerwise_accuracy_figure` for several tasks side by side (paper Fig 8 shape).
+
+    `panels` maps a panel title to (accuracy frame, metric column, reference curves or None).
+    """
+    if not panels:
+        raise ValueError("no panels to plot")
+    with _theme():
+        fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.0),
+                                 layout="constrained", squeeze=False, sharey=True)
+        for ax, (label, (acc, metric, reference)) in zip(axes[0], panels.items()):
+            _draw_layerwise(ax, acc, split, metric, reference, None, band)
+            ax.set_title(label)
+            ax.legend(fontsize="small", loc="lower right")
+        for ax in axes[0][1:]:
+            ax.set_ylabel("")
+        fig.suptitle(title, fontweight="bold")
     return fig
 
 
@@ -360,19 +404,9 @@ def _similarity_to_last(sim: pd.DataFrame, measure: str, last: int) -> pd.DataFr
     return pairs.groupby(["seed", "layer"], as_index=False)["value"].mean()
 
 
-def curves_vs_last_figure(
-    acc: pd.DataFrame,
-    sim: pd.DataFrame,
-    method: str,
-    split: str,
-    band: str = "sd",
-) -> Figure:
-    """For one method, against layer l = 1..L: COS(l, L), linear CKA(l, L) and accuracy.
-
-    COS is the centered cosine similarity (measure "cos"), CKA the biased linear CKA (measure
-    "cka_linear_biased"); L is the largest layer in the data. Each curve is the mean over seeds
-    with a shaded spread band. The accuracy curve uses the method's color.
-    """
+def _draw_curves_vs_last(ax, acc: pd.DataFrame, sim: pd.DataFrame, method: str, split: str,
+                         band: str) -> int:
+    """Draw COS(l, L), CKA(l, L) and accuracy of one method on `ax`; returns L."""
     _check_columns(acc, ["method", "seed", "split", "layer", "accuracy"], "accuracy")
     _check_columns(sim, ["method", "seed", "measure", "layer_a", "layer_b", "value"],
                    "similarity")
@@ -390,21 +424,124 @@ def curves_vs_last_figure(
     cka = _similarity_to_last(sim_rows, "cka_linear_biased", last)
     # Centered cosine can be negative; extend the axis below 0 only then.
     lowest = min(0.0, float(cos["value"].min()), float(cka["value"].min()))
-    layers = sorted(int(v) for v in acc_rows["layer"].unique())
+    _draw_band(ax, _mean_band(cos, "layer", "value", band), "layer", color=_COS_COLOR,
+               label=f"COS(l, {last}) (centered)", marker="s")
+    _draw_band(ax, _mean_band(cka, "layer", "value", band), "layer", color=_CKA_COLOR,
+               label=f"CKA(l, {last}) (linear)", marker="^")
+    _draw_band(ax, _mean_band(acc_rows, "layer", "accuracy", band), "layer",
+               color=method_color(method), label=f"{split} accuracy")
+    _layer_axis(ax, sorted(int(v) for v in acc_rows["layer"].unique()))
+    ax.set_xlabel("layer l")
+    ax.set_ylim(0.0 if lowest >= 0 else max(-1.0, lowest - 0.05), 1.0)
+    ax.set_ylabel(f"similarity / accuracy\n({_BAND_LABELS[band]})")
+    return last
+
+
+def curves_vs_last_figure(
+    acc: pd.DataFrame,
+    sim: pd.DataFrame,
+    method: str,
+    split: str,
+    band: str = "sd",
+) -> Figure:
+    """For one method, against layer l = 1..L: COS(l, L), linear CKA(l, L) and accuracy.
+
+    COS is the centered cosine similarity (measure "cos"), CKA the biased linear CKA (measure
+    "cka_linear_biased"); L is the largest layer in the data. Each curve is the mean over seeds
+    with a shaded spread band. The accuracy curve uses the method's color.
+    """
     with _theme():
         fig, ax = plt.subplots(figsize=(5.8, 4.0), layout="constrained")
-        _draw_band(ax, _mean_band(cos, "layer", "value", band), "layer", color=_COS_COLOR,
-                   label=f"COS(l, {last}) (centered)", marker="s")
-        _draw_band(ax, _mean_band(cka, "layer", "value", band), "layer", color=_CKA_COLOR,
-                   label=f"CKA(l, {last}) (linear)", marker="^")
-        _draw_band(ax, _mean_band(acc_rows, "layer", "accuracy", band), "layer",
-                   color=method_color(method), label=f"{split} accuracy")
-        _layer_axis(ax, layers)
-        ax.set_xlabel("layer l")
-        ax.set_ylim(0.0 if lowest >= 0 else max(-1.0, lowest - 0.05), 1.0)
-        ax.set_ylabel(f"similarity / accuracy\n({_BAND_LABELS[band]})")
-        n_seeds = acc_rows["seed"].nunique()
+        last = _draw_curves_vs_last(ax, acc, sim, method, split, band)
+        n_seeds = acc[acc["method"] == method]["seed"].nunique()
         ax.set_title(f"{method_label(method)}: similarity to layer {last} and accuracy "
                      f"(n={n_seeds})")
+        _legend_below(fig, ax)
+    return fig
+
+
+def curves_vs_last_panels_figure(
+    panels: Mapping[str, tuple[pd.DataFrame, pd.DataFrame]],
+    method: str,
+    split: str,
+    title: str,
+    band: str = "sd",
+    reference: Mapping[str, tuple[str, Mapping[str, Sequence[float]]]] | None = None,
+) -> Figure:
+    """:func:`curves_vs_last_figure` for several experiments side by side, one panel each.
+
+    `panels` maps a panel title to that experiment's (accuracy, similarity) frames; used for
+    the residual ablation (paper Fig 12), where CKA and COS part ways without residuals.
+    `reference` maps a panel title to (label, {"acc"|"cka"|"cos": values for layers 1..L'}):
+    the paper's curves, drawn dashed in the colors of ours at the same relative depth and named
+    in the panel title.
+    """
+    if not panels:
+        raise ValueError("no panels to plot")
+    colors = {"cos": (_COS_COLOR, "paper: COS(l, L)"), "cka": (_CKA_COLOR, "paper: CKA(l, L)"),
+              "acc": (method_color(method), "paper: accuracy")}
+    with _theme():
+        fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.0),
+                                 layout="constrained", squeeze=False, sharey=True)
+        for ax, (label, (acc, sim)) in zip(axes[0], panels.items()):
+            last = _draw_curves_vs_last(ax, acc, sim, method, split, band)
+            ref_label, ref_curves = (reference or {}).get(label, (None, {}))
+            for name, values in ref_curves.items():
+                values = np.asarray(values, dtype=float)
+                color, legend = colors[name]
+                ax.plot(np.arange(1, len(values) + 1) * (last / len(values)), values,
+                        linestyle="--", linewidth=1.3, color=color, alpha=0.7, label=legend,
+                        zorder=2)
+            ax.set_title(label if ref_label is None else f"{label}\n(dashed: {ref_label})")
+        for ax in axes[0][1:]:
+            ax.set_ylabel("")
+        fig.suptitle(title, fontweight="bold")
+        _legend_below(fig, axes[0][0])
+    return fig
+
+
+def cos_boxplot_figure(per_sample: pd.DataFrame, title: str) -> Figure:
+    """Per-sample COS of every layer with the last layer as box plots (paper Fig 10 shape).
+
+    `per_sample` has columns ``method, seed, layer, sample, cos``; samples of all seeds are
+    pooled in each box. One box per layer and method, methods side by side in their colors.
+    """
+    _check_columns(per_sample, ["method", "layer", "cos"], "per-sample COS")
+    order = _ordered_methods(per_sample["method"])
+    with _theme():
+        fig, ax = plt.subplots(figsize=(7.5, 4.0), layout="constrained")
+        sns.boxplot(data=per_sample, x="layer", y="cos", hue="method", hue_order=order,
+                    palette={m: method_color(m) for m in order}, fliersize=1.0, linewidth=0.8,
+                    ax=ax)
+        ax.set_ylabel("per-sample COS with the last layer\n(centered; seeds pooled)")
+        ax.set_ylim(max(-1.0, min(0.0, float(per_sample["cos"].min()) - 0.05)), 1.0)
+        ax.set_title(title)
+        legend = ax.get_legend()
+        if legend is not None:
+            legend.remove()
+        handles = [plt.Line2D([], [], color=method_color(m), linewidth=6) for m in order]
+        fig.legend(handles, [method_label(m) for m in order], loc="outside lower center",
+                   ncols=len(order))
+    return fig
+
+
+def adjacent_cos_figure(sim: pd.DataFrame, title: str, band: str = "sd") -> Figure:
+    """COS between consecutive layers, COS(l, l+1) against l, per method (paper Fig 11a)."""
+    _check_columns(sim, ["method", "seed", "measure", "layer_a", "layer_b", "value"],
+                   "similarity")
+    rows = sim[(sim["measure"] == "cos") & (sim["layer_b"] == sim["layer_a"] + 1)]
+    if rows.empty:
+        raise ValueError("no centered COS rows between consecutive layers")
+    with _theme():
+        fig, ax = plt.subplots(figsize=(5.8, 4.0), layout="constrained")
+        for method in _ordered_methods(rows["method"]):
+            stats = _mean_band(rows[rows["method"] == method], "layer_a", "value", band)
+            _draw_band(ax, stats, "layer_a", color=method_color(method),
+                       label=method_label(method))
+        _layer_axis(ax, sorted(int(v) for v in rows["layer_a"].unique()))
+        ax.set_xlabel("layer l")
+        ax.set_ylabel(f"COS(l, l+1), centered\n({_BAND_LABELS[band]})")
+        ax.set_ylim(min(0.0, float(rows["value"].min()) - 0.05), 1.0)
+        ax.set_title(title)
         _legend_below(fig, ax)
     return fig

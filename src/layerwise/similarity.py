@@ -41,8 +41,8 @@ CKA
 
     Centering the features first changes neither estimator for the linear kernel: the biased
     one centers by construction, and the unbiased HSIC is exactly invariant to a shift of the
-    feature mean (each term of its U-statistic form depends on sample differences only; the
-    test suite checks this numerically). The RBF kernel depends on distances only.
+    feature mean (its U-statistic form depends on sample differences only; the test suite
+    checks it in exact rational arithmetic). The RBF kernel depends on distances only.
 
     Minibatch CKA (Nguyen et al. 2021) splits the samples into consecutive batches of
     ``batch_size`` (the last one may be smaller, but every batch needs at least 4 samples), sums
@@ -50,11 +50,17 @@ CKA
     ``sum_b HSIC(K_b, L_b) / sqrt(sum_b HSIC(K_b, K_b) sum_b HSIC(L_b, L_b))``. Each batch is
     centered by its own mean and handled by the route the cost model picks for its size.
 
+Memory: the feature route holds the upper block triangle of ``Z' Z`` (``(L d)^2 / 2`` floats)
+plus one sample chunk, whatever ``n``; the gram route holds a float64 centered copy of the stack
+(``L n d`` floats) plus one row block of the Gram stack; the RBF kernel also needs one full
+``n x n`` distance matrix at a time (for the median).
+
 A layer that is constant over the samples has zero self-HSIC; its CKA entries are NaN.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -94,7 +100,9 @@ def _as_tensor(reps: Any, name: str) -> torch.Tensor:
         if arr.dtype.kind not in "biuf":
             raise ValueError(f"{name} must hold real numbers, got dtype {arr.dtype}")
         try:
-            x = torch.from_numpy(arr)
+            with warnings.catch_warnings():         # read-only arrays are fine: never written
+                warnings.simplefilter("ignore", UserWarning)
+                x = torch.from_numpy(arr)
         except (TypeError, ValueError):  # negative strides, non-native byte order, ...
             x = torch.from_numpy(np.array(arr, dtype=np.float64))
     if x.is_complex():
@@ -115,7 +123,7 @@ def _as_tensor(reps: Any, name: str) -> torch.Tensor:
 
 def _rows(row_bytes: int, budget: int, n: int) -> int:
     """Rows per chunk so that one chunk takes about `budget` bytes."""
-    return int(min(n, max(64, budget // max(row_bytes, 1))))
+    return int(min(n, max(1, budget // max(row_bytes, 1))))
 
 
 def _spans(n: int, step: int):
@@ -156,7 +164,7 @@ def _unit_chunks(x: torch.Tensor, center: bool):
     layers, n, d = x.shape
     mean = _mean64(x, "reps")[:, None, :]                  # also rejects NaN / Inf
     for s, e in _spans(n, _rows(layers * d * 8, _CHUNK_BYTES, n)):
-        z = x[:, s:e].to(_F64)
+        z = x[:, s:e].to(_F64, copy=True)  # never modify the caller's array
         if center:
             z -= mean
         norm = torch.linalg.vector_norm(z, dim=-1, keepdim=True)
@@ -169,7 +177,7 @@ def cos_matrix(reps: Any, center: bool = True) -> np.ndarray:
 
     ``COS(a, b) = mean_i cos(h_i^a - mu^a, h_i^b - mu^b)``, ``mu`` the layer's mean over samples
     (``center=False``: raw vectors). A sample with an exactly zero (centered) vector contributes
-    cosine 0. Values lie in ``[-1, 1]``.
+    cosine 0. Values lie in ``[-1, 1]`` (up to rounding: a diagonal entry may be 1 + 1 ulp).
     """
     x = _as_tensor(reps, "reps")
     layers, n, _ = x.shape
@@ -458,6 +466,9 @@ def cka_matrix(reps: Any, kernel: str = "linear", estimator: str = "biased",
         possibly smaller batch needs >= 4 too). ``None`` uses all samples at once.
     route: ``"gram"``, ``"feature"`` (linear kernel only) or ``"auto"`` (fewer multiply-adds,
         see :func:`route_costs`). Routes agree to rounding error.
+
+    Entries of a layer whose self-HSIC is not positive (a constant layer; with the unbiased
+    estimator, rarely, very few samples) are NaN rather than clamped.
     """
     hab, haa, hbb = _hsic_sums(reps, None, kernel, estimator, batch_size, rbf_threshold, route)
     return (hab / torch.sqrt(haa[:, None] * hbb[None, :])).cpu().numpy()

@@ -161,8 +161,10 @@ def write_table(
     return paths
 
 
-def layerwise_accuracy_table(acc: pd.DataFrame, split: str) -> pd.DataFrame:
-    """Numeric per-layer accuracy table for one split: one row per layer 1..L.
+def layerwise_accuracy_table(acc: pd.DataFrame, split: str, metric: str = "accuracy"
+                             ) -> pd.DataFrame:
+    """Numeric per-layer accuracy table for one split: one row per layer 1..L (of the `metric`
+    column, e.g. "f1" for the GLUE tasks the paper scores by F1).
 
     Columns: ``layer``, then for each method (standard, aligned, multi_exit, then others)
     ``<method>_mean`` and ``<method>_sd`` (accuracy as a fraction in [0, 1]; sd is the sample
@@ -170,13 +172,13 @@ def layerwise_accuracy_table(acc: pd.DataFrame, split: str) -> pd.DataFrame:
     (number of seeds). This is the tidy CSV form; :func:`format_accuracy_table` turns it into
     "mean ± sd" strings in percent for markdown and LaTeX.
     """
-    missing = [c for c in ("method", "seed", "split", "layer", "accuracy") if c not in acc]
+    missing = [c for c in ("method", "seed", "split", "layer", metric) if c not in acc]
     if missing:
         raise ValueError(f"accuracy frame lacks columns {missing}")
     data = acc[(acc["split"] == split) & (acc["layer"] >= 1)]
     if data.empty:
-        raise ValueError(f"no accuracy rows for split {split!r} at layers >= 1")
-    stats = (data.groupby(["method", "layer"])["accuracy"]
+        raise ValueError(f"no {metric} rows for split {split!r} at layers >= 1")
+    stats = (data.groupby(["method", "layer"])[metric]
              .agg(mean="mean", sd="std", n="count").reset_index())
     table = pd.DataFrame({"layer": sorted(int(v) for v in data["layer"].unique())})
     for method in _ordered_methods(data["method"]):

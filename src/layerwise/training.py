@@ -5,6 +5,9 @@ Methods (BRIEF section 4):
 - `aligned`:  sum_l lambda_l CE(W h^(l) + b, y) over layers 1..L, one shared classifier; with
   `alternate`, even steps (0-based) use plain last-layer CE and odd steps the aligned loss, so
   the first step of a run is a plain one (BERxiT's alternating schedule).
+- `multi_exit`: the baseline of BRIEF section 5, the same weighted sum over layers 1..L but each
+  layer through its own exit head (the last through the model's head); it alternates like
+  BERxiT by default (`multi_exit.alternate`), with its own weights (`multi_exit.weights`).
 """
 
 from __future__ import annotations
@@ -19,11 +22,13 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from layerwise.io import atomic_path
+from layerwise.augment import AugmentSpec
+from layerwise.batches import TrainBatches, eval_batches
+from layerwise.distributed import Shard, all_sum, current_shard
+from layerwise.io import atomic_path, remove_stale_temporaries
 from layerwise.models import LayeredClassifier
-from layerwise.seeding import epoch_generator
 
-METHODS = ("standard", "aligned")
+METHODS = ("standard", "aligned", "multi_exit")
 
 
 class TrainingError(RuntimeError):
@@ -45,16 +50,34 @@ class TrainSpec:
     label_smoothing: float = 0.0
     aligned_weights: str = "linear"
     alternate: bool = False
+    exit_weights: str = "linear"
+    exit_alternate: bool = True
+    augment: dict | None = None     # train.augment: crop_padding, flip, rotation_degrees
+    compile: bool = False           # train.compile: torch.compile the training step
 
     @classmethod
-    def from_config(cls, method: str, seed: int, train: dict, aligned: dict) -> "TrainSpec":
+    def from_config(cls, method: str, seed: int, train: dict, aligned: dict,
+                    multi_exit: dict | None = None) -> "TrainSpec":
+        multi_exit = multi_exit or {"weights": "linear", "alternate": True}
         return cls(method=method, seed=seed, epochs=train["epochs"],
                    batch_size=train["batch_size"], lr=train["lr"],
                    weight_decay=train["weight_decay"], schedule=train["schedule"],
                    milestones=tuple(train["milestones"]), gamma=train["gamma"],
                    warmup_epochs=train["warmup_epochs"],
                    label_smoothing=train["label_smoothing"],
-                   aligned_weights=aligned["weights"], alternate=aligned["alternate"])
+                   aligned_weights=aligned["weights"], alternate=aligned["alternate"],
+                   exit_weights=multi_exit["weights"], exit_alternate=multi_exit["alternate"],
+                   augment=train.get("augment"), compile=train.get("compile", False))
+
+    @property
+    def weight_kind(self) -> str:
+        """Kind of per-layer loss weights of this method (aligned and multi_exit each have one)."""
+        return self.exit_weights if self.method == "multi_exit" else self.aligned_weights
+
+    @property
+    def alternates(self) -> bool:
+        """Whether every other step is plain last-layer cross-entropy."""
+        return self.exit_alternate if self.method == "multi_exit" else self.alternate
 
 
 # --- losses -------------------------------------------------------------------------------
@@ -81,14 +104,30 @@ def aligned_loss(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tens
 def training_loss(model: LayeredClassifier, x, y, spec: TrainSpec, step: int,
                   weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The method's loss for one batch, and the last layer's logits (for train accuracy)."""
-    if spec.method == "standard" or (spec.alternate and step % 2 == 0):
+    if spec.method == "standard" or (spec.alternates and step % 2 == 0):
         logits = model(x)
         return F.cross_entropy(logits.float(), y, label_smoothing=spec.label_smoothing), logits
-    if spec.method == "aligned":
+    if spec.method in ("aligned", "multi_exit"):
         # Layer 0 (the embedding) carries no loss, so its logits are never computed.
-        logits = model.layer_logits(model.layer_representations(x)[1:])
+        reps = model.layer_representations(x)[1:]
+        logits = (model.layer_logits(reps) if spec.method == "aligned"
+                  else model.layer_exit_logits(reps))
         return aligned_loss(logits, y, weights, spec.label_smoothing), logits[-1]
     raise ValueError(f"unknown training method {spec.method!r}; known: {METHODS}")
+
+
+class StepLoss(torch.nn.Module):
+    """One step's `training_loss` as a module's forward: DistributedDataParallel synchronises
+    the gradients of what runs through the forward of the module it wraps, and torch.compile
+    compiles a forward. Only the step's parity reaches it (all the loss depends on), so a
+    compiled step is not recompiled for every step number."""
+
+    def __init__(self, model: LayeredClassifier, spec: TrainSpec, weights: torch.Tensor):
+        super().__init__()
+        self.model, self.spec, self.weights = model, spec, weights
+
+    def forward(self, x, y, parity: int):
+        return training_loss(self.model, x, y, self.spec, parity, self.weights)
 
 
 # --- schedule -----------------------------------------------------------------------------
@@ -116,31 +155,46 @@ def autocast(device: torch.device):
 
 
 @torch.no_grad()
-def predict_layers(model: LayeredClassifier, x: torch.Tensor, batch_size: int = 512
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(L+1, N, d) representations and (L+1, N, K) shared-head logits, in float32 on CPU."""
+def predict_layers(model: LayeredClassifier, x: torch.Tensor, batch_size: int = 512,
+                   workers: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(L+1, N, d) representations and (L+1, N, K) exit logits, in float32 on CPU.
+
+    Exit logits are the shared head's, or each layer's own head's in a multi-exit model, so
+    everything downstream reads one `logits` tensor whatever the method.
+    """
     model.eval()
     device = next(model.parameters()).device
     reps, logits = [], []
-    for start in range(0, len(x), batch_size):
+    for inputs, _ in eval_batches(x, None, batch_size, device, workers=workers):
         with autocast(device):
-            r = model.layer_representations(x[start:start + batch_size].to(device))
+            r = model.layer_representations(inputs)
             reps.append(r.float().cpu())
-            logits.append(model.layer_logits(r).float().cpu())
+            logits.append(model.layer_exit_logits(r).float().cpu())
     return torch.cat(reps, dim=1), torch.cat(logits, dim=1)
 
 
 @torch.no_grad()
 def accuracy(model: LayeredClassifier, x: torch.Tensor, y: torch.Tensor,
-             batch_size: int = 512) -> float:
+             batch_size: int = 512, shard: Shard | None = None, workers: int = 0) -> float:
+    """Accuracy of the model's own output; with a shard, each process scores its share."""
     model.eval()
     device = next(model.parameters()).device
+    shard = shard or Shard()
     correct = 0
-    for start in range(0, len(x), batch_size):
+    for inputs, labels in eval_batches(x, y, batch_size, device, shard, workers):
         with autocast(device):
-            logits = model(x[start:start + batch_size].to(device))
-        correct += (logits.argmax(-1).cpu() == y[start:start + batch_size]).sum().item()
-    return correct / len(y)
+            logits = model(inputs)
+        correct += (logits.argmax(-1).cpu() == labels.cpu()).sum().item()
+    return all_sum([correct], shard, device)[0] / len(y)
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak GPU memory allocated since the last reset, or the process's peak resident memory."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 # --- checkpoints --------------------------------------------------------------------------
@@ -152,6 +206,7 @@ def save_checkpoint(path: Path, state: dict) -> None:
 
 def load_checkpoint(path: Path, spec_hash: str) -> dict | None:
     """The checkpoint at `path` if it belongs to this run spec, else None (start afresh)."""
+    remove_stale_temporaries(path)
     if not path.exists():
         return None
     try:
@@ -168,29 +223,37 @@ def load_checkpoint(path: Path, spec_hash: str) -> dict | None:
 
 # --- the loop -----------------------------------------------------------------------------
 def run_epoch(model: LayeredClassifier, optimizer, scheduler, x_train: torch.Tensor,
-              y_train: torch.Tensor, spec: TrainSpec, epoch: int, weights: torch.Tensor
+              y_train: torch.Tensor, spec: TrainSpec, epoch: int, weights: torch.Tensor,
+              batches: TrainBatches | None = None, step_loss: torch.nn.Module | None = None
               ) -> tuple[float, float]:
-    """One pass over the training data in the epoch's order; returns mean loss and accuracy."""
+    """One pass over the training data in the epoch's order; returns mean loss and accuracy.
+
+    `batches` (default: `x_train`, `y_train` where they are) gives this process's part of every
+    global batch; `step_loss` (default: a StepLoss of `model`) may be wrapped by
+    DistributedDataParallel or torch.compile. Loss and accuracy are over all processes.
+    """
     model.train()
-    device = x_train.device
-    steps = math.ceil(len(y_train) / spec.batch_size)
-    order = torch.randperm(len(y_train), generator=epoch_generator(spec.seed, epoch))
+    if batches is None:
+        batches = TrainBatches(x_train, y_train, spec.batch_size, x_train.device, spec.seed,
+                               AugmentSpec.from_config(spec.augment))
+    step_loss = step_loss or StepLoss(model, spec, weights)
+    device, shard = batches.device, batches.shard
     total_loss, correct = 0.0, 0
-    for batch in range(steps):
-        index = order[batch * spec.batch_size:(batch + 1) * spec.batch_size].to(device)
-        x, y = x_train[index], y_train[index]
-        step = epoch * steps + batch
+    for batch, (x, y, index, share) in enumerate(batches.epoch(epoch)):
+        step = epoch * batches.steps + batch
         with autocast(device):
-            loss, logits = training_loss(model, x, y, spec, step, weights)
+            loss, logits = step_loss(x, y, step % 2)
         if not torch.isfinite(loss):
             raise TrainingError(f"loss became {loss.item()} at epoch {epoch + 1}, step {step}")
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss if share == 1 else loss * share).backward()
         optimizer.step()
         scheduler.step()
-        total_loss += loss.item() * len(y)
-        correct += (logits.argmax(-1) == y).sum().item()
-    return total_loss / len(y_train), correct / len(y_train)
+        mine = len(shard.take(index))  # 0 for a process that only stood in (see TrainBatches)
+        total_loss += loss.item() * mine
+        correct += (logits[:mine].argmax(-1) == y[:mine]).sum().item()
+    total_loss, correct = all_sum([total_loss, correct], shard, device)
+    return total_loss / len(batches), correct / len(batches)
 
 
 def make_optimizer(model: LayeredClassifier, spec: TrainSpec, steps_per_epoch: int):
@@ -202,19 +265,28 @@ def make_optimizer(model: LayeredClassifier, spec: TrainSpec, steps_per_epoch: i
 
 
 def train(model: LayeredClassifier, data: dict, spec: TrainSpec, checkpoint: Path,
-          spec_hash: str, device: torch.device | None = None) -> list[dict]:
+          spec_hash: str, device: torch.device | None = None, workers: int = 0) -> list[dict]:
     """Train `model` on data["train"], checking data["val"] each epoch; return the epoch log.
 
     A checkpoint is written after every epoch; a restarted run resumes from it (model,
     optimizer, schedule, log) and, since each epoch's data order is derived from (seed, epoch),
     ends with exactly the weights an uninterrupted run would have.
+
+    Inputs are tensors (moved to the device whole) or a streamed split (decoded by `workers`
+    DataLoader processes); see layerwise/batches.py. Started by torchrun, every process runs
+    this same function on its shard of each global batch, gradients are averaged by
+    DistributedDataParallel, and only rank 0 writes the checkpoint (layerwise/distributed.py).
     """
     device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    shard = current_shard()
     model.to(device)
-    x_train, y_train = (t.to(device) for t in data["train"])
+    if device.type == "cuda":  # convolution weights (a ViT's patch embedding) in cuDNN's layout
+        model.to(memory_format=torch.channels_last)
+    batches = TrainBatches(*data["train"], spec.batch_size, device, spec.seed,
+                           AugmentSpec.from_config(spec.augment), shard, workers)
     x_val, y_val = data["val"]
-    steps_per_epoch = math.ceil(len(y_train) / spec.batch_size)
-    weights = layer_weights(model.num_layers, spec.aligned_weights).to(device)
+    steps_per_epoch = batches.steps
+    weights = layer_weights(model.num_layers, spec.weight_kind).to(device)
     optimizer, scheduler = make_optimizer(model, spec, steps_per_epoch)
 
     log: list[dict] = []
@@ -225,29 +297,50 @@ def train(model: LayeredClassifier, data: dict, spec: TrainSpec, checkpoint: Pat
         scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["rng"])
         log = state["log"]
-        print(f"resuming from {checkpoint} after epoch {len(log)}", file=sys.stderr)
+        if shard.is_main:
+            print(f"resuming from {checkpoint} after epoch {len(log)}", file=sys.stderr)
+
+    step_loss = StepLoss(model, spec, weights)
+    if shard.distributed:  # after loading: DDP starts every process from rank 0's weights
+        from torch.nn.parallel import DistributedDataParallel
+
+        step_loss = DistributedDataParallel(
+            step_loss, device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=model.exit_heads is not None)  # plain steps skip exit heads
+    if spec.compile:
+        step_loss = torch.compile(step_loss)
 
     bar = tqdm(range(len(log), spec.epochs), initial=len(log), total=spec.epochs,
-               desc=f"{spec.method} seed {spec.seed}", unit="epoch", file=sys.stderr)
+               desc=f"{spec.method} seed {spec.seed}", unit="epoch", file=sys.stderr,
+               disable=not shard.is_main)
     for epoch in bar:
         started = time.perf_counter()
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
         try:
-            loss, train_accuracy = run_epoch(model, optimizer, scheduler, x_train, y_train,
-                                             spec, epoch, weights)
+            loss, train_accuracy = run_epoch(model, optimizer, scheduler, None, None, spec,
+                                             epoch, weights, batches, step_loss)
         except TrainingError as err:
             raise TrainingError(f"{err}; the last good checkpoint is kept at {checkpoint}. "
                                 "Lower the learning rate or check the inputs.") from None
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        trained = time.perf_counter() - started
         log.append({
             "epoch": epoch + 1,
             "loss": loss,
             "train_accuracy": train_accuracy,
-            "val_accuracy": accuracy(model, x_val, y_val),
+            "val_accuracy": accuracy(model, x_val, y_val, shard=shard, workers=workers),
             "lr": optimizer.param_groups[0]["lr"],
             "seconds": time.perf_counter() - started,
+            # throughput of the training pass (all processes) and this process's peak memory
+            "samples_per_second": len(batches) / trained,
+            "peak_memory_mb": peak_memory_mb(device),
         })
         bar.set_postfix(loss=f"{loss:.4f}", val=f"{log[-1]['val_accuracy']:.4f}")
-        save_checkpoint(checkpoint, {
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state(),
-            "log": log, "spec_hash": spec_hash})
+        if shard.is_main:
+            save_checkpoint(checkpoint, {
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state(),
+                "log": log, "spec_hash": spec_hash})
     return log

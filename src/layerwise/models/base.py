@@ -5,6 +5,11 @@ against `LayeredClassifier` and never ask which backbone they hold. A backbone p
 small pieces: `embed` (inputs -> hidden state before block 1), `block` (run block l),
 `pool` (the hidden state -> one vector per sample, e.g. the [CLS] token), and the two steps
 of its own classifier path, `final_norm` and `head`.
+
+Multi-exit models (the baseline of BRIEF section 5) get `exit_heads` from the base class: one
+own classifier per layer 1..L-1, while the last exit stays the model's own head. `exit_logits`
+is how every consumer (training, extraction, early exit) reads a layer's prediction: the
+layer's own head when the model has them, the shared classifier otherwise.
 """
 
 from __future__ import annotations
@@ -25,12 +30,14 @@ class LayeredClassifier(nn.Module):
     """
 
     num_layers: int
+    exit_heads: nn.ModuleList | None
 
     def __init__(self, head_input: str = "final_norm"):
         super().__init__()
         if head_input not in HEAD_INPUTS:
             raise ValueError(f"head_input must be one of {HEAD_INPUTS}, got {head_input!r}")
         self.head_input = head_input
+        self.exit_heads = None
 
     # --- what a backbone implements -------------------------------------------------------
     def embed(self, inputs) -> torch.Tensor:
@@ -75,6 +82,32 @@ class LayeredClassifier(nn.Module):
         if self.head_input == "final_norm":
             return self.head(self.final_norm(reps))
         return torch.cat([self.head(reps[:-1]), self.head(self.final_norm(reps[-1:]))])
+
+    # --- multi-exit: one own classifier per layer ---------------------------------------------
+    def add_exit_heads(self, width: int, num_classes: int) -> None:
+        """Give layers 1..L-1 their own classifier (LayerNorm + Linear); layer L keeps the
+        model's own head, so the multi-exit model's final output path is the standard one."""
+        heads = []
+        for _ in range(self.num_layers - 1):
+            linear = nn.Linear(width, num_classes)
+            nn.init.trunc_normal_(linear.weight, std=0.02)  # as timm initialises its own head
+            nn.init.zeros_(linear.bias)
+            heads.append(nn.Sequential(nn.LayerNorm(width), linear))
+        self.exit_heads = nn.ModuleList(heads)
+
+    def exit_logits(self, h: torch.Tensor, layer: int) -> torch.Tensor:
+        """Logits of the exit at `layer`: its own head in a multi-exit model, else the shared
+        classifier. Layer 0 (the embedding) has no exit of its own and uses the shared one."""
+        if self.exit_heads is None or layer in (0, self.num_layers):
+            return self.classify(h, layer)
+        return self.exit_heads[layer - 1](h)
+
+    def layer_exit_logits(self, reps: torch.Tensor) -> torch.Tensor:
+        """`exit_logits` of every layer of `reps` (consecutive layers ending with layer L)."""
+        if self.exit_heads is None:
+            return self.layer_logits(reps)
+        first = self.num_layers + 1 - len(reps)
+        return torch.stack([self.exit_logits(h, first + i) for i, h in enumerate(reps)])
 
     def forward(self, inputs) -> torch.Tensor:
         hidden = self.embed(inputs)

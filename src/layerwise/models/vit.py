@@ -8,6 +8,7 @@ layers at once). The tests check that it reproduces timm's own forward pass exac
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from timm.models.vision_transformer import VisionTransformer
 
 from layerwise.models.base import LayeredClassifier
@@ -24,7 +25,27 @@ class ViTClassifier(LayeredClassifier):
             mlp_ratio=mlp_ratio, global_pool="token", class_token=True)
         self.num_layers = depth
 
+    @classmethod
+    def from_timm(cls, name: str, *, num_classes: int, in_chans: int, image_size: int,
+                  head_input: str = "final_norm", pretrained: bool = True) -> "ViTClassifier":
+        """A timm VisionTransformer by name (e.g. deit_small_patch16_224), with its pretrained
+        weights (downloaded by timm) and a new head for `num_classes`; timm resamples the
+        position embedding when `image_size` differs from the pretraining size."""
+        import timm
+
+        vit = timm.create_model(name, pretrained=pretrained, num_classes=num_classes,
+                                in_chans=in_chans, img_size=image_size)
+        if not isinstance(vit, VisionTransformer) or vit.global_pool != "token":
+            raise ValueError(f"timm model {name!r} is not a VisionTransformer with a class token")
+        model = cls.__new__(cls)
+        LayeredClassifier.__init__(model, head_input)
+        model.vit, model.num_layers = vit, len(vit.blocks)
+        return model
+
     def embed(self, inputs: torch.Tensor) -> torch.Tensor:
+        size = tuple(self.vit.patch_embed.img_size)
+        if tuple(inputs.shape[-2:]) != size:  # model.input_size: e.g. 32x32 CIFAR for a 224 DeiT
+            inputs = F.interpolate(inputs, size=size, mode="bilinear", align_corners=False)
         x = self.vit.patch_embed(inputs)
         x = self.vit._pos_embed(x)
         x = self.vit.patch_drop(x)

@@ -1,0 +1,44 @@
+"""Parameters of one shared classifier against one classifier per layer (paper Table 1): the
+paper's rows recomputed by its formula, and this experiment's model counted as built."""
+
+import argparse
+import json
+
+from layerwise import cli
+from layerwise.data import load_split
+from layerwise.exit_tables import format_parameter_table, parameter_rows
+from layerwise.models import build_run_model
+from layerwise.reference import paper_values
+from layerwise.tables import write_table
+
+
+def count(model) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--experiment", required=True)
+    parser.add_argument("--model-spec", required=True, help="the experiment's model, as JSON")
+    parser.add_argument("--data", required=True, help="prepared dataset folder")
+    parser.add_argument("--table", required=True, help="table stem (.csv, .md, .tex are written)")
+    args = parser.parse_args(argv)
+
+    model_spec = json.loads(args.model_spec)
+    info = load_split(args.data, "val")[2]
+    single, multi = (count(build_run_model({"method": m, "model": model_spec}, info))
+                     for m in ("standard", "multi_exit"))
+    ours = {"model": f"{args.experiment} ({model_spec['arch']})", "width": model_spec["width"],
+            "classes": info["num_classes"], "layers": model_spec["depth"], "single": single,
+            "multi_counted": multi}
+    table = parameter_rows(paper_values()["table1_parameter_savings"], ours)
+    write_table(table, args.table,
+                "Parameters of a single shared classifier against one per layer: multi = single "
+                "+ (L-1)·K·d and the saving (multi - single) / multi, beside the values the paper "
+                "prints (Table 1) and, for this study's model, the count of the built model "
+                "(whose exit heads also carry biases and a LayerNorm).",
+                formatted=format_parameter_table(table))
+
+
+if __name__ == "__main__":
+    cli.run(main)

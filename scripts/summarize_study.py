@@ -1,0 +1,63 @@
+"""Summarize the whole study: metrics JSON (dvc metrics), plot data and images (dvc plots), the
+runtime table from the benchmark files, and the results summary in Markdown."""
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+from layerwise import cli
+from layerwise.io import atomic_path, read_json, write_csv, write_json, write_text
+from layerwise.summary import (claims_metrics, experiment_metrics, format_runtime_table,
+                               layerwise_series, read_benchmarks, runtime_table,
+                               summary_markdown, tradeoff_series)
+from layerwise.tables import write_table
+
+
+def optional_csv(path):
+    return None if path is None else pd.read_csv(path)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--spec", required=True,
+                        help="JSON: experiments with their files, figures, tables and plot "
+                             "outputs; the claims files; the benchmark folder")
+    parser.add_argument("--metrics", required=True, help="metrics JSON to write")
+    parser.add_argument("--summary", required=True, help="Markdown summary to write")
+    parser.add_argument("--runtime", required=True, help="runtime table stem (.csv, .md, .tex)")
+    args = parser.parse_args(argv)
+    spec = json.loads(args.spec)
+
+    claims = read_json(spec["claims_json"])["claims"]
+    metrics = {"experiments": {}, "claims": claims_metrics(claims)}
+    for exp in spec["experiments"]:
+        acc = pd.read_csv(exp["accuracy"])
+        sweep = optional_csv(exp.get("sweep"))
+        metrics["experiments"][exp["name"]] = experiment_metrics(
+            acc, exp["metric"], optional_csv(exp.get("agreement")),
+            optional_csv(exp.get("points")))
+        write_csv(exp["layerwise_plot"], layerwise_series(acc, exp["metric"]))
+        if exp.get("tradeoff_plot"):
+            write_csv(exp["tradeoff_plot"], tradeoff_series(sweep, spec["policy"]))
+    for source, copy in spec["figure_copies"]:  # DVC renders PNG images, not PDFs
+        with atomic_path(copy) as tmp:
+            shutil.copyfile(source, tmp)
+    write_json(args.metrics, metrics)
+
+    runtime = runtime_table(read_benchmarks(spec["benchmarks"]))
+    write_table(runtime, args.runtime, "Wall-clock time per step of the workflow, from the "
+                "benchmark file of every job.", formatted=format_runtime_table(runtime))
+
+    summary = summary_markdown(
+        Path(args.summary).parent, [e["name"] for e in spec["experiments"]],
+        {e["name"]: e["tables"] for e in spec["experiments"]},
+        {"": spec["study_figures"], **{e["name"]: e["figures"] for e in spec["experiments"]}},
+        Path(spec["claims_md"]).read_text(encoding="utf-8"), runtime)
+    write_text(args.summary, summary)
+
+
+if __name__ == "__main__":
+    cli.run(main)

@@ -1,0 +1,173 @@
+"""Real early exit on a model, its FLOP profile, and wall-clock timing against full depth.
+
+The backbone runs layer by layer through the `LayeredClassifier` interface; after each block the
+exit decides for the samples still running, and those that exit leave the batch (compaction), so
+their remaining blocks are never computed. The decisions use the same score functions as the
+offline analysis in `layerwise.exits`, so both give the same exit layers.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+
+import pandas as pd
+import torch
+
+from layerwise.exits import FlopProfile, passes, policy_scores, speedup
+from layerwise.models import LayeredClassifier
+
+
+class ExitRule:
+    """An exit policy applied online, one layer at a time, to the samples still in the batch."""
+
+    def __init__(self, policy: str, threshold: float, batch: int, device: torch.device):
+        self.policy, self.threshold = policy, threshold
+        # Patience needs each sample's last prediction and how long it has held.
+        self.previous = torch.full((batch,), -1, dtype=torch.long, device=device)
+        self.run = torch.zeros(batch, dtype=torch.long, device=device)
+
+    def decide(self, logits: torch.Tensor) -> torch.Tensor:
+        """(n,) whether each running sample exits at this layer."""
+        if self.policy != "patience":
+            return passes(self.policy, policy_scores(self.policy, logits), self.threshold)
+        predictions = logits.argmax(-1)
+        self.run = torch.where(predictions == self.previous, self.run + 1, 0)
+        self.previous = predictions
+        return passes(self.policy, self.run, self.threshold)
+
+    def keep(self, index: torch.Tensor) -> None:
+        """Drop the state of samples that left the batch."""
+        if self.policy == "patience":
+            self.previous, self.run = self.previous[index], self.run[index]
+
+
+@torch.inference_mode()
+def early_exit(model: LayeredClassifier, inputs: torch.Tensor, policy: str, threshold: float
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N,) predictions and (N,) exit layers in 1..L of real early exit with compaction."""
+    hidden = model.embed(inputs)
+    batch, device, last = hidden.shape[0], hidden.device, model.num_layers
+    remaining = torch.arange(batch, device=device)  # original index of each running sample
+    predictions = torch.empty(batch, dtype=torch.long, device=device)
+    layers = torch.empty(batch, dtype=torch.long, device=device)
+    rule = ExitRule(policy, threshold, batch, device)
+    for layer in range(1, last + 1):
+        hidden = model.block(layer - 1, hidden)
+        logits = model.exit_logits(model.pool(hidden), layer)
+        if layer == last:
+            predictions[remaining], layers[remaining] = logits.argmax(-1), last
+            break
+        out = rule.decide(logits)
+        leaving = int(out.sum())
+        if leaving == 0:  # nobody leaves: nothing to copy
+            continue
+        if leaving == len(remaining):  # everybody leaves: nothing left to compute
+            predictions[remaining], layers[remaining] = logits.argmax(-1), layer
+            break
+        done = remaining[out]
+        predictions[done], layers[done] = logits[out].argmax(-1), layer
+        stay = (~out).nonzero().squeeze(1)
+        remaining, hidden = remaining[stay], hidden[stay]
+        rule.keep(stay)
+    return predictions, layers
+
+
+@torch.inference_mode()
+def full_depth(model: LayeredClassifier, inputs: torch.Tensor) -> torch.Tensor:
+    """(N,) predictions of plain inference through all L blocks."""
+    return model(inputs).argmax(-1)
+
+
+@torch.no_grad()
+def flop_profile(model: LayeredClassifier, example: torch.Tensor) -> FlopProfile:
+    """FLOPs per sample of the embedding, each block and each exit, counted by torch's
+    FlopCounterMode on one sample (matrix products, convolutions and attention; norms and
+    activations are not counted)."""
+    from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
+
+    def cpu_attention(query_shape, key_shape, value_shape, *args, **kwargs):
+        return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+    # torch counts the CUDA attention kernels but not the CPU one; count it the same way.
+    mapping = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: cpu_attention}
+
+    def count(fn: Callable, *args):
+        with FlopCounterMode(display=False, custom_mapping=mapping) as counter:
+            out = fn(*args)
+        return float(counter.get_total_flops()), out
+
+    model.eval()
+    embed, hidden = count(model.embed, example[:1])
+    blocks, heads = [], []
+    for layer in range(1, model.num_layers + 1):
+        flops, hidden = count(model.block, layer - 1, hidden)
+        blocks.append(flops)
+        heads.append(count(model.exit_logits, model.pool(hidden), layer)[0])
+    return FlopProfile(embed, tuple(blocks), tuple(heads))
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@torch.no_grad()
+def wall_clock(model: LayeredClassifier, inputs: torch.Tensor, batch_size: int,
+               exits: dict[str, tuple[str, float]], warmup: int = 1, repeats: int = 3
+               ) -> dict[str, float]:
+    """Median seconds of one pass over `inputs` in batches of `batch_size`, for full-depth
+    inference ("full_depth") and for each named (policy, threshold) of `exits`.
+
+    The variants are interleaved within every repeat so that they share the machine's load;
+    on CUDA the device is synchronized before the clock is read.
+    """
+    model.eval()
+    device = inputs.device
+    batches = inputs.split(batch_size)
+    runners: dict[str, Callable] = {"full_depth": lambda b: full_depth(model, b)}
+    for name, (policy, threshold) in exits.items():
+        runners[name] = lambda b, p=policy, t=threshold: early_exit(model, b, p, t)
+
+    def one_pass(run: Callable) -> float:
+        _synchronize(device)
+        started = time.perf_counter()
+        for batch in batches:
+            run(batch)
+        _synchronize(device)
+        return time.perf_counter() - started
+
+    for _ in range(warmup):
+        for run in runners.values():
+            one_pass(run)
+    seconds: dict[str, list[float]] = {name: [] for name in runners}
+    for _ in range(repeats):
+        for name, run in runners.items():
+            seconds[name].append(one_pass(run))
+    return {name: statistics.median(values) for name, values in seconds.items()}
+
+
+def time_operating_points(model: LayeredClassifier, inputs: torch.Tensor,
+                          exits: dict[str, tuple[str, float]], batch_sizes, warmup: int = 1,
+                          repeats: int = 3) -> pd.DataFrame:
+    """Wall-clock of each named (policy, threshold) against full depth at every batch size.
+
+    One row per exit and batch size: median seconds of both, the measured speed-up, and the
+    mean exit layer and paper speed-up L/E[k] of the timed samples, the ratio the measured
+    speed-up is compared with.
+    """
+    layers = {name: early_exit(model, inputs, *rule)[1].cpu() for name, rule in exits.items()}
+    rows = []
+    for batch_size in batch_sizes:
+        seconds = wall_clock(model, inputs, batch_size, exits, warmup, repeats)
+        for name, (policy, threshold) in exits.items():
+            rows.append({"policy": policy, "threshold": threshold, "batch_size": batch_size,
+                         "samples": len(inputs), "device": inputs.device.type,
+                         "threads": torch.get_num_threads(),
+                         "seconds_full_depth": seconds["full_depth"],
+                         "seconds_early_exit": seconds[name],
+                         "wall_speedup": seconds["full_depth"] / seconds[name],
+                         "mean_exit_layer": layers[name].double().mean().item(),
+                         "speedup": speedup(layers[name], model.num_layers)})
+    return pd.DataFrame(rows)

@@ -1,0 +1,113 @@
+"""A transformers BERT sequence classifier behind the LayeredClassifier interface.
+
+Inputs are one int64 tensor per batch, (B, 2, T): token ids and token type ids (segment A or B of
+a sentence pair); the attention mask is `ids != pad_id`, as the tokenizer padded. The stepping
+below is the body of `BertModel.forward` split so that encoder layers run one at a time, and the
+representation of layer l is the [CLS] hidden state after layer l: `hidden_states[l][:, 0]` of
+transformers' `output_hidden_states` (layer 0: the embedding output). The tests check both that
+and the logits against transformers' own forward pass.
+
+Decisions (BRIEF section 3):
+- The pooler belongs to the shared head. `BertForSequenceClassification` never classifies the raw
+  [CLS] vector: its classifier path is classifier(dropout(tanh(W_p h + b_p))), and the paper's
+  "last-layer classifier" is that path, applied unchanged to every layer's [CLS] vector.
+- BERT is post-LN (each layer ends with its own LayerNorm), so `final_norm` is the identity and
+  `head_input` (final_norm or raw) makes no difference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from transformers import BertConfig, BertForSequenceClassification
+from transformers.masking_utils import create_bidirectional_mask
+
+from layerwise.models.base import LayeredClassifier
+
+
+@dataclass(frozen=True)
+class BertState:
+    """What flows between encoder layers: the token states and the attention mask built for them.
+
+    It answers the tensor operations early exit applies to a hidden state: `shape`, `device`, and
+    `state[index]`, which keeps the samples `index` selects (compaction) in both parts.
+    """
+
+    hidden: torch.Tensor                     # (B, T, d)
+    attention_mask: torch.Tensor | None      # as transformers builds it; None when nothing is padded
+
+    @property
+    def shape(self) -> torch.Size:
+        return self.hidden.shape
+
+    @property
+    def device(self) -> torch.device:
+        return self.hidden.device
+
+    def __getitem__(self, index) -> "BertState":
+        mask = None if self.attention_mask is None else self.attention_mask[index]
+        return BertState(self.hidden[index], mask)
+
+
+class BertClassifier(LayeredClassifier):
+    def __init__(self, model: BertForSequenceClassification, pad_id: int,
+                 head_input: str = "final_norm"):
+        super().__init__(head_input)
+        self.model = model
+        self.pad_id = pad_id
+        self.num_layers = model.config.num_hidden_layers
+        self.width = model.config.hidden_size
+
+    @classmethod
+    def from_config(cls, *, vocab_size: int, max_length: int, num_classes: int, depth: int,
+                    width: int, heads: int, mlp_ratio: float, pad_id: int,
+                    head_input: str = "final_norm") -> "BertClassifier":
+        """A randomly initialised BERT of the given size (the default study trains it from scratch)."""
+        config = BertConfig(vocab_size=vocab_size, hidden_size=width, num_hidden_layers=depth,
+                            num_attention_heads=heads, intermediate_size=round(width * mlp_ratio),
+                            max_position_embeddings=max_length, type_vocab_size=2,
+                            pad_token_id=pad_id, num_labels=num_classes)
+        return cls(BertForSequenceClassification(config), pad_id, head_input)
+
+    @classmethod
+    def from_pretrained(cls, name: str, *, num_classes: int, pad_id: int,
+                        head_input: str = "final_norm") -> "BertClassifier":
+        """A pretrained checkpoint (e.g. bert-base-uncased) with a new classifier, as transformers
+        loads it; the tokens must come from the same checkpoint's tokenizer."""
+        model = BertForSequenceClassification.from_pretrained(name, num_labels=num_classes)
+        return cls(model, pad_id, head_input)
+
+    def _trim_padding(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token ids and token types without the columns that are padding in every sample.
+
+        The [CLS] states do not depend on them (padded keys get zero attention weight), and
+        review snippets are far shorter than the fixed length they are padded to.
+        """
+        ids, token_types = inputs[:, 0], inputs[:, 1]
+        used = (ids != self.pad_id).any(dim=0).nonzero()
+        length = int(used.max()) + 1 if len(used) else 1
+        return ids[:, :length], token_types[:, :length]
+
+    def embed(self, inputs: torch.Tensor) -> BertState:
+        ids, token_types = self._trim_padding(inputs)
+        hidden = self.model.bert.embeddings(input_ids=ids, token_type_ids=token_types)
+        mask = create_bidirectional_mask(config=self.model.config, inputs_embeds=hidden,
+                                         attention_mask=ids != self.pad_id)
+        return BertState(hidden, mask)
+
+    def block(self, index: int, state: BertState) -> BertState:
+        hidden = self.model.bert.encoder.layer[index](state.hidden, state.attention_mask)
+        return BertState(hidden, state.attention_mask)
+
+    def pool(self, state: BertState) -> torch.Tensor:
+        return state.hidden[:, 0]
+
+    def final_norm(self, h: torch.Tensor) -> torch.Tensor:
+        return h  # post-LN: every layer's output is already normed
+
+    def head(self, h: torch.Tensor) -> torch.Tensor:
+        # BertPooler's dense + tanh on the given [CLS] vectors (its forward would pick token 0
+        # of a (B, T, d) input itself), then the model's dropout and classifier.
+        pooler = self.model.bert.pooler
+        return self.model.classifier(self.model.dropout(pooler.activation(pooler.dense(h))))

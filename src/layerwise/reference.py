@@ -1,0 +1,73 @@
+"""Numbers read from the paper's figures and tables, shipped as data with their source.
+
+`src/layerwise/data/paper_reference_values.yaml` holds values digitized from arXiv:2406.14479v3
+("exact" where printed, "approx" where read off a plot, about +/-0.02). They are drawn beside
+reproduced curves, clearly labelled as the paper's, and used when checking claims; they are
+never used as test oracles.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+
+PATH = Path(__file__).with_name("data") / "paper_reference_values.yaml"
+
+
+@lru_cache(maxsize=1)
+def paper_values() -> dict:
+    return yaml.safe_load(PATH.read_text(encoding="utf-8"))
+
+
+def fig8_curves(key: str, label: str) -> dict[str, list[float]]:
+    """The paper's Fig 8 BERT-base curves of one GLUE task (`key`, e.g. "mrpc_f1"), as the
+    reference lines of a layer-wise figure: {"<label>: standard": [...], "<label>: aligned": ...}."""
+    curves = paper_values()["fig8_bert_base_glue_layerwise"][key]
+    return {f"{label}: {method}": list(values) for method, values in curves.items()}
+
+
+def curves(key: str, label: str, methods=None) -> dict[str, list[float]]:
+    """Reference lines for a layer-wise figure, labelled "<label>: <method>".
+
+    `key` is a Fig 8 task key (e.g. "mrpc_f1", see fig8_curves) or a dotted path into the
+    reference values: to a mapping of method -> values (e.g. "fig4_deit_s_imagenet.test_acc")
+    or to one list of values, which the paper drew for standard training (e.g.
+    "fig12_mlp9_mnist.residual.acc"). With `methods`, only curves of those methods are kept.
+    """
+    if "." not in key:
+        found = fig8_curves(key, label)
+    else:
+        node = paper_values()
+        for part in key.split("."):
+            node = node[part]
+        node = node if isinstance(node, dict) else {"standard": node}
+        found = {f"{label}: {method}": list(values) for method, values in node.items()}
+    if methods is not None:
+        keep = {f"{label}: {method}" for method in methods}
+        found = {name: values for name, values in found.items() if name in keep}
+    return found
+
+
+def image_reference(model: dict) -> tuple[str, str] | None:
+    """(key, label) for `curves` of the paper's layer-wise test accuracy closest to an image
+    experiment's model, or None: DeiT-S on ImageNet with the three methods (Fig 4) for a ViT;
+    the 9-layer MLP on MNIST without or with residual connections (Fig 12) for an MLP."""
+    if model.get("arch") == "vit":
+        return "fig4_deit_s_imagenet.test_acc", "paper DeiT-S ImageNet (Fig 4)"
+    if model.get("arch") == "mlp":
+        which, words = (("residual", "with") if model.get("residual", True)
+                        else ("no_residual", "without"))
+        return (f"fig12_mlp9_mnist.{which}.acc",
+                f"paper 9-layer MLP MNIST {words} residuals (Fig 12)")
+    return None
+
+
+def similarity_curves(key: str) -> dict[str, list[float]]:
+    """The paper's curves against the last layer at a dotted `key` whose mapping holds some of
+    acc, cka, cos (e.g. "fig12_mlp9_mnist.no_residual"), for curves_vs_last panels."""
+    node = paper_values()
+    for part in key.split("."):
+        node = node[part]
+    return {name: list(node[name]) for name in ("acc", "cka", "cos") if name in node}

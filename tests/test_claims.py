@@ -1,0 +1,243 @@
+"""Each claim's statistic on hand-made results: one set of inputs where the claim must hold and
+one where it must fail; claims whose inputs a study lacks are listed as not evaluated."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from layerwise import claims
+from layerwise.claims import FAILS, HOLDS, NOT_EVALUATED, ExperimentData
+from layerwise.config import load_config_file, validate_config
+from layerwise.reference import paper_values
+
+from conftest import ROOT
+
+LAYERS = 6
+SEEDS = (0, 1, 2)
+
+
+@pytest.fixture(scope="module")
+def thresholds() -> dict:
+    return validate_config(load_config_file(ROOT / "config/config.yaml"))["claims"]
+
+
+def accuracy(curves: dict[str, list[float]], noise: float = 0.0) -> pd.DataFrame:
+    """layer_accuracy.csv rows: each method's curve over layers 1..L (layer 0 at chance)."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for method, curve in curves.items():
+        for seed in SEEDS:
+            for layer, value in enumerate([0.1, *curve]):
+                rows.append({"method": method, "seed": seed, "split": "test", "layer": layer,
+                             "accuracy": value + (noise * rng.normal() if layer else 0.0)})
+    return pd.DataFrame(rows)
+
+
+def similarity(matrices: dict[str, dict[str, np.ndarray]]) -> pd.DataFrame:
+    """similarity.csv rows of layers 1..L: {method: {measure: matrix}}, the same every seed."""
+    rows = []
+    for method, measures in matrices.items():
+        for measure, matrix in measures.items():
+            for seed in SEEDS:
+                for a in range(matrix.shape[0]):
+                    for b in range(matrix.shape[1]):
+                        rows.append({"method": method, "seed": seed, "measure": measure,
+                                     "layer_a": a + 1, "layer_b": b + 1,
+                                     "value": float(matrix[a, b])})
+    return pd.DataFrame(rows)
+
+
+def decaying(rate: float = 0.8) -> np.ndarray:
+    """A similarity matrix that falls off with the distance between layers."""
+    idx = np.arange(LAYERS)
+    return rate ** np.abs(idx[:, None] - idx[None, :])
+
+
+def one(rows, claim: str) -> claims.ClaimResult:
+    (row,) = [r for r in rows if r.claim == claim]
+    return row
+
+
+# --- C1 ----------------------------------------------------------------------------------------
+def agreement(values: list[float]) -> pd.DataFrame:
+    return pd.DataFrame([{"method": "standard", "seed": s, "measure": "cka_linear_biased",
+                          "scope": "pairs", "spearman": v} for s, v in zip(SEEDS, values)]
+                        + [{"method": "standard", "seed": s, "measure": "cka_linear_biased",
+                            "scope": "to_last", "spearman": 0.0} for s in SEEDS])
+
+
+@pytest.mark.parametrize("values, status", [([0.95, 0.9, 0.92], HOLDS), ([0.3, 0.5, 0.1], FAILS)])
+def test_c1_cos_cka_rank_agreement(thresholds, values, status):
+    row = claims.result("C1", "x", thresholds, lambda: claims.c1_per_seed(agreement(values),
+                                                                           "standard"))
+    assert row.status == status and row.n == 3
+    assert row.mean == pytest.approx(np.mean(values))
+    assert row.sd == pytest.approx(np.std(values, ddof=1))
+
+
+# --- C2 ----------------------------------------------------------------------------------------
+def test_closeness_fraction_is_one_for_a_matrix_falling_off_the_diagonal():
+    assert claims.closeness_fraction(decaying()) == 1.0
+    assert claims.closeness_fraction(
+        paper_values()["fig2_deit_s_scratch_standard"]["cifar10_pairwise_cos"]) == 1.0
+
+
+@pytest.mark.parametrize("matrix, status", [
+    (decaying(), HOLDS),
+    (1 - decaying(), FAILS),  # rises away from the diagonal: every step towards it falls
+])
+def test_c2_similarity_rises_as_layers_get_closer(thresholds, matrix, status):
+    sim = similarity({"standard": {"cos": matrix}})
+    row = claims.result("C2", "x", thresholds, lambda: claims.c2_per_seed(sim, "standard"))
+    assert row.status == status
+
+
+# --- C3, C4, C5 --------------------------------------------------------------------------------
+STANDARD = [0.1, 0.1, 0.15, 0.3, 0.7, 0.95]
+
+
+@pytest.mark.parametrize("aligned, status", [
+    ([0.6, 0.75, 0.85, 0.9, 0.93, 0.94], HOLDS),
+    ([0.12, 0.11, 0.16, 0.31, 0.72, 0.95], FAILS),  # barely above standard
+])
+def test_c3_aligned_raises_intermediate_layers(thresholds, aligned, status):
+    acc = accuracy({"standard": STANDARD, "aligned": aligned}, noise=0.005)
+    row = claims.result("C3", "x", thresholds, lambda: claims.c3_per_seed(acc))
+    assert row.status == status
+    expected = np.mean(np.subtract(aligned, STANDARD)[:-1])
+    assert row.mean == pytest.approx(expected, abs=0.02)
+
+
+@pytest.mark.parametrize("aligned, status", [
+    ([0.6, 0.75, 0.85, 0.9, 0.93, 0.94], HOLDS),
+    ([0.6, 0.85, 0.6, 0.9, 0.93, 0.94], FAILS),  # layer 3 falls 25 points below layer 2
+])
+def test_c4_aligned_accuracy_rises_nearly_monotonically(thresholds, aligned, status):
+    acc = accuracy({"aligned": aligned})
+    row = claims.result("C4", "x", thresholds, lambda: claims.c4_per_seed(acc))
+    assert row.status == status
+    assert claims.largest_drop(aligned) == pytest.approx(row.mean)
+
+
+@pytest.mark.parametrize("last, status", [(0.94, HOLDS), (0.97, HOLDS), (0.80, FAILS)])
+def test_c5_aligned_final_layer_stays_close_to_standard(thresholds, last, status):
+    acc = accuracy({"standard": STANDARD, "aligned": [0.6, 0.7, 0.8, 0.85, 0.9, last]})
+    row = claims.result("C5", "x", thresholds, lambda: claims.c5_per_seed(acc))
+    assert row.status == status
+    assert row.mean == pytest.approx(STANDARD[-1] - last)
+
+
+# --- C6 ----------------------------------------------------------------------------------------
+def exits(multi_accuracy: float, policy: str = "confidence") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """An aligned sweep whose test accuracy falls linearly from 0.9 at 1x to 0.6 at 3x, and a
+    multi-exit operating point at 2x (where the aligned curve reads 0.75)."""
+    speedups = np.linspace(1, 3, 9)
+    sweep = pd.DataFrame([{"method": "aligned", "seed": s, "policy": policy, "split": split,
+                           "speedup": x, "accuracy": 0.9 - 0.15 * (x - 1)}
+                          for s in SEEDS for split in ("val", "test") for x in speedups])
+    points = pd.DataFrame([{"method": m, "seed": s, "policy": policy, "speedup": x,
+                            "accuracy": a} for s in SEEDS for m, x, a in
+                           (("aligned", 1.5, 0.825), ("multi_exit", 2.0, multi_accuracy))])
+    return sweep, points
+
+
+def test_accuracy_at_speedup_reads_the_upper_envelope():
+    assert claims.accuracy_at_speedup([1, 2, 2, 3], [0.9, 0.5, 0.8, 0.7], 2.5) == \
+        pytest.approx(0.75)
+    assert claims.accuracy_at_speedup([1, 2], [0.9, 0.8], 5.0) == pytest.approx(0.8)  # clamped
+
+
+@pytest.mark.parametrize("multi, status", [(0.76, HOLDS), (0.70, HOLDS), (0.85, FAILS)])
+def test_c6_single_classifier_on_par_with_multi_exit_at_matched_speedup(thresholds, multi,
+                                                                        status):
+    sweep, points = exits(multi)
+    row = claims.result("C6", "x", thresholds,
+                        lambda: claims.c6_per_seed(sweep, points, "confidence"))
+    assert row.status == status
+    assert row.mean == pytest.approx(multi - 0.75)
+    assert "multi_exit operating point" in row.detail
+
+
+def test_c6_without_the_configured_policy_is_not_evaluated(thresholds):
+    sweep, points = exits(0.75, policy="entropy")
+    row = claims.result("C6", "x", thresholds,
+                        lambda: claims.c6_per_seed(sweep, points, "confidence"))
+    assert row.status == NOT_EVALUATED and "exit policy confidence" in row.reason
+
+
+# --- C7 ----------------------------------------------------------------------------------------
+def saturation(aligned_layers, standard_layers) -> pd.DataFrame:
+    rows = [{"method": m, "seed": s, "split": "test", "sample": i, "saturation_layer": layer}
+            for m, layers in (("aligned", aligned_layers), ("standard", standard_layers))
+            for s in SEEDS for i, layer in enumerate(layers)]
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("aligned, status", [
+    ([1, 1, 2, 2, 3, 6, 6, 5], HOLDS),    # 5 of 8 by layer 3, standard 1 of 8
+    ([6, 5, 6, 4, 3, 6, 6, 5], FAILS),    # 1 of 8, as many as standard
+])
+def test_c7_aligned_training_saturates_earlier(thresholds, aligned, status):
+    sat = saturation(aligned, [6, 6, 5, 6, 3, 6, 4, 6])
+    row = claims.result("C7", "x", thresholds, lambda: claims.c7_per_seed(sat, LAYERS, 0.5),
+                        num_layers=LAYERS)
+    assert row.status == status
+    assert "by layer 3" in row.statistic
+
+
+# --- C8 ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("plain_cos, status", [
+    (decaying(0.3), HOLDS),   # without residuals COS falls off fast while CKA stays high
+    (decaying(0.9), FAILS),   # COS as high as CKA: no difference between the two models
+])
+def test_c8_cka_overstates_similarity_without_residuals(thresholds, plain_cos, status):
+    plain = similarity({"standard": {"cos": plain_cos, "cka_linear_biased": decaying(0.98)}})
+    residual = similarity({"standard": {"cos": decaying(0.9),
+                                        "cka_linear_biased": decaying(0.95)}})
+    row = claims.result("C8", "plain vs residual", thresholds,
+                        lambda: claims.c8_per_seed(plain, residual))
+    assert row.status == status and row.n == 3
+
+
+# --- the whole table -----------------------------------------------------------------------------
+def test_missing_inputs_are_listed_as_not_evaluated_with_a_reason(thresholds):
+    """An experiment with standard training only and no ablation: C3-C7 and C8 stay in the
+    table, each with the reason it could not be evaluated."""
+    data = ExperimentData(name="std_only", accuracy=accuracy({"standard": STANDARD}),
+                          similarity=similarity({"standard": {"cos": decaying(),
+                                                              "cka_linear_biased": decaying()}}),
+                          agreement=agreement([0.9, 0.9, 0.9]))
+    rows = claims.evaluate([data], thresholds, None, claims.paper_statistics(paper_values()))
+    assert [r.claim for r in rows] == list(claims.CLAIMS)
+    status = {r.claim: r for r in rows}
+    assert status["C1"].status == status["C2"].status == HOLDS
+    for claim in ("C3", "C4", "C5", "C6", "C7", "C8"):
+        assert status[claim].status == NOT_EVALUATED and status[claim].reason
+    assert "aligned" in status["C3"].reason
+    assert "early-exit" in status["C6"].reason
+    assert "residual_ablation" in status["C8"].reason
+    table = claims.format_claims(rows)
+    assert len(table) == 8
+    assert table["verdict"].str.startswith(NOT_EVALUATED).sum() == 6
+    json.dumps([r.to_dict() for r in rows], allow_nan=False)
+
+
+def test_a_study_without_transformers_still_lists_every_claim(thresholds):
+    rows = claims.evaluate([], thresholds, None)
+    assert [r.claim for r in rows] == list(claims.CLAIMS)
+    assert {r.status for r in rows} == {NOT_EVALUATED}
+
+
+def test_paper_statistics_pass_the_default_thresholds(thresholds):
+    """The paper's own numbers satisfy every threshold it has a number for."""
+    paper = claims.paper_statistics(paper_values(), thresholds["early_fraction"])
+    assert paper["C1"] is None
+    for claim, value in paper.items():
+        if value is None:
+            continue
+        comparison, key = claims.RULES[claim]
+        assert claims.decide({0: value}, comparison, thresholds[key])[0] == HOLDS, claim

@@ -1,0 +1,65 @@
+"""config/paper.yaml: the paper's experiments plan, without data, to every figure and table the
+README maps to the paper."""
+
+import re
+
+import pytest
+
+from conftest import ROOT, copy_project, job_counts, snakemake
+from layerwise.config import load_config_file, merge_configs, validate_config
+from layerwise.reference import curves
+
+pytestmark = pytest.mark.workflow
+
+
+def paper_config() -> dict:
+    return validate_config(merge_configs(load_config_file(ROOT / "config/config.yaml"),
+                                         load_config_file(ROOT / "config/paper.yaml")))
+
+
+def readme_targets() -> list[str]:
+    """Every results/ file named in the README's table of paper figures."""
+    text = (ROOT / "README.md").read_text()
+    table = text.split("## The paper at scale", 1)[1].split("\n\n| paper |", 1)[1]
+    table = table.split("\n\n", 1)[0]
+    return sorted({f"results/{m}" for m in re.findall(r"`((?:figures|tables)/[^`]+)`", table)})
+
+
+def test_paper_config_covers_the_paper_and_names_its_reference_values():
+    config = paper_config()
+    names = {e["name"]: e for e in config["experiments"]}
+    sources = {config["datasets"][e["dataset"]]["source"] for e in names.values()}
+    assert {"cifar10", "imagenet", "mnist", "glue"} <= sources
+    tasks = {config["datasets"][e["dataset"]]["glue"]["task"] for e in names.values()
+             if config["datasets"][e["dataset"]]["source"] == "glue"}
+    assert tasks == {"sst2", "mrpc", "qnli", "mnli", "rte", "qqp"}
+    assert names["deit_s_imagenet"]["methods"] == ["standard", "aligned", "multi_exit"]
+    assert names["deit_s_cifar10"]["depth_study"] == [6, 9]
+    assert names["deit_s_cifar10_pretrained"]["model"]["pretrained"] == "deit_small_patch16_224"
+    for exp in names.values():
+        if exp["model"]["arch"] == "vit":  # DeiT-S and the paper's vision training
+            assert (exp["model"]["depth"], exp["model"]["width"]) == (12, 384)
+            train = exp["train"]
+            assert (train["batch_size"], train["epochs"], train["milestones"]) == (256, 200,
+                                                                                  [100, 150])
+            assert train["weight_decay"] == 1e-4 and train["augment"]["crop_padding"] == 4
+        assert exp["paper_reference"], exp["name"]
+        assert curves(exp["paper_reference"], "paper")  # resolves to drawable curves
+    assert config["analysis"]["residual_ablation"] == {"without": "mlp_mnist_plain",
+                                                       "with": "mlp_mnist_residual"}
+
+
+def test_paper_config_dry_runs_to_every_figure_without_data(tmp_path):
+    project = copy_project(tmp_path)
+    run = snakemake(project, "-n", "--configfile", "config/paper.yaml")
+    assert run.returncode == 0, run.stderr[-3000:]
+    planned = {f.strip() for line in re.findall(r"^\s+output: (.+)$", run.stdout, re.M)
+               for f in line.split(",")}
+    targets = readme_targets()
+    assert len(targets) >= 20
+    missing = [t for t in targets if t not in planned]
+    assert not missing, f"README targets the paper config does not produce: {missing}"
+    counts = job_counts(run.stdout)
+    # every dataset of the paper config is prepared (the default study's are not used)
+    assert counts["prepare_data"] == len(load_config_file(ROOT / "config/paper.yaml")["datasets"])
+    assert not (project / "results").exists()  # planning downloads and writes nothing

@@ -1,0 +1,79 @@
+"""The study summary on hand-made files: metrics JSON, DVC plot series, runtime statistics from
+benchmark files and the Markdown summary with links that work from where it lies."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from layerwise import summary
+from layerwise.tables import write_table
+
+
+@pytest.fixture
+def acc() -> pd.DataFrame:
+    rows = [{"method": m, "seed": s, "split": split, "layer": l,
+             "accuracy": base + 0.1 * l + 0.01 * s}
+            for m, base in (("standard", 0.1), ("aligned", 0.5)) for s in (0, 1)
+            for split in ("val", "test") for l in range(4)]
+    return pd.DataFrame(rows)
+
+
+def test_experiment_metrics_and_claims_are_json_numbers(acc):
+    agreement = pd.DataFrame([{"method": "standard", "seed": s, "measure": "cka_linear_biased",
+                               "scope": "pairs", "spearman": 0.8 + 0.1 * s} for s in (0, 1)])
+    points = pd.DataFrame([{"method": "aligned", "seed": s, "policy": "confidence",
+                            "accuracy": 0.9, "speedup": 1.5 + s} for s in (0, 1)])
+    metrics = summary.experiment_metrics(acc, "accuracy", agreement, points)
+    assert metrics["final_accuracy"]["aligned"] == pytest.approx(0.5 + 0.3 + 0.005)
+    assert metrics["final_accuracy_sd"]["standard"] == pytest.approx(np.std([0.4, 0.41], ddof=1))
+    assert list(metrics["layer_accuracy"]["standard"]) == ["l01", "l02", "l03"]
+    assert metrics["cos_cka_spearman"]["standard"]["pairs"]["cka_linear_biased"] == \
+        pytest.approx(0.85)
+    assert metrics["early_exit"]["confidence"]["aligned"]["speedup"] == pytest.approx(2.0)
+    claims = summary.claims_metrics([{"claim": "C1", "experiment": "x", "status": "holds"}])
+    json.dumps({"experiments": {"x": metrics}, "claims": claims}, allow_nan=False)
+
+
+def test_plot_series_have_a_column_per_method(acc):
+    series = summary.layerwise_series(acc)
+    assert list(series.columns) == ["layer", "standard", "aligned", "multi_exit"]
+    assert series["multi_exit"].isna().all() and len(series) == 3
+    sweep = pd.DataFrame({"method": ["aligned", "standard", "aligned"], "policy": "confidence",
+                          "split": "test", "speedup": [2.0, 1.0, 1.5],
+                          "accuracy": [0.7, 0.9, 0.8]})
+    tradeoff = summary.tradeoff_series(sweep, "confidence")
+    assert tradeoff["speedup"].tolist() == [1.0, 1.5, 2.0]
+    assert tradeoff["aligned"].tolist()[1:] == [0.8, 0.7] and np.isnan(tradeoff["aligned"][0])
+
+
+def test_runtime_table_sums_the_benchmark_files_per_step(tmp_path):
+    header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+    for path, seconds in (("train/exp/standard/seed0.tsv", 10.0),
+                          ("train/exp/aligned/seed0.tsv", 30.0),
+                          ("figures/exp/layerwise_accuracy.tsv", 2.0)):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(header + f"{seconds}\t0:00:10\t500\t0\t0\t0\t0\t0\t0\t{seconds}\n")
+    table = summary.runtime_table(summary.read_benchmarks(tmp_path))
+    assert table["step"].tolist() == ["train", "figures", "total"]
+    assert table.set_index("step").loc["train", "total_s"] == 40.0
+    assert table.set_index("step").loc["total", "jobs"] == 3
+    assert "peak memory (MB)" in summary.format_runtime_table(table).columns
+
+
+def test_summary_links_are_relative_to_the_summary(tmp_path, acc):
+    results = tmp_path / "results"
+    stem = results / "tables" / "exp" / "layerwise_accuracy"
+    write_table(pd.DataFrame({"layer": [1], "standard": [0.5]}), stem, "Caption of the table.")
+    figure = results / "figures" / "exp" / "layerwise_accuracy.png"
+    other = results / "figures" / "exp" / "cos_heatmaps.png"
+    text = summary.summary_markdown(results, ["exp"], {"exp": [f"{stem}.md"]},
+                                    {"exp": [str(figure), str(other)], "": []},
+                                    "| claim |\n| --- |\n| C1 |", pd.DataFrame())
+    assert "![layerwise accuracy](figures/exp/layerwise_accuracy.png)" in text
+    assert "[cos heatmaps](figures/exp/cos_heatmaps.png)" in text
+    assert "([csv](tables/exp/layerwise_accuracy.csv)): Caption of the table." in text
+    assert "| C1 |" in text and str(tmp_path) not in text

@@ -1,0 +1,210 @@
+# Early exit, saturation and effective depth (BRIEF sections 5 and 6): per run, the threshold
+# sweep and operating points from the stored exit logits and wall-clock timing of the trained
+# model at those points (one job, as a process start costs more than the work); per
+# experiment, the summaries, tables and figures. Depth-study runs (standard_d<depth>)
+# reuse train/extract/analyze_run and only feed the depth study.
+EXITS = config["exits"]
+EXIT_RUN = f"{RESULTS}/exits/{{experiment}}/{{method}}/seed{{seed}}"
+EXIT_SUMMARY = f"{RESULTS}/analysis/{{experiment}}"
+
+
+rule exit_analysis:
+    input:
+        model=rules.train.output.model,
+        val=rules.extract.output.val,
+        test=rules.extract.output.test,
+        splits=lambda w: f"{data_dir(w)}/splits.safetensors",
+    output:
+        sweep=f"{EXIT_RUN}/sweep.csv",
+        operating_points=f"{EXIT_RUN}/operating_points.csv",
+        exit_counts=f"{EXIT_RUN}/exit_counts.csv",
+        saturation=f"{EXIT_RUN}/saturation.csv",
+        timing=f"{EXIT_RUN}/timing.csv",
+    params:
+        spec=run_spec_json,
+        data=data_dir,
+        policies=EXITS["policies"],
+        sweep_points=EXITS["sweep_points"],
+        max_drop=EXITS["max_accuracy_drop"],
+        batch_sizes=EXITS["timing"]["batch_sizes"],
+        samples=EXITS["timing"]["samples"],
+        warmup=EXITS["timing"]["warmup"],
+        repeats=EXITS["timing"]["repeats"],
+    log:
+        f"{RESULTS}/logs/exit_analysis/{{experiment}}/{{method}}/seed{{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/exit_analysis/{{experiment}}/{{method}}/seed{{seed}}.tsv"
+    threads: 1
+    conda:
+        CONDA_ENV
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    shell:
+        "python scripts/exit_analysis.py --spec {params.spec:q} --data {params.data:q}"
+        " --model {input.model:q} --val {input.val:q} --test {input.test:q}"
+        " --policies {params.policies} --sweep-points {params.sweep_points}"
+        " --max-drop {params.max_drop} --batch-sizes {params.batch_sizes}"
+        " --samples {params.samples} --warmup {params.warmup} --repeats {params.repeats}"
+        " --sweep-out {output.sweep:q} --operating-points-out {output.operating_points:q}"
+        " --exit-counts-out {output.exit_counts:q} --saturation-out {output.saturation:q}"
+        " --timing-out {output.timing:q} --threads {threads} > {log:q} 2>&1"
+
+
+rule summarize_exits:
+    input:
+        lambda w: experiment_runs(w.experiment, list(rules.exit_analysis.output)),
+    output:
+        sweep=f"{EXIT_SUMMARY}/exit_sweep.csv",
+        operating_points=f"{EXIT_SUMMARY}/exit_operating_points.csv",
+        exit_counts=f"{EXIT_SUMMARY}/exit_counts.csv",
+        saturation=f"{EXIT_SUMMARY}/saturation.csv",
+        timing=f"{EXIT_SUMMARY}/exit_timing.csv",
+        table=table_in_report(multiext(f"{RESULTS}/tables/{{experiment}}/multi_exit", ".csv",
+                                       ".md", ".tex"),
+                              "multi_exit_table", REPORT_EXITS, "early-exit operating points"),
+    params:
+        runs=lambda w: run_args(w, list(rules.exit_analysis.output)),
+        table=lambda w: f"{RESULTS}/tables/{w.experiment}/multi_exit",
+    log:
+        f"{RESULTS}/logs/summarize_exits/{{experiment}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/summarize_exits/{{experiment}}.tsv"
+    conda:
+        CONDA_ENV
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "python scripts/summarize_exits.py {params.runs} --sweep-out {output.sweep:q}"
+        " --operating-points-out {output.operating_points:q}"
+        " --exit-counts-out {output.exit_counts:q} --saturation-out {output.saturation:q}"
+        " --timing-out {output.timing:q} --table {params.table:q} > {log:q} 2>&1"
+
+
+rule depth_study:
+    input:
+        lambda w: experiment_runs(w.experiment, rules.analyze_run.output.accuracy,
+                                  run_names(EXPERIMENTS[w.experiment])),
+    output:
+        accuracy=f"{EXIT_SUMMARY}/depth_study_accuracy.csv",
+        effective_depth=f"{EXIT_SUMMARY}/effective_depth.csv",
+        table=table_in_report(multiext(f"{RESULTS}/tables/{{experiment}}/effective_depth",
+                                       ".csv", ".md", ".tex"),
+                              "effective_depth", REPORT_SATURATION, "effective depth"),
+    params:
+        runs=lambda w: run_args(w, [rules.analyze_run.output.accuracy],
+                                run_names(EXPERIMENTS[w.experiment])),
+        epsilon=config["analysis"]["effective_depth_epsilon"],
+        table=lambda w: f"{RESULTS}/tables/{w.experiment}/effective_depth",
+    log:
+        f"{RESULTS}/logs/depth_study/{{experiment}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/depth_study/{{experiment}}.tsv"
+    conda:
+        CONDA_ENV
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "python scripts/depth_study.py {params.runs} --epsilon {params.epsilon}"
+        " --accuracy-out {output.accuracy:q} --effective-depth-out {output.effective_depth:q}"
+        " --table {params.table:q} > {log:q} 2>&1"
+
+
+rule parameter_table:
+    input:
+        splits=lambda w: f"{data_dir(w)}/splits.safetensors",
+        info=lambda w: f"{data_dir(w)}/info.json",
+    output:
+        table_in_report(multiext(f"{RESULTS}/tables/{{experiment}}/parameter_savings", ".csv",
+                                 ".md", ".tex"),
+                        "parameter_savings", REPORT_EXITS, "parameter savings"),
+    params:
+        model=lambda w: json.dumps(EXPERIMENTS[w.experiment]["model"], sort_keys=True),
+        data=data_dir,
+        table=lambda w: f"{RESULTS}/tables/{w.experiment}/parameter_savings",
+    log:
+        f"{RESULTS}/logs/parameter_table/{{experiment}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/parameter_table/{{experiment}}.tsv"
+    conda:
+        CONDA_ENV
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "python scripts/parameter_table.py --experiment {wildcards.experiment:q}"
+        " --model-spec {params.model:q} --data {params.data:q} --table {params.table:q}"
+        " > {log:q} 2>&1"
+
+
+rule figure_exits:
+    input:
+        lambda w: {"exit_tradeoff": rules.summarize_exits.output.sweep,
+                   "exit_counts": rules.summarize_exits.output.exit_counts}[w.exit_figure],
+    output:
+        pdf=f"{RESULTS}/figures/{{experiment}}/{{exit_figure}}.pdf",
+        png=in_report(f"{RESULTS}/figures/{{experiment}}/{{exit_figure}}.png", "exit_figure",
+                      REPORT_EXITS, "{exit_figure}"),
+    wildcard_constraints:
+        exit_figure="exit_tradeoff|exit_counts",
+    log:
+        f"{RESULTS}/logs/figures/{{experiment}}/{{exit_figure}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/figures/{{experiment}}/{{exit_figure}}.tsv"
+    conda:
+        CONDA_ENV
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    shell:
+        "python scripts/plot_exits.py {wildcards.exit_figure} --experiment {wildcards.experiment:q}"
+        " --data {input:q} --pdf {output.pdf:q} --png {output.png:q} > {log:q} 2>&1"
+
+
+rule figure_saturation:
+    input:
+        saturation=rules.summarize_exits.output.saturation,
+        similarity=rules.summarize.output.similarity,
+    output:
+        pdf=f"{RESULTS}/figures/{{experiment}}/saturation.pdf",
+        png=in_report(f"{RESULTS}/figures/{{experiment}}/saturation.png", "saturation",
+                      REPORT_SATURATION, "saturation layers"),
+    log:
+        f"{RESULTS}/logs/figures/{{experiment}}/saturation.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/figures/{{experiment}}/saturation.tsv"
+    conda:
+        CONDA_ENV
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    shell:
+        "python scripts/plot_exits.py saturation --experiment {wildcards.experiment:q}"
+        " --data {input.saturation:q} --similarity {input.similarity:q}"
+        " --pdf {output.pdf:q} --png {output.png:q} > {log:q} 2>&1"
+
+
+rule figure_depth_study:
+    input:
+        rules.depth_study.output.accuracy,
+    output:
+        pdf=f"{RESULTS}/figures/{{experiment}}/depth_study.pdf",
+        png=in_report(f"{RESULTS}/figures/{{experiment}}/depth_study.png", "depth_study",
+                      REPORT_SATURATION, "depth study"),
+    params:
+        epsilon=config["analysis"]["effective_depth_epsilon"],
+    log:
+        f"{RESULTS}/logs/figures/{{experiment}}/depth_study.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/figures/{{experiment}}/depth_study.tsv"
+    conda:
+        CONDA_ENV
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    shell:
+        "python scripts/plot_exits.py depth_study --experiment {wildcards.experiment:q}"
+        " --data {input:q} --epsilon {params.epsilon} --split train"
+        " --pdf {output.pdf:q} --png {output.png:q} > {log:q} 2>&1"
