@@ -13,7 +13,8 @@ batch size 1 (the first --single-samples samples, one by one) and at --batch-siz
 model is rarely confident, so unless --threshold is given the threshold is the quantile of the
 model's own confidences at layers 1..L-1 on the batch whose exit pattern gives the speed-up
 L/E[k] closest to --target-speedup. Prints one JSON object as its last line: E[k], L/E[k], the
-measured speed-ups and their ratio to L/E[k] (goal: >= 0.85 at the large batch).
+measured speed-ups and their ratio to L/E[k] (goal: >= 0.85 at the large batch), and the
+FLOPs speed-up (embedding and every exit head counted) for comparison.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import torch
 
 from layerwise.config import load_config_file, validate_config
 from layerwise.data import load_split, prepare_dataset
-from layerwise.early_exit import early_exit, wall_clock
+from layerwise.early_exit import early_exit, flop_profile, wall_clock
 from layerwise.exits import exit_layers, exit_predictions, policy_scores, speedup
 from layerwise.io import load_tensors
 from layerwise.models import build_run_model
@@ -101,6 +102,8 @@ def main(argv=None) -> dict:
                "single": wall_clock(model, single, 1, exits, 1, max(1, args.repeats // 4))}
 
     theory = speedup(layers.cpu(), depth)
+    flops = flop_profile(model, batch[:1])  # the compute view: embedding and heads included
+    flops_speedup = flops.full_depth / flops.exit_cost(layers.cpu()).mean().item()
     theory_single = speedup(layers[:len(single)].cpu(), depth)
     measured = {k: s["full_depth"] / s["early_exit"] for k, s in seconds.items()}
     result = {
@@ -116,6 +119,8 @@ def main(argv=None) -> dict:
         "seconds_early_exit_batch": seconds["batch"]["early_exit"],
         f"wall_speedup_b{len(batch)}": measured["batch"],
         f"ratio_to_theoretical_b{len(batch)}": measured["batch"] / theory,
+        "flops_speedup": flops_speedup,
+        f"ratio_to_flops_speedup_b{len(batch)}": measured["batch"] / flops_speedup,
         "single_samples": len(single),
         "mean_exit_layer_single": layers[:len(single)].double().mean().item(),
         "theoretical_speedup_single": theory_single,

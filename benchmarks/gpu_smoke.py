@@ -32,7 +32,7 @@ from layerwise.training import (StepLoss, TrainSpec, autocast, layer_weights, ma
 PAPER_AUGMENT = {"crop_padding": 4, "flip": True, "rotation_degrees": 15}
 
 
-def cifar_data(path: Path | None, device: torch.device, samples: int):
+def cifar_data(path: Path | None, samples: int):
     """(x, y, source): the prepared CIFAR-10 training split, or synthetic data of its shape."""
     if path is not None and (path / "info.json").exists():
         from layerwise.data import load_split
@@ -61,8 +61,7 @@ def main(argv=None) -> dict:
 
     device = torch.device(args.device)
     seed_everything(0)
-    x, y, source = cifar_data(args.data, device, min(args.samples,
-                                                     args.steps * args.batch_size))
+    x, y, source = cifar_data(args.data, min(args.samples, args.steps * args.batch_size))
     model_spec = dict(arch="vit", depth=args.depth, width=args.width,
                       heads=max(1, args.width // 64), patch_size=4, mlp_ratio=4.0,
                       head_input="final_norm")
@@ -122,8 +121,6 @@ def main(argv=None) -> dict:
         "peak_memory_mb": round(peak_memory_mb(device), 1),
         "loss_curve": [round(v, 4) for v in torch.stack(losses).float().tolist()],
     }
-    if started is None:  # fewer steps than the warm-up: time them all instead
-        result["samples_per_second"] = None
     print(json.dumps(result))
     return result
 

@@ -1,4 +1,4 @@
-"""The transformers BERT behind the backbone interface, checked against transformers' own forward."""
+"""The transformers BERT behind the backbone interface, checked against its own forward pass."""
 
 import pytest
 import torch

@@ -56,7 +56,7 @@ def test_default_config_validates(default_config):
 def test_smoke_config_validates_on_top_of_default(default_config):
     smoke = load_config_file(SMOKE)
     merged = validate_config(merge_configs(default_config, smoke))
-    assert [e["name"] for e in merged["experiments"]] == ["vit_digits_smoke"]  # list replaced
+    assert [e["name"] for e in merged["experiments"]] == [e["name"] for e in smoke["experiments"]]
     exp = experiment_by_name(merged, "vit_digits_smoke")
     assert (exp["model"]["depth"], exp["model"]["width"], exp["model"]["heads"]) == (4, 32, 2)
     assert exp["model"]["patch_size"] == 4 and exp["train"]["epochs"] == 2
@@ -74,7 +74,7 @@ def test_minimal_config_gets_defaults():
     assert exp["train"]["milestones"] == [] and exp["train"]["schedule"] == "cosine"
     assert exp["model"] == {"arch": "vit", "depth": 12, "width": 64, "heads": 4,
                             "patch_size": 2, "mlp_ratio": 2.0, "head_input": "final_norm",
-                            "pretrained": ""}
+                            "pretrained": "", "residual": True, "input_size": None}
     assert exp["aligned"] == {"weights": "linear", "alternate": False}
     assert config["datasets"]["digits"] == {"source": "sklearn_digits", "val_fraction": 0.15,
                                             "test_fraction": 0.25, "split_seed": 0}
@@ -223,7 +223,7 @@ MALFORMED = [
      "allowed keys: analysis, "),
     ("unknown-nested", _set(*TRAIN, "learning_rate", value=0.1), T + "learning_rate", "allowed keys:"),
     ("unknown-dataset-key", _set("datasets", "digits", "path", value="x"), "datasets.digits.path",
-     "allowed keys: glue, source, split_seed, test_fraction, text, val_fraction"),
+     "allowed keys: glue, image_size, root, source, split_seed, test_fraction, text, val_fraction"),
     ("depth-zero", _set(*MODEL, "depth", value=0), M + "depth", ">= 1"),
     ("width-negative", _set(*MODEL, "width", value=-1), M + "width", ">= 1"),
     ("batch-size-zero", _set(*TRAIN, "batch_size", value=0), T + "batch_size", ">= 1"),
@@ -236,14 +236,15 @@ MALFORMED = [
     ("seed-negative", _set(*E0, "seeds", value=[-1]), "experiments[0].seeds[0]", ">= 0"),
     ("method-unknown", _set(*E0, "methods", value=["standard", "early_exit"]), "experiments[0].methods[1]",
      "one of: standard, aligned"),
-    ("source-unknown", _set("datasets", "digits", "source", value="mnist"), "datasets.digits.source",
+    ("source-unknown", _set("datasets", "digits", "source", value="svhn"), "datasets.digits.source",
      "one of: sklearn_digits"),
     ("source-missing", _delete("datasets", "digits", "source"), "datasets.digits", "'source'"),
     ("arch-unknown", _set(*MODEL, "arch", value="resnet"), M + "arch", "one of: vit"),
     ("dataset-undefined", _set(*E0, "dataset", value="cifar"), "experiments[0].dataset",
      "one of the datasets: digits"),
     ("name-missing", _delete(*E0, "name"), "experiments[0]", "'name'"),
-    ("experiment-names-duplicate", _duplicate_experiment, "experiments[1].name", "unique"),
+    ("experiment-names-duplicate", _duplicate_experiment, ".name: 'vit_digits'",
+     "unique among experiments (also used by experiments[0])"),
     ("val-fraction-zero", _set_fractions(0, 0.25), "datasets.digits.val_fraction", "> 0 and < 1"),
     ("test-fraction-one", _set_fractions(0.15, 1), "datasets.digits.test_fraction", "> 0 and < 1"),
     ("val-fraction-negative", _set_fractions(-0.1, 0.25), "datasets.digits.val_fraction", "> 0 and < 1"),
@@ -367,7 +368,8 @@ TEXT_MALFORMED = [
     ("checkpoint-without-its-tokenizer",
      _set("experiments", 0, "model", value={"arch": "bert", "pretrained": "bert-base-uncased"}),
      "experiments[0].model.pretrained", "the checkpoint whose tokenizer dataset 'rt' uses"),
-    ("checkpoint-for-mlp", _set("experiments", 1, "model", value={"arch": "mlp", "pretrained": "x"}),
+    ("checkpoint-for-mlp",
+     _set("experiments", 1, "model", value={"arch": "mlp", "pretrained": "x"}),
      "experiments[1].model.pretrained", "load a checkpoint"),
     ("bert-width-not-divisible",
      _set("experiments", 0, "model", value={"arch": "bert", "width": 30, "heads": 4}),

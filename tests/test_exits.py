@@ -274,3 +274,15 @@ def test_multi_exit_weights_load_only_into_a_multi_exit_model():
     build_run_model({"method": "multi_exit", "model": MODEL}, info).load_state_dict(trained)
     with pytest.raises(RuntimeError, match="exit_heads"):
         build_run_model({"method": "standard", "model": MODEL}, info).load_state_dict(trained)
+
+
+def test_multi_exit_run_starts_from_the_standard_runs_backbone():
+    from layerwise.seeding import seed_everything
+
+    info = {"input_shape": [1, 8, 8], "num_classes": 10}
+    models = {}
+    for method in ("standard", "multi_exit"):
+        seed_everything(3)
+        models[method] = build_run_model({"method": method, "model": MODEL}, info).state_dict()
+    for key, value in models["standard"].items():  # exit heads are drawn after the backbone
+        assert torch.equal(value, models["multi_exit"][key]), key

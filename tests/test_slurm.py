@@ -1,10 +1,12 @@
-"""The cluster profile, for real: the smoke study through workflow/profiles/slurm on a one-node
-SLURM (munged, slurmctld, slurmd) that this module starts and stops.
+"""The cluster profile, for real: the smoke study's ViT experiment (one seed) through
+workflow/profiles/slurm on a one-node SLURM (munged, slurmctld, slurmd) that this module starts
+and stops.
 
 The cluster is private to the test: its own munge key and socket, its own ports, state and logs
 in a temporary folder, `SLURM_CONF` pointing there; the daemons are started and stopped by their
-own process ids. The node offers one fake GPU (`Gres=gpu:1`, gres.conf `File=/dev/null`), so
-the rules that ask for `gpu` are scheduled as on a GPU cluster (and then run on the CPU).
+own process ids. The node offers two fake GPUs (`Gres=gpu:2`; gres.conf names /dev/null and
+/dev/zero as their device files), so the rules that ask for `gpu` are scheduled as on a GPU
+cluster (two at a time, as the node has two cores) and then run on the CPU.
 
 The profile is used as written except for what a one-node, two-core test cluster needs (see
 `fitted_profile`): its partition, memory and threads scaled to the node, and the plugin polling
@@ -70,7 +72,7 @@ def node_line(node: str) -> str:
                          timeout=30).stdout
     line = next(l for l in out.splitlines() if l.startswith("NodeName="))
     fields = [f for f in line.split() if not f.startswith("NodeName=")]
-    return f"NodeName={node} NodeAddr=127.0.0.1 {' '.join(fields)} Gres=gpu:1 State=UNKNOWN"
+    return f"NodeName={node} NodeAddr=127.0.0.1 {' '.join(fields)} Gres=gpu:2 State=UNKNOWN"
 
 
 class LocalSlurm:
@@ -134,7 +136,7 @@ GresTypes=gpu
 {node_line(self.node)}
 PartitionName={PARTITION} Nodes={self.node} Default=YES MaxTime=INFINITE State=UP
 """)
-        (d / "gres.conf").write_text("Name=gpu File=/dev/null\n")
+        (d / "gres.conf").write_text("Name=gpu File=/dev/null\nName=gpu File=/dev/zero\n")
 
     def _start(self, name: str, command: list[str], **kwargs) -> None:
         log = open(self.dir / "log" / f"{name}.out", "wb")
@@ -280,7 +282,11 @@ def test_smoke_study_runs_through_the_slurm_profile(slurm_cluster, tmp_path):
         output, _ = proc.communicate(timeout=CLUSTER_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGTERM)  # snakemake cancels its jobs on SIGTERM
-        output, _ = proc.communicate(timeout=60)
+        try:
+            output, _ = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            output, _ = proc.communicate()
         pytest.fail(f"the smoke study did not finish within {CLUSTER_TIMEOUT_S} s on SLURM:\n"
                     f"{output[-3000:]}\n{slurm_cluster.logs()}")
     seconds = time.perf_counter() - started
@@ -297,7 +303,7 @@ def test_smoke_study_runs_through_the_slurm_profile(slurm_cluster, tmp_path):
         rule = re.search(r"Comment=rule_([A-Za-z0-9_]+?)(?:_wildcards_\S*)?(?:\s|$)", line)
         state = re.search(r"JobState=(\w+)", line).group(1)
         assert state == "COMPLETED", line
-        rules.setdefault(rule.group(1), []).append("gpu" in line.split("TresPerJob=")[-1])
+        rules.setdefault(rule.group(1), []).append(bool(re.search(r"TresPerJob=\S*gpu", line)))
     assert {"prepare_data", "train", "extract", "analyze_run"} <= set(rules), sorted(rules)
     assert all(rules["train"]) and all(rules["extract"]), "GPU rules ran without a GPU"
     assert not any(rules["prepare_data"]), "a CPU rule asked for a GPU"

@@ -64,10 +64,12 @@ def test_encoding_pads_truncates_and_marks_segments():
     x, truncated = encode(tokenizer, ["good film", " ".join(["dull"] * 20)])
     assert x.shape == (2, 2, 10) and x.dtype == torch.int64 and truncated == 1
     ids, types = x[:, 0], x[:, 1]
-    assert ids[0].tolist()[:4] == [2, tokenizer.token_to_id("good"), tokenizer.token_to_id("film"), 3]
+    good, film = tokenizer.token_to_id("good"), tokenizer.token_to_id("film")
+    assert ids[0].tolist()[:4] == [2, good, film, 3]
     assert (ids[0, 4:] == pad_id).all() and (types == 0).all()
     pair, _ = encode(tokenizer, ["good film"], ["bad plot"])
-    assert pair[0, 1].tolist()[:7] == [0, 0, 0, 0, 1, 1, 1]  # [CLS] good film [SEP] | bad plot [SEP]
+    # [CLS] good film [SEP] are segment A, bad plot [SEP] segment B
+    assert pair[0, 1].tolist()[:7] == [0, 0, 0, 0, 1, 1, 1]
     assert (pair[0, 0] == 3).sum() == 2
 
 
@@ -81,16 +83,18 @@ def test_a_checkpoint_tokenizer_is_used_as_transformers_loads_it(tmp_path):
     PreTrainedTokenizerFast(tokenizer_object=trained, pad_token="[PAD]", unk_token="[UNK]",
                             cls_token="[CLS]", sep_token="[SEP]").save_pretrained(checkpoint)
     labels = np.array([0, 1] * 10)
-    splits = {s: (sentences(20, seed=i), None, labels) for i, s in enumerate(("train", "val", "test"))}
+    splits = {split: (sentences(20, seed=i), None, labels)
+              for i, split in enumerate(("train", "val", "test"))}
     write_text_dataset(tmp_path / "out", splits, {**TEXT, "tokenizer": str(checkpoint)},
                        {"source": "glue", "num_classes": 2, "metric": "accuracy", "spec": {}})
     x, _, info = load_split(tmp_path / "out", "test")
-    assert info["tokenizer"]["name"] == str(checkpoint) and info["vocab_size"] == trained.get_vocab_size()
+    assert info["tokenizer"]["name"] == str(checkpoint)
+    assert info["vocab_size"] == trained.get_vocab_size()
     fix_length(trained, TEXT["max_length"])
     assert torch.equal(x, encode(trained, splits["test"][0])[0])
 
 
-# --- GLUE in the hub's parquet layout --------------------------------------------------------------
+# --- GLUE in the hub's parquet layout ------------------------------------------------------------
 def write_glue(root, task, columns, files, rows=(60, 20), seed=0):
     rng = np.random.default_rng(seed)
     folder = root / task

@@ -94,8 +94,11 @@ def test_report_builds_on_the_smoke_study(smoke_project, tmp_path):
     done = snakemake(smoke_project, "--report", str(report), "--configfile", "config/smoke.yaml")
     assert done.returncode == 0, done.stderr[-3000:]
     html = report.read_text(encoding="utf-8")
-    for category in ("Similarity", "Layer-wise accuracy", "Saturation", "Multi-exit", "Claims",
-                     "Runtime"):
+    categories = ["Similarity", "Layer-wise accuracy", "Saturation", "Multi-exit", "Claims",
+                  "Runtime"]
+    if (smoke_project / "results/figures/text_layerwise.png").exists():
+        categories.append("Text arm")
+    for category in categories:
         assert f'"{category}"' in html, category
     for name in ("layerwise_accuracy.png", "cos_heatmaps.png", "exit_tradeoff.png",
                  "saturation.png", "residual_ablation.png", "claims.csv", "runtime.csv"):

@@ -43,6 +43,7 @@ def exit_tradeoff_figure(sweep: pd.DataFrame, title: str, split: str = "test") -
     validation)."""
     data = sweep[sweep["split"] == split]
     policies = _policies(data)
+    low = max(0.0, float(data["accuracy"].min()) - 0.05)  # shared, so panels compare
     with _theme():
         fig, axes = _panels(len(policies))
         for ax, policy in zip(axes, policies):
@@ -58,7 +59,7 @@ def exit_tradeoff_figure(sweep: pd.DataFrame, title: str, split: str = "test") -
                             color=color, markeredgecolor="black", linestyle="none", zorder=4)
             ax.set_title(POLICY_TITLES.get(policy, policy))
             ax.set_xlabel("speed-up L / E[k]")
-            ax.set_ylim(0.0, 1.0)
+            ax.set_ylim(low, 1.0)
         axes[0].set_ylabel(f"{split} accuracy\n(one line per seed; ● operating point)")
         fig.suptitle(title)
         _legend_below(fig, axes[0])

@@ -255,19 +255,24 @@ def layerwise_panels_figure(
 ) -> Figure:
     """:func:`layerwise_accuracy_figure` for several tasks side by side (paper Fig 8 shape).
 
-    `panels` maps a panel title to (accuracy frame, metric column, reference curves or None).
+    `panels` maps a panel title to (accuracy frame, metric column, reference curves or None);
+    each panel's title names its metric, and so does the shared y axis when all panels agree.
     """
     if not panels:
         raise ValueError("no panels to plot")
+    metrics = {metric for _, metric, _ in panels.values()}
     with _theme():
-        fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.0),
+        fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.4),
                                  layout="constrained", squeeze=False, sharey=True)
         for ax, (label, (acc, metric, reference)) in zip(axes[0], panels.items()):
             _draw_layerwise(ax, acc, split, metric, reference, None, band)
-            ax.set_title(label)
-            ax.legend(fontsize="small", loc="lower right")
+            ax.set_title(f"{label} ({METRIC_LABELS.get(metric, metric)})")
+            # Below the panel: the paper's curves differ from task to task.
+            ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.2))
         for ax in axes[0][1:]:
             ax.set_ylabel("")
+        if len(metrics) > 1:
+            axes[0][0].set_ylabel(f"{split} metric\n({_BAND_LABELS[band]})")
         fig.suptitle(title, fontweight="bold")
     return fig
 

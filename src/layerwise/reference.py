@@ -50,6 +50,26 @@ def curves(key: str, label: str, methods=None) -> dict[str, list[float]]:
     return found
 
 
+# The paper's setting behind each figure's numbers, for the labels of reference curves.
+SETTINGS = {
+    "fig1_deit_s_pretrained_finetuned_cifar10": "DeiT-S fine-tuned CIFAR-10 (Fig 1)",
+    "fig2_deit_s_scratch_standard": "DeiT-S from scratch (Fig 2)",
+    "fig4_deit_s_imagenet": "DeiT-S ImageNet (Fig 4)",
+    "fig5_cifar10_scratch_train_acc": "ViT CIFAR-10 from scratch (Fig 5)",
+    "fig8_bert_base_glue_layerwise": "BERT-base GLUE (Fig 8)",
+    "fig9_gpt2_wikitext103_token_acc": "GPT-2 WikiText-103 (Fig 9)",
+    "fig12_mlp9_mnist": "9-layer MLP MNIST (Fig 12)",
+}
+
+
+def reference_label(key: str) -> str:
+    """"paper <setting>" for a dotted key of the reference values, e.g.
+    "fig2_deit_s_scratch_standard.cifar10.acc" -> "paper DeiT-S from scratch (Fig 2) cifar10"."""
+    figure, *rest = key.split(".")
+    words = [part for part in rest if part not in ("acc", "test_acc")]
+    return " ".join(["paper", SETTINGS.get(figure, figure), *words])
+
+
 def image_reference(model: dict) -> tuple[str, str] | None:
     """(key, label) for `curves` of the paper's layer-wise test accuracy closest to an image
     experiment's model, or None: DeiT-S on ImageNet with the three methods (Fig 4) for a ViT;

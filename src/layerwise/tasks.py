@@ -10,20 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 TEXT_SOURCES = ("rotten_tomatoes", "glue")
-IMAGE_SOURCES = ("sklearn_digits",)
-METRICS = ("accuracy", "f1")
-
-# Where the GLUE parquet files live on the hub (the layout the `glue` source reads).
-GLUE_REPOSITORY = "nyu-mll/glue"
 
 
 @dataclass(frozen=True)
 class GlueTask:
-    label: str                    # the name the paper prints
-    text_columns: tuple[str, ...]  # one column, or a sentence pair
+    label: str                      # the name the paper prints
+    text_columns: tuple[str, ...]   # one column, or a sentence pair
     num_classes: int
     metric: str
-    eval_split: str               # the validation split the paper reports
+    eval_split: str                 # the validation split the paper reports
 
 
 GLUE_TASKS = {

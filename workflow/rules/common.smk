@@ -5,7 +5,7 @@ import sys
 
 sys.path.insert(0, os.path.abspath(f"{workflow.basedir}/../src"))
 from layerwise.config import ConfigError, run_names, split_run_name, validate_config
-from layerwise.reference import image_reference
+from layerwise.reference import image_reference, reference_label
 from layerwise.tasks import TEXT_SOURCES, dataset_metric, paper_curves
 
 try:
@@ -167,10 +167,13 @@ def experiment_metric(w):
 
 
 def reference_arg(w):
-    """--reference KEY LABEL of the paper's curves comparable to an experiment, or '': Fig 8
-    for a text task, Fig 4 (ViT) or Fig 12 (MLP) for an image experiment."""
-    curves = (paper_curves(experiment_dataset(w.experiment))
-              or image_reference(EXPERIMENTS[w.experiment]["model"]))
+    """--reference KEY LABEL of the paper's curves comparable to an experiment, or '': the
+    experiment's paper_reference if set, else Fig 8 for a text task, Fig 4 (ViT) or Fig 12
+    (MLP) for an image experiment."""
+    exp = EXPERIMENTS[w.experiment]
+    key = exp.get("paper_reference")
+    curves = ((key, reference_label(key)) if key else
+              paper_curves(experiment_dataset(w.experiment)) or image_reference(exp["model"]))
     return "" if curves is None else "--reference " + " ".join(map(shlex.quote, curves))
 
 

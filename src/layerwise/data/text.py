@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from tokenizers import (Tokenizer, decoders, models, normalizers, pre_tokenizers, processors,
+                        trainers)
 
 from layerwise.data import write_prepared
 from layerwise.io import atomic_path
@@ -106,8 +107,8 @@ def write_text_dataset(out_dir: Path, splits: dict[str, tuple], text_spec: dict,
     With `text_spec["tokenizer"] == "wordpiece"` a tokenizer is trained on the training split's
     texts (both sentences of a pair); otherwise it names a checkpoint whose tokenizer is used.
     """
-    first, second, _ = splits["train"]
     if text_spec["tokenizer"] == TRAINED_TOKENIZER:
+        first, second, _ = splits["train"]
         corpus = list(first) + (list(second) if second is not None else [])
         tokenizer = train_wordpiece(corpus, text_spec["vocab_size"], text_spec["lowercase"])
         pad_token = "[PAD]"
@@ -117,8 +118,8 @@ def write_text_dataset(out_dir: Path, splits: dict[str, tuple], text_spec: dict,
     pad_id = fix_length(tokenizer, max_length, pad_token)
 
     arrays, truncated = {}, {}
-    for split, (a, b, labels) in splits.items():
-        x, truncated[split] = encode(tokenizer, a, b)
+    for split, (first, second, labels) in splits.items():
+        x, truncated[split] = encode(tokenizer, first, second)
         arrays[split] = (x, torch.tensor(np.asarray(labels), dtype=torch.int64))
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_dir / TOKENIZER_FILE) as tmp:

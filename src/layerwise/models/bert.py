@@ -35,7 +35,7 @@ class BertState:
     """
 
     hidden: torch.Tensor                     # (B, T, d)
-    attention_mask: torch.Tensor | None      # as transformers builds it; None when nothing is padded
+    attention_mask: torch.Tensor | None      # as transformers builds it; None if nothing is padded
 
     @property
     def shape(self) -> torch.Size:
@@ -63,7 +63,7 @@ class BertClassifier(LayeredClassifier):
     def from_config(cls, *, vocab_size: int, max_length: int, num_classes: int, depth: int,
                     width: int, heads: int, mlp_ratio: float, pad_id: int,
                     head_input: str = "final_norm") -> "BertClassifier":
-        """A randomly initialised BERT of the given size (the default study trains it from scratch)."""
+        """A randomly initialised BERT of the given size (the default study trains one)."""
         config = BertConfig(vocab_size=vocab_size, hidden_size=width, num_hidden_layers=depth,
                             num_attention_heads=heads, intermediate_size=round(width * mlp_ratio),
                             max_position_embeddings=max_length, type_vocab_size=2,
