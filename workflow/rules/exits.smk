@@ -43,9 +43,9 @@ rule exit_analysis:
     shell:
         "python scripts/exit_analysis.py --spec {params.spec:q} --data {params.data:q}"
         " --model {input.model:q} --val {input.val:q} --test {input.test:q}"
-        " --policies {params.policies} --sweep-points {params.sweep_points}"
-        " --max-drop {params.max_drop} --batch-sizes {params.batch_sizes}"
-        " --samples {params.samples} --warmup {params.warmup} --repeats {params.repeats}"
+        " --policies {params.policies:q} --sweep-points {params.sweep_points:q}"
+        " --max-drop {params.max_drop:q} --batch-sizes {params.batch_sizes:q}"
+        " --samples {params.samples:q} --warmup {params.warmup:q} --repeats {params.repeats:q}"
         " --sweep-out {output.sweep:q} --operating-points-out {output.operating_points:q}"
         " --exit-counts-out {output.exit_counts:q} --saturation-out {output.saturation:q}"
         " --timing-out {output.timing:q} --threads {threads} > {log:q} 2>&1"
@@ -107,7 +107,7 @@ rule depth_study:
         mem_mb=2000,
         runtime=10,
     shell:
-        "python scripts/depth_study.py {params.runs} --epsilon {params.epsilon}"
+        "python scripts/depth_study.py {params.runs} --epsilon {params.epsilon:q}"
         " --accuracy-out {output.accuracy:q} --effective-depth-out {output.effective_depth:q}"
         " --table {params.table:q} > {log:q} 2>&1"
 
@@ -206,5 +206,5 @@ rule figure_depth_study:
         runtime=10,
     shell:
         "python scripts/plot_exits.py depth_study --experiment {wildcards.experiment:q}"
-        " --data {input:q} --epsilon {params.epsilon} --split train"
+        " --data {input:q} --epsilon {params.epsilon:q} --split train"
         " --pdf {output.pdf:q} --png {output.png:q} > {log:q} 2>&1"
