@@ -25,7 +25,7 @@ def repo_root() -> Path:
 SMOKE = "vit_digits_smoke"
 
 
-def snakemake(cwd: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+def snakemake(cwd: Path, *args: str, timeout: int = 2400) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=cwd,
                           capture_output=True, text=True, timeout=timeout)
 

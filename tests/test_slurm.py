@@ -40,7 +40,7 @@ BINARIES = ("/usr/sbin/munged", "/usr/sbin/slurmctld", "/usr/sbin/slurmd", "/usr
             "/usr/bin/squeue", "/usr/bin/scontrol", "/usr/bin/scancel", "/usr/bin/sinfo")
 PARTITION = "debug"
 NODE_MEM_MB = 3000        # what a test job may ask for (two fit beside the test itself)
-CLUSTER_TIMEOUT_S = 1200  # the whole smoke study through SLURM
+CLUSTER_TIMEOUT_S = 1800  # the slice through SLURM: 6.5 min idle, 15 min on a loaded 2-core box
 
 
 def unavailable() -> str | None:

@@ -102,6 +102,12 @@ def experiment_targets(experiment):
                     for table in ("multi_exit", "parameter_savings", "effective_depth")]
         targets += [f for name in ("exit_tradeoff", "exit_counts", "saturation", "depth_study")
                     for f in figure_files(f"{fig}/{name}")]
+    elif "aligned" in exp["methods"] and exp["model"]["arch"] == "vit":
+        # saturation (paper Fig 1, 3) and the depth study (Fig 5) need no multi-exit baseline
+        targets += [f"{RESULTS}/tables/{experiment}/effective_depth.{ext}"
+                    for ext in ("csv", "md", "tex")]
+        targets += [f for name in ("saturation", "depth_study")
+                    for f in figure_files(f"{fig}/{name}")]
     return targets
 
 
