@@ -29,10 +29,11 @@ def main(argv=None):
     write_csv(args.accuracy_out, accuracy)
     write_csv(args.effective_depth_out, depths)
     table = effective_depth_table(depths)
+    seeds = depths["seed"].nunique()
     write_table(table, args.table,
                 f"Effective depth: the first layer whose accuracy reaches 1 - ε (else L), and "
                 f"the first reaching (1 - ε) times the last layer's; ε = {args.epsilon:g}, "
-                f"mean ± sd over {depths['seed'].nunique()} seeds.",
+                f"mean ± sd over {seeds} seed{'s' * (seeds != 1)}.",
                 formatted=format_effective_depth_table(table, args.epsilon))
 
 

@@ -41,8 +41,9 @@ def main(argv=None):
     write_table(table, args.table,
                 f"Early exit at the operating point chosen on validation (fastest threshold "
                 f"within the allowed accuracy drop of full depth), on test; mean ± sd over "
-                f"{seeds} seeds. Speed-up is the paper's L·N/Σk; FLOPs count every exit head "
-                f"evaluated; wall-clock speed-ups are measured against full-depth inference.",
+                f"{seeds} seed{'s' * (seeds != 1)}. Speed-up is the paper's L·N/Σk; FLOPs "
+                f"count every exit head evaluated; wall-clock speed-ups are measured against "
+                f"full-depth inference.",
                 formatted=format_exit_table(table))
 
 

@@ -120,3 +120,15 @@ def test_a_checkpoint_loads_by_name_as_the_paper_config_does(tmp_path):
     assert isinstance(loaded, BertClassifier) and loaded.num_layers == SPEC["depth"]
     x = batch([16, 5, 9])
     torch.testing.assert_close(loaded(x), saved(x))
+
+
+def test_a_pretrained_multi_exit_model_sizes_its_exits_from_the_checkpoint(tmp_path):
+    """The exit heads read the checkpoint's hidden size, whatever `model.width` says."""
+    from layerwise.models import build_run_model
+
+    make().model.save_pretrained(tmp_path / "checkpoint")
+    spec = {**SPEC, "pretrained": str(tmp_path / "checkpoint"), "width": 768}
+    model = build_run_model({"method": "multi_exit", "model": spec}, INFO).eval()
+    reps = model.layer_representations(batch([16, 5, 9]))
+    assert model.width == reps.shape[-1] == SPEC["width"]
+    assert model.layer_exit_logits(reps).shape == (SPEC["depth"] + 1, 3, INFO["num_classes"])

@@ -107,7 +107,12 @@ def test_report_builds_on_the_smoke_study(smoke_project, tmp_path):
     results = smoke_project / "results"
     assert "## Claims of the paper, checked" in (results / "SUMMARY.md").read_text()
     claims = json.loads((results / "tables" / "claims.json").read_text())["claims"]
-    assert [c["claim"] for c in claims] == [f"C{i}" for i in range(1, 9)]
+    config = yaml.safe_load((smoke_project / "config/smoke.yaml").read_text())
+    transformers = [e["name"] for e in config["experiments"] if e["model"]["arch"] != "mlp"]
+    # C1-C7 once per transformer experiment, in claim order; C8 once, for the MLP pair.
+    assert [(c["claim"], c["experiment"]) for c in claims] == \
+        [(f"C{i}", name) for i in range(1, 8) for name in transformers] + \
+        [("C8", claims[-1]["experiment"])]
 
 
 def test_dvc_round_trip_restores_identical_results_that_snakemake_accepts(smoke_project,

@@ -5,11 +5,15 @@ Analysis reads only the hidden-state files written by extraction, never the mode
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
-import torch
 
 from layerwise.io import ArtifactError, load_tensors
+
+if TYPE_CHECKING:  # plotting jobs import this module for its frame helpers: they start faster
+    import torch   # without torch, which only the functions given tensors need
 
 
 def read_hidden(path, spec_hash: str | None = None) -> dict[str, torch.Tensor]:
@@ -38,10 +42,10 @@ def layer_f1(logits: torch.Tensor, labels: torch.Tensor, positive: int = 1) -> n
     QQP. A layer that never predicts the class (nor has it) scores 0, as the paper plots it."""
     predicted = logits.argmax(-1) == positive
     actual = (labels == positive).expand_as(predicted)
-    true_pos = (predicted & actual).sum(dim=1).double()
-    wrong = (predicted ^ actual).sum(dim=1).double()  # false positives + false negatives
+    true_pos = (predicted & actual).sum(dim=1).double().numpy()
+    wrong = (predicted ^ actual).sum(dim=1).double().numpy()  # false positives + negatives
     denominator = 2 * true_pos + wrong
-    return torch.where(denominator > 0, 2 * true_pos / denominator.clamp(min=1), 0.0).numpy()
+    return np.where(denominator > 0, 2 * true_pos / np.maximum(denominator, 1), 0.0)
 
 
 LAYER_METRICS = {"accuracy": layer_accuracy, "f1": layer_f1}

@@ -5,19 +5,13 @@ from __future__ import annotations
 import sys
 from typing import Callable, Sequence
 
-from layerwise.io import ArtifactError
-
-# Errors that name a problem the user can fix: printed as one line, without a traceback.
-USER_ERRORS: tuple[type[Exception], ...] = (ArtifactError,)
+from layerwise.errors import USER_ERRORS
 
 
 def run(main: Callable[[Sequence[str] | None], None], argv: Sequence[str] | None = None) -> None:
-    from layerwise.config import ConfigError
-    from layerwise.training import TrainingError
-
     try:
         main(argv)
-    except (*USER_ERRORS, ConfigError, TrainingError) as err:
+    except USER_ERRORS as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(1)
 

@@ -20,6 +20,7 @@ import jsonschema
 import yaml
 from jsonschema.exceptions import best_match
 
+from layerwise.errors import ConfigError  # noqa: F401  (raised here, imported from here)
 from layerwise.tasks import TEXT_SOURCES
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
@@ -42,10 +43,6 @@ Validator = jsonschema.validators.extend(jsonschema.Draft202012Validator, type_c
 _TYPE_WORDS = {"object": "a mapping", "array": "a list", "string": "a string",
                "boolean": "true or false", "integer": "an integer", "number": "a number"}
 _BOUNDS = (("minimum", ">="), ("exclusiveMinimum", ">"), ("maximum", "<="), ("exclusiveMaximum", "<"))
-
-
-class ConfigError(ValueError):
-    """A configuration problem, described in one line."""
 
 
 def load_schema(path: str | Path | None = None) -> dict:

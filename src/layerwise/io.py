@@ -13,9 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-
-class ArtifactError(RuntimeError):
-    """An artifact on disk is missing, damaged or does not match what the reader expects."""
+from layerwise.errors import ArtifactError  # noqa: F401  (raised here, imported from here)
 
 
 _UMASK = os.umask(0)

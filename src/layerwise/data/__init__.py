@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.model_selection import train_test_split
 
 from layerwise.io import ArtifactError, load_tensors, read_json, save_tensors, write_json
 
@@ -24,6 +23,8 @@ SPLITS = ("train", "val", "test")
 def stratified_split(labels: np.ndarray, val_fraction: float, test_fraction: float,
                      seed: int) -> dict[str, np.ndarray]:
     """Deterministic stratified train/val/test indices (sorted within each split)."""
+    from sklearn.model_selection import train_test_split  # only data preparation needs it
+
     index = np.arange(len(labels))
     rest, test = train_test_split(index, test_size=test_fraction, stratify=labels,
                                   random_state=seed)

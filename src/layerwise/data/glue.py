@@ -12,7 +12,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 from layerwise.data.text import write_text_dataset
 from layerwise.tasks import GLUE_TASKS, dataset_metric
@@ -41,6 +40,8 @@ def prepare_glue(spec: dict, out_dir: Path, cache_dir: Path | None = None) -> No
     task = spec["glue"]["task"]
     loaded = load_glue(task, spec["glue"]["repository"], cache_dir)
     first, second, labels = _columns(loaded["train"], task)
+    from sklearn.model_selection import train_test_split  # only data preparation needs it
+
     train, val = train_test_split(np.arange(len(labels)), test_size=spec["val_fraction"],
                                   stratify=labels, random_state=spec["split_seed"])
 

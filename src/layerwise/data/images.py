@@ -27,7 +27,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.model_selection import train_test_split
 
 from layerwise.downloads import DownloadError
 from layerwise.io import ArtifactError
@@ -180,6 +179,8 @@ def _val_split(labels: np.ndarray, val_fraction: float, seed: int) -> tuple[np.n
     index = np.arange(len(labels))
     counts = np.bincount(labels)
     stratify = labels if counts[counts > 0].min() >= 2 else None
+    from sklearn.model_selection import train_test_split  # only data preparation needs it
+
     train, val = train_test_split(index, test_size=val_fraction, stratify=stratify,
                                   random_state=seed)
     return np.sort(train), np.sort(val)

@@ -61,7 +61,7 @@ def build_run_model(run_spec: dict, data_info: dict) -> LayeredClassifier:
     (saved with them) load back into the model the run spec describes."""
     model = build_model(run_spec["model"], data_info)
     if run_spec["method"] == "multi_exit":
-        model.add_exit_heads(run_spec["model"]["width"], data_info["num_classes"])
+        model.add_exit_heads(data_info["num_classes"])
     return model
 
 

@@ -30,6 +30,7 @@ class LayeredClassifier(nn.Module):
     """
 
     num_layers: int
+    width: int  # the size of a pooled representation (what an exit head reads)
     exit_heads: nn.ModuleList | None
 
     def __init__(self, head_input: str = "final_norm"):
@@ -84,10 +85,11 @@ class LayeredClassifier(nn.Module):
         return torch.cat([self.head(reps[:-1]), self.head(self.final_norm(reps[-1:]))])
 
     # --- multi-exit: one own classifier per layer ---------------------------------------------
-    def add_exit_heads(self, width: int, num_classes: int) -> None:
+    def add_exit_heads(self, num_classes: int) -> None:
         """Give layers 1..L-1 their own classifier (LayerNorm + Linear); layer L keeps the
         model's own head, so the multi-exit model's final output path is the standard one."""
         heads = []
+        width = self.width
         for _ in range(self.num_layers - 1):
             linear = nn.Linear(width, num_classes)
             nn.init.trunc_normal_(linear.weight, std=0.02)  # as timm initialises its own head

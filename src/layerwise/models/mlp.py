@@ -20,7 +20,7 @@ class MLPClassifier(LayeredClassifier):
     def __init__(self, *, in_features: int, num_classes: int, depth: int, width: int,
                  residual: bool, head_input: str = "final_norm"):
         super().__init__(head_input)
-        self.num_layers = depth
+        self.num_layers, self.width = depth, width
         self.residual = residual
         self.embedding = nn.Linear(in_features, width)
         self.layers = nn.ModuleList(nn.Linear(width, width) for _ in range(depth))

@@ -23,7 +23,7 @@ class ViTClassifier(LayeredClassifier):
             img_size=image_size, patch_size=patch_size, in_chans=in_chans,
             num_classes=num_classes, embed_dim=width, depth=depth, num_heads=heads,
             mlp_ratio=mlp_ratio, global_pool="token", class_token=True)
-        self.num_layers = depth
+        self.num_layers, self.width = depth, width
 
     @classmethod
     def from_timm(cls, name: str, *, num_classes: int, in_chans: int, image_size: int,
@@ -39,7 +39,7 @@ class ViTClassifier(LayeredClassifier):
             raise ValueError(f"timm model {name!r} is not a VisionTransformer with a class token")
         model = cls.__new__(cls)
         LayeredClassifier.__init__(model, head_input)
-        model.vit, model.num_layers = vit, len(vit.blocks)
+        model.vit, model.num_layers, model.width = vit, len(vit.blocks), vit.embed_dim
         return model
 
     def embed(self, inputs: torch.Tensor) -> torch.Tensor:
