@@ -142,8 +142,8 @@ def test_interrupted_workflow_finishes_only_what_is_missing_and_matches(smoke_pr
     assert unlock.returncode == 0, unlock.stderr[-3000:]
     analysis = project / "results" / "analysis" / SMOKE
     compared = ("layer_accuracy.csv", "similarity.csv")
-    rerun = snakemake(project, "--cores", "2", "--configfile", "config/smoke.yaml",
-                      *(str(analysis.relative_to(project) / name) for name in compared))
+    targets = [str(analysis.relative_to(project) / name) for name in compared]
+    rerun = snakemake(project, *targets, "--cores", "2", "--configfile", "config/smoke.yaml")
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     for path, mtime in finished.items():  # nothing that had finished was redone
         assert path.stat().st_mtime_ns == mtime, path
