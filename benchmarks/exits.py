@@ -26,7 +26,8 @@ import tempfile
 import numpy as np
 import torch
 
-from layerwise.config import load_config_file, validate_config
+from layerwise import cli
+from layerwise.config import experiment_by_name, load_config_file, validate_config
 from layerwise.data import load_split, prepare_dataset
 from layerwise.early_exit import early_exit, flop_profile, wall_clock
 from layerwise.exits import exit_layers, exit_predictions, policy_scores, speedup
@@ -68,7 +69,8 @@ def main(argv=None) -> dict:
     torch.set_num_threads(args.threads)
 
     config = validate_config(load_config_file(args.config))
-    exp = next(e for e in config["experiments"] if args.experiment in (None, e["name"]))
+    exp = (experiment_by_name(config, args.experiment) if args.experiment
+           else config["experiments"][0])
     spec = {"method": args.method, "model": exp["model"]}
     weights = None
     if args.model:
@@ -134,4 +136,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)  # a bad config or artifact: one line, no traceback

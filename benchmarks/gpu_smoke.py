@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from layerwise import cli
 from layerwise.augment import AugmentSpec
 from layerwise.batches import TrainBatches
 from layerwise.models import build_model
@@ -126,4 +127,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)  # a bad config or artifact: one line, no traceback

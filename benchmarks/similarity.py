@@ -34,6 +34,7 @@ import time
 import numpy as np
 import torch
 
+from layerwise import cli
 from layerwise.similarity import cka_matrix, cos_matrix, route_costs
 
 
@@ -236,4 +237,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)  # a bad config or artifact: one line, no traceback

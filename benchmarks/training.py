@@ -20,7 +20,8 @@ import time
 
 import torch
 
-from layerwise.config import load_config_file, validate_config
+from layerwise import cli
+from layerwise.config import experiment_by_name, load_config_file, validate_config
 from layerwise.data import load_split, prepare_dataset
 from layerwise.models import build_run_model
 from layerwise.seeding import seed_everything
@@ -37,7 +38,8 @@ def main(argv=None) -> dict:
     torch.set_num_threads(args.threads)
 
     config = validate_config(load_config_file(args.config))
-    exp = next(e for e in config["experiments"] if args.experiment in (None, e["name"]))
+    exp = (experiment_by_name(config, args.experiment) if args.experiment
+           else config["experiments"][0])
     with tempfile.TemporaryDirectory() as data_dir:
         prepare_dataset(config["datasets"][exp["dataset"]], data_dir)
         x, y, info = load_split(data_dir, "train")
@@ -79,4 +81,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)  # a bad config or artifact: one line, no traceback

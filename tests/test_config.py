@@ -100,7 +100,7 @@ def test_run_ids_and_experiment_lookup(default_config):
     ids = [i for i in run_ids(config) if i[0] == "vit_digits"]
     assert len(ids) == 15 and ids[0] == ("vit_digits", "standard", 0)  # 3 methods + 2 depths
     assert ids[-1] == ("vit_digits", "standard_d9", 2)
-    with pytest.raises(KeyError, match="vit_digits"):
+    with pytest.raises(ConfigError, match="vit_digits"):
         experiment_by_name(config, "nope")
 
 

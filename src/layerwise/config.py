@@ -348,12 +348,12 @@ def run_ids(config: dict) -> list[tuple[str, str, int]]:
 
 
 def experiment_by_name(config: dict, name: str) -> dict:
-    """The experiment called ``name``; KeyError (listing the known names) if there is none."""
+    """The experiment called ``name``; a ConfigError listing the known names if there is none."""
     for exp in config["experiments"]:
         if exp["name"] == name:
             return exp
     known = ", ".join(exp["name"] for exp in config["experiments"])
-    raise KeyError(f"no experiment named {name!r}; known experiments: {known}")
+    raise ConfigError(f"no experiment named {name!r}; known experiments: {known}")
 
 
 def main(argv: list[str] | None = None) -> int:
