@@ -21,14 +21,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 
 import numpy as np
 import torch
 
+from benchmarks import experiment_split
 from layerwise import cli
-from layerwise.config import experiment_by_name, load_config_file, validate_config
-from layerwise.data import load_split, prepare_dataset
 from layerwise.early_exit import early_exit, flop_profile, wall_clock
 from layerwise.exits import exit_layers, exit_predictions, policy_scores, speedup
 from layerwise.io import load_tensors
@@ -68,17 +66,12 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    config = validate_config(load_config_file(args.config))
-    exp = (experiment_by_name(config, args.experiment) if args.experiment
-           else config["experiments"][0])
+    exp, x, _, info = experiment_split(args.config, args.experiment, "test")
     spec = {"method": args.method, "model": exp["model"]}
     weights = None
     if args.model:
         weights, meta = load_tensors(args.model)
         spec = json.loads(meta["spec"])
-    with tempfile.TemporaryDirectory() as data_dir:
-        prepare_dataset(config["datasets"][exp["dataset"]], data_dir)
-        x, _, info = load_split(data_dir, "test")
     seed_everything(0)
     model = build_run_model(spec, info)
     if weights is not None:

@@ -15,14 +15,12 @@ import argparse
 import json
 import math
 import statistics
-import tempfile
 import time
 
 import torch
 
+from benchmarks import experiment_split
 from layerwise import cli
-from layerwise.config import experiment_by_name, load_config_file, validate_config
-from layerwise.data import load_split, prepare_dataset
 from layerwise.models import build_run_model
 from layerwise.seeding import seed_everything
 from layerwise.training import METHODS, TrainSpec, layer_weights, make_optimizer, run_epoch
@@ -37,12 +35,7 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    config = validate_config(load_config_file(args.config))
-    exp = (experiment_by_name(config, args.experiment) if args.experiment
-           else config["experiments"][0])
-    with tempfile.TemporaryDirectory() as data_dir:
-        prepare_dataset(config["datasets"][exp["dataset"]], data_dir)
-        x, y, info = load_split(data_dir, "train")
+    exp, x, y, info = experiment_split(args.config, args.experiment, "train")
 
     runners = {}
     for method in METHODS:

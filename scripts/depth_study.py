@@ -9,7 +9,7 @@ from layerwise import cli
 from layerwise.exit_tables import effective_depth_table, format_effective_depth_table
 from layerwise.io import write_csv
 from layerwise.saturation import effective_depths
-from layerwise.tables import write_table
+from layerwise.tables import over_seeds, write_table
 
 
 def main(argv=None):
@@ -29,11 +29,10 @@ def main(argv=None):
     write_csv(args.accuracy_out, accuracy)
     write_csv(args.effective_depth_out, depths)
     table = effective_depth_table(depths)
-    seeds = depths["seed"].nunique()
     write_table(table, args.table,
                 f"Effective depth: the first layer whose accuracy reaches 1 - ε (else L), and "
                 f"the first reaching (1 - ε) times the last layer's; ε = {args.epsilon:g}, "
-                f"mean ± sd over {seeds} seed{'s' * (seeds != 1)}.",
+                f"{over_seeds(depths)}.",
                 formatted=format_effective_depth_table(table, args.epsilon))
 
 

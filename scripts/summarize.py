@@ -11,7 +11,8 @@ import pandas as pd
 
 from layerwise import cli
 from layerwise.io import write_csv
-from layerwise.tables import format_accuracy_table, layerwise_accuracy_table, write_table
+from layerwise.tables import (format_accuracy_table, layerwise_accuracy_table, over_seeds,
+                              write_table)
 
 RUN_FILES = ("layer_accuracy.csv", "similarity.csv", "cos_per_sample.csv", "agreement.csv")
 
@@ -38,9 +39,8 @@ def main(argv=None):
         write_csv(Path(args.out_dir) / name, gather(args.run, name))
     accuracy = gather(args.run, "layer_accuracy.csv")
     table = layerwise_accuracy_table(accuracy, args.table_split, args.metric)
-    seeds = accuracy["seed"].nunique()
     caption = (f"Layer-wise {args.table_split} {args.metric} with the last-layer classifier, "
-               f"mean ± sd over {seeds} seeds (%).")
+               f"{over_seeds(accuracy)} (%).")
     write_table(table, args.table, caption, formatted=format_accuracy_table(table))
 
 

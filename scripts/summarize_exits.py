@@ -7,7 +7,7 @@ import pandas as pd
 from layerwise import cli
 from layerwise.exit_tables import exit_table, format_exit_table
 from layerwise.io import write_csv
-from layerwise.tables import write_table
+from layerwise.tables import over_seeds, write_table
 
 PARTS = ("sweep", "operating_points", "exit_counts", "saturation", "timing")
 
@@ -37,11 +37,10 @@ def main(argv=None):
     for part, frame in frames.items():
         write_csv(getattr(args, f"{part}_out"), frame)
     table = exit_table(points)
-    seeds = points["seed"].nunique()
     write_table(table, args.table,
                 f"Early exit at the operating point chosen on validation (fastest threshold "
-                f"within the allowed accuracy drop of full depth), on test; mean ± sd over "
-                f"{seeds} seed{'s' * (seeds != 1)}. Speed-up is the paper's L·N/Σk; FLOPs "
+                f"within the allowed accuracy drop of full depth), on test; "
+                f"{over_seeds(points)}. Speed-up is the paper's L·N/Σk; FLOPs "
                 f"count every exit head evaluated; wall-clock speed-ups are measured against "
                 f"full-depth inference.",
                 formatted=format_exit_table(table))

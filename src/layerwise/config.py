@@ -20,7 +20,7 @@ import jsonschema
 import yaml
 from jsonschema.exceptions import best_match
 
-from layerwise.errors import ConfigError  # noqa: F401  (raised here, imported from here)
+from layerwise.errors import ConfigError
 from layerwise.tasks import TEXT_SOURCES
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"

@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-from layerwise.errors import ArtifactError  # noqa: F401  (raised here, imported from here)
+from layerwise.errors import ArtifactError
 
 
 _UMASK = os.umask(0)

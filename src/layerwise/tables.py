@@ -136,6 +136,12 @@ def latex_table(frame: pd.DataFrame, caption: str = "", label: str | None = None
     return "\n".join(wrapped) + "\n"
 
 
+def over_seeds(frame: pd.DataFrame) -> str:
+    """'mean ± sd over N seeds' for the runs in `frame` (its `seed` column), for captions."""
+    seeds = frame["seed"].nunique()
+    return f"mean ± sd over {seeds} seed{'s' * (seeds != 1)}"
+
+
 def write_table(
     frame: pd.DataFrame,
     stem: Path | str | os.PathLike,

@@ -25,7 +25,7 @@ from tqdm import tqdm
 from layerwise.augment import AugmentSpec
 from layerwise.batches import TrainBatches, eval_batches
 from layerwise.distributed import Shard, all_sum, current_shard
-from layerwise.errors import TrainingError  # noqa: F401  (raised here, imported from here)
+from layerwise.errors import TrainingError
 from layerwise.io import atomic_path, remove_stale_temporaries
 from layerwise.models import LayeredClassifier
 

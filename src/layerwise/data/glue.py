@@ -37,11 +37,11 @@ def _columns(dataset, task: str) -> tuple[list[str], list[str] | None, np.ndarra
 
 
 def prepare_glue(spec: dict, out_dir: Path, cache_dir: Path | None = None) -> None:
+    from sklearn.model_selection import train_test_split  # only data preparation needs it
+
     task = spec["glue"]["task"]
     loaded = load_glue(task, spec["glue"]["repository"], cache_dir)
     first, second, labels = _columns(loaded["train"], task)
-    from sklearn.model_selection import train_test_split  # only data preparation needs it
-
     train, val = train_test_split(np.arange(len(labels)), test_size=spec["val_fraction"],
                                   stratify=labels, random_state=spec["split_seed"])
 

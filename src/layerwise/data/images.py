@@ -176,11 +176,11 @@ def read_mnist(cache_dir: Path) -> dict:
 # --- writing small image datasets -----------------------------------------------------------
 def _val_split(labels: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Sorted (train, val) indices: a stratified val_fraction of the official training set."""
+    from sklearn.model_selection import train_test_split  # only data preparation needs it
+
     index = np.arange(len(labels))
     counts = np.bincount(labels)
     stratify = labels if counts[counts > 0].min() >= 2 else None
-    from sklearn.model_selection import train_test_split  # only data preparation needs it
-
     train, val = train_test_split(index, test_size=val_fraction, stratify=stratify,
                                   random_state=seed)
     return np.sort(train), np.sort(val)

@@ -89,12 +89,11 @@ class LayeredClassifier(nn.Module):
         """Give layers 1..L-1 their own classifier (LayerNorm + Linear); layer L keeps the
         model's own head, so the multi-exit model's final output path is the standard one."""
         heads = []
-        width = self.width
         for _ in range(self.num_layers - 1):
-            linear = nn.Linear(width, num_classes)
+            linear = nn.Linear(self.width, num_classes)
             nn.init.trunc_normal_(linear.weight, std=0.02)  # as timm initialises its own head
             nn.init.zeros_(linear.bias)
-            heads.append(nn.Sequential(nn.LayerNorm(width), linear))
+            heads.append(nn.Sequential(nn.LayerNorm(self.width), linear))
         self.exit_heads = nn.ModuleList(heads)
 
     def exit_logits(self, h: torch.Tensor, layer: int) -> torch.Tensor:
