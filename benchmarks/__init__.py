@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import tempfile
 
-from layerwise.config import experiment_by_name, load_config_file, validate_config
-from layerwise.data import load_split, prepare_dataset
+from layerwise.study.config import experiment_by_name, load_config_file, validate_config
+from layerwise.data.prepared import load_split
+from layerwise.data.sources import prepare_dataset
 
 
 def experiment_split(config_path: str, name: str | None, split: str):

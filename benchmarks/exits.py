@@ -27,8 +27,8 @@ import torch
 
 from benchmarks import experiment_split
 from layerwise import cli
-from layerwise.early_exit import early_exit, flop_profile, wall_clock
-from layerwise.exits import exit_layers, exit_predictions, policy_scores, speedup
+from layerwise.exits.online import early_exit, flop_profile, wall_clock
+from layerwise.exits.offline import exit_layers, exit_predictions, policy_scores, speedup
 from layerwise.io import load_tensors
 from layerwise.models import build_run_model
 from layerwise.seeding import seed_everything

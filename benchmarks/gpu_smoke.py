@@ -23,12 +23,12 @@ from pathlib import Path
 import torch
 
 from layerwise import cli
-from layerwise.augment import AugmentSpec
-from layerwise.batches import TrainBatches
+from layerwise.train.augment import AugmentSpec
+from layerwise.train.batches import TrainBatches
 from layerwise.models import build_model
 from layerwise.seeding import seed_everything
-from layerwise.training import (StepLoss, TrainSpec, autocast, layer_weights, make_optimizer,
-                                peak_memory_mb)
+from layerwise.train.loop import StepLoss, TrainSpec, autocast, make_optimizer, peak_memory_mb
+from layerwise.train.methods import layer_weights
 
 PAPER_AUGMENT = {"crop_padding": 4, "flip": True, "rotation_degrees": 15}
 
@@ -36,7 +36,7 @@ PAPER_AUGMENT = {"crop_padding": 4, "flip": True, "rotation_degrees": 15}
 def cifar_data(path: Path | None, samples: int):
     """(x, y, source): the prepared CIFAR-10 training split, or synthetic data of its shape."""
     if path is not None and (path / "info.json").exists():
-        from layerwise.data import load_split
+        from layerwise.data.prepared import load_split
 
         x, y, _ = load_split(path, "train")
         return x[:samples], y[:samples], "cifar10"
@@ -76,7 +76,7 @@ def main(argv=None) -> dict:
                      compile=args.compile)
     batches = TrainBatches(x, y, spec.batch_size, device, spec.seed,
                            AugmentSpec.from_config(spec.augment))  # resident on the device
-    weights = layer_weights(model.num_layers, spec.weight_kind).to(device)
+    weights = layer_weights(model.num_layers, spec.weights).to(device)
     optimizer, scheduler = make_optimizer(model, spec, batches.steps)
     step_loss = StepLoss(model, spec, weights)
     if args.compile:

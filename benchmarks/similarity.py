@@ -8,7 +8,7 @@ activations: each layer is the previous one plus noise (a random walk across dep
 have unequal scales, and every layer carries large per-feature offsets (typical |mean| ~ 300,
 a few features near 3000). Times, each after one warm-up call, median of `repeats`:
 
-* ``layerwise.similarity``: all-pairs linear CKA (biased and unbiased) and centered COS;
+* ``layerwise.similarity.engine``: all-pairs linear CKA (biased and unbiased) and centered COS;
 * a reference written the way most public CKA code is: float64, one n x n Gram per layer,
   centered with an explicit H = I - 11'/n (two n x n x n products), and one trace
   (sum of the elementwise product of centered Grams) per pair. At large n it is timed on the
@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from layerwise import cli
-from layerwise.similarity import cka_matrix, cos_matrix, route_costs
+from layerwise.similarity.engine import cka_matrix, cos_matrix, route_costs
 
 
 def make_stack(layers: int, n: int, d: int, seed: int) -> np.ndarray:

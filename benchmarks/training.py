@@ -23,7 +23,8 @@ from benchmarks import experiment_split
 from layerwise import cli
 from layerwise.models import build_run_model
 from layerwise.seeding import seed_everything
-from layerwise.training import METHODS, TrainSpec, layer_weights, make_optimizer, run_epoch
+from layerwise.train.loop import TrainSpec, make_optimizer, run_epoch
+from layerwise.train.methods import METHODS, layer_weights
 
 
 def main(argv=None) -> dict:
@@ -41,9 +42,9 @@ def main(argv=None) -> dict:
     for method in METHODS:
         seed_everything(0)
         model = build_run_model({"method": method, "model": exp["model"]}, info)
-        spec = TrainSpec.from_config(method, 0, exp["train"], exp["aligned"], exp["multi_exit"])
+        spec = TrainSpec.from_config(method, 0, exp["train"], exp.get(method))
         optimizer, scheduler = make_optimizer(model, spec, math.ceil(len(y) / spec.batch_size))
-        weights = layer_weights(model.num_layers, spec.weight_kind)
+        weights = layer_weights(model.num_layers, spec.weights)
         runners[method] = (model, optimizer, scheduler, spec, weights)
 
     def epoch(method: str, index: int) -> float:

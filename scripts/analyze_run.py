@@ -5,8 +5,10 @@ import argparse
 import pandas as pd
 
 from layerwise import cli
-from layerwise.analysis import (CKA_ESTIMATORS, LAYER_METRICS, cos_cka_agreement,
-                                cos_to_last_frame, layer_accuracy, read_hidden, similarity_frame)
+from layerwise.hidden.files import read_hidden
+from layerwise.hidden.metrics import LAYER_METRICS, layer_accuracy
+from layerwise.similarity.measures import (ESTIMATORS, cos_cka_agreement, cos_to_last_frame,
+                                           similarity_frame)
 from layerwise.io import write_csv
 
 
@@ -16,7 +18,7 @@ def main(argv=None):
                         required=True, help="a split and its hidden-state file")
     parser.add_argument("--spec-hash", required=True, help="hash of the run spec the files need")
     parser.add_argument("--similarity-split", required=True)
-    parser.add_argument("--cka", nargs="+", choices=sorted(CKA_ESTIMATORS),
+    parser.add_argument("--cka", nargs="+", choices=sorted(ESTIMATORS),
                         default=["linear_biased"], help="CKA estimators to compute")
     parser.add_argument("--rbf-threshold", type=float, default=1.0)
     parser.add_argument("--cka-batch-size", type=int, default=None,

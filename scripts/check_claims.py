@@ -10,7 +10,7 @@ from layerwise.claims import (ExperimentData, claims_frame, evaluate, format_cla
                               paper_statistics)
 from layerwise.io import write_json
 from layerwise.reference import paper_values
-from layerwise.tables import write_table
+from layerwise.report.tables import write_table
 
 FILES = ("accuracy", "similarity", "agreement", "saturation", "sweep", "points")
 

@@ -10,9 +10,10 @@ import pandas as pd
 import torch
 
 from layerwise import cli
-from layerwise.analysis import matrix_frame, read_hidden
+from layerwise.hidden.files import read_hidden
+from layerwise.similarity.measures import matrix_frame
 from layerwise.io import ArtifactError, write_csv
-from layerwise.similarity import cka_cross
+from layerwise.similarity.engine import cka_cross
 
 
 def main(argv=None):

@@ -6,10 +6,10 @@ import argparse
 import pandas as pd
 
 from layerwise import cli
-from layerwise.exit_tables import effective_depth_table, format_effective_depth_table
+from layerwise.report.exit_tables import effective_depth_table, format_effective_depth_table
 from layerwise.io import write_csv
-from layerwise.saturation import effective_depths
-from layerwise.tables import over_seeds, write_table
+from layerwise.exits.saturation import effective_depths
+from layerwise.report.tables import over_seeds, write_table
 
 
 def main(argv=None):

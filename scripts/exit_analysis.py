@@ -10,14 +10,14 @@ import pandas as pd
 import torch
 
 from layerwise import cli
-from layerwise.analysis import read_hidden
-from layerwise.data import load_split
-from layerwise.early_exit import flop_profile, time_operating_points
-from layerwise.exits import evaluate_policy
+from layerwise.hidden.files import read_hidden
+from layerwise.data.prepared import load_split
+from layerwise.exits.online import flop_profile, time_operating_points
+from layerwise.exits.offline import evaluate_policy
 from layerwise.io import load_tensors, write_csv
 from layerwise.models import build_run_model
 from layerwise.provenance import config_hash
-from layerwise.saturation import layer_histogram, saturation_layers
+from layerwise.exits.saturation import layer_histogram, saturation_layers
 
 
 def main(argv=None):

@@ -7,12 +7,12 @@ import json
 import torch
 
 from layerwise import cli
-from layerwise.batches import take
-from layerwise.data import load_split
+from layerwise.train.batches import take
+from layerwise.data.prepared import load_split
 from layerwise.io import load_tensors, save_tensors
 from layerwise.models import build_run_model
 from layerwise.provenance import config_hash
-from layerwise.training import predict_layers
+from layerwise.hidden.extract import predict_layers
 
 
 def main(argv=None):
@@ -44,8 +44,8 @@ def main(argv=None):
             model = build_run_model(spec, info)
             model.load_state_dict(weights)
             model.to(device)
-        reps, logits = predict_layers(model, x, workers=max(0, args.threads - 1))
-        save_tensors(out, {"representations": reps, "logits": logits, "labels": y},
+        reps, logits, targets = predict_layers(model, x, y, workers=max(0, args.threads - 1))
+        save_tensors(out, {"representations": reps, "logits": logits, "labels": targets},
                      {"spec_hash": spec_hash, "split": split})
 
 

@@ -5,11 +5,11 @@ import argparse
 import json
 
 from layerwise import cli
-from layerwise.data import load_split
-from layerwise.exit_tables import format_parameter_table, parameter_rows
+from layerwise.data.prepared import load_split
+from layerwise.report.exit_tables import format_parameter_table, parameter_rows
 from layerwise.models import build_run_model
 from layerwise.reference import paper_values
-from layerwise.tables import write_table
+from layerwise.report.tables import write_table
 
 
 def count(model) -> int:

@@ -5,14 +5,13 @@ import argparse
 import pandas as pd
 
 from layerwise import cli
-from layerwise.analysis import frame_matrix
-from layerwise.plots import (METRIC_LABELS, adjacent_cos_figure, cos_boxplot_figure,
+from layerwise.similarity.measures import HEATMAPS, frame_matrix
+from layerwise.report.figures import (METRIC_LABELS, adjacent_cos_figure, cos_boxplot_figure,
                              curves_vs_last_figure, curves_vs_last_panels_figure,
                              heatmap_grid_figure, layerwise_accuracy_figure,
-                             layerwise_panels_figure, save_figure, similarity_heatmap_figure)
+                             layerwise_panels_figure, similarity_heatmap_figure)
 from layerwise.reference import curves, similarity_curves
 
-MEASURES = {"cos": ("cos", "COS (centered)"), "cka": ("cka_linear_biased", "linear CKA")}
 FIGURES = ("layerwise_accuracy", "heatmaps", "curves_vs_last", "cos_boxplot", "adjacent_cos",
            "cross_model", "residual_ablation", "text_layerwise")
 NO_REFERENCE = "-"
@@ -42,12 +41,12 @@ def draw(args):
         return layerwise_panels_figure(panels, args.split, f"Layer-wise {args.split} metric "
                                        "with the last-layer classifier (paper Fig 8 shape)")
     if args.figure == "heatmaps":
-        measure, label = MEASURES[args.measure]
+        measure = HEATMAPS[args.measure]
         sim = pd.read_csv(args.similarity)
-        sim = sim[sim["measure"] == measure]
+        sim = sim[sim["measure"] == measure.name]
         matrices = {m: frame_matrix(g) for m, g in sim.groupby("method", sort=False)}
-        return heatmap_grid_figure(matrices, f"{name}: {label} between layers, mean over seeds",
-                                   label)
+        return heatmap_grid_figure(matrices, f"{name}: {measure.label} between layers, mean over "
+                                   "seeds", measure.label)
     if args.figure == "curves_vs_last":
         return curves_vs_last_figure(pd.read_csv(args.accuracy), pd.read_csv(args.similarity),
                                      args.method, args.split)
@@ -96,7 +95,7 @@ def main(argv=None):
     parser.add_argument("--task-panel", action="append", nargs=5,
                         metavar=("TITLE", "ACCURACY", "METRIC", "KEY", "LABEL"),
                         help=f"text_layerwise panel; KEY {NO_REFERENCE!r} draws no paper curves")
-    parser.add_argument("--measure", choices=sorted(MEASURES), default="cos")
+    parser.add_argument("--measure", choices=sorted(HEATMAPS), default="cos")
     parser.add_argument("--method")
     parser.add_argument("--split", default="test")
     parser.add_argument("--pdf", required=True)

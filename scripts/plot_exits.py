@@ -5,9 +5,9 @@ import argparse
 import pandas as pd
 
 from layerwise import cli
-from layerwise.exit_plots import (depth_study_figure, exit_counts_figure, exit_tradeoff_figure,
+from layerwise.report.exit_figures import (depth_study_figure, exit_counts_figure, exit_tradeoff_figure,
                                   saturation_figure)
-from layerwise.plots import save_figure
+from layerwise.report.style import save_figure
 
 
 def main(argv=None):

@@ -4,7 +4,7 @@ import argparse
 import json
 
 from layerwise import cli
-from layerwise.data import prepare_dataset
+from layerwise.data.sources import prepare_dataset
 
 
 def main(argv=None):

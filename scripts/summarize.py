@@ -11,7 +11,7 @@ import pandas as pd
 
 from layerwise import cli
 from layerwise.io import write_csv
-from layerwise.tables import (format_accuracy_table, layerwise_accuracy_table, over_seeds,
+from layerwise.report.tables import (format_accuracy_table, layerwise_accuracy_table, over_seeds,
                               write_table)
 
 RUN_FILES = ("layer_accuracy.csv", "similarity.csv", "cos_per_sample.csv", "agreement.csv")

@@ -5,9 +5,9 @@ import argparse
 import pandas as pd
 
 from layerwise import cli
-from layerwise.exit_tables import exit_table, format_exit_table
+from layerwise.report.exit_tables import exit_table, format_exit_table
 from layerwise.io import write_csv
-from layerwise.tables import over_seeds, write_table
+from layerwise.report.tables import over_seeds, write_table
 
 PARTS = ("sweep", "operating_points", "exit_counts", "saturation", "timing")
 

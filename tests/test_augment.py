@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from layerwise.augment import AugmentSpec, apply, augment_batch, augment_generator, draw
+from layerwise.train.augment import AugmentSpec, apply, augment_batch, augment_generator, draw
 
 
 def batch(n=3, c=2, h=6, w=6):

@@ -5,7 +5,8 @@ import torch
 
 from layerwise.models import build_model
 from layerwise.models.bert import BertClassifier, BertState
-from layerwise.training import TrainSpec, layer_weights, training_loss
+from layerwise.train.loop import TrainSpec, training_loss
+from layerwise.train.methods import layer_weights
 
 SPEC = dict(arch="bert", depth=3, width=32, heads=4, mlp_ratio=2.0, head_input="final_norm",
             pretrained="", patch_size=1)
@@ -85,7 +86,7 @@ def test_state_compaction_keeps_hidden_states_and_masks_together():
 
 
 def test_early_exit_with_compaction_matches_the_offline_predictions():
-    from layerwise.early_exit import early_exit
+    from layerwise.exits.online import early_exit
 
     model = make()
     x = batch([16, 5, 9, 3, 12, 7, 8, 15])

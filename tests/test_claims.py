@@ -11,7 +11,7 @@ import pytest
 
 from layerwise import claims
 from layerwise.claims import FAILS, HOLDS, NOT_EVALUATED, ExperimentData
-from layerwise.config import load_config_file, validate_config
+from layerwise.study.config import load_config_file, validate_config
 from layerwise.reference import paper_values
 
 from conftest import ROOT
@@ -239,5 +239,6 @@ def test_paper_statistics_pass_the_default_thresholds(thresholds):
     for claim, value in paper.items():
         if value is None:
             continue
-        comparison, key = claims.RULES[claim]
-        assert claims.decide({0: value}, comparison, thresholds[key])[0] == HOLDS, claim
+        record = claims.CLAIMS[claim]
+        assert claims.decide({0: value}, record.comparison,
+                             thresholds[record.threshold_key])[0] == HOLDS, claim

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from layerwise.config import (
+from layerwise.study.config import (
     ConfigError,
     Validator,
     experiment_by_name,
@@ -447,7 +447,7 @@ def test_missing_file_is_a_config_error(tmp_path):
 
 def _cli(*args):
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
-    return subprocess.run([sys.executable, "-m", "layerwise.config", *map(str, args)],
+    return subprocess.run([sys.executable, "-m", "layerwise.study.config", *map(str, args)],
                           capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
 
 
@@ -477,7 +477,7 @@ def test_cli_reports_one_line_and_exits_1(tmp_path, text, expected):
 
 
 def test_module_imports_neither_torch_nor_snakemake():
-    code = ("import sys, layerwise.config; "
+    code = ("import sys, layerwise.study.config; "
             "print(sorted(m for m in ('torch', 'snakemake') if m in sys.modules))")
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from layerwise.data import load_split, prepare_dataset, stratified_split
+from layerwise.data.prepared import load_split, stratified_split
+from layerwise.data.sources import prepare_dataset
 from layerwise.io import ArtifactError, save_tensors
 
 SPEC = {"source": "sklearn_digits", "val_fraction": 0.15, "test_fraction": 0.25, "split_seed": 0}

@@ -36,7 +36,7 @@ def tiny_data():
 
 
 def spec(method="aligned", **overrides):
-    from layerwise.training import TrainSpec
+    from layerwise.train.loop import TrainSpec
 
     base = dict(method=method, seed=0, epochs=3, batch_size=16, lr=1e-3, weight_decay=1e-4,
                 schedule="cosine", warmup_epochs=1, alternate=True,
@@ -53,7 +53,7 @@ def fresh_model(method):
 
 
 def single_process(method, checkpoint):
-    from layerwise.training import train
+    from layerwise.train.loop import train
 
     model = fresh_model(method)
     log = train(model, tiny_data(), spec(method), checkpoint, "h", torch.device("cpu"))
@@ -65,7 +65,7 @@ def _worker(rank, world, port, out):
     interrupted after its second epoch on every process and resumed from rank 0's checkpoint."""
     import torch.distributed as dist
 
-    from layerwise import training
+    from layerwise.train import loop as training
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
@@ -142,8 +142,8 @@ def test_resume_under_ddp_gives_the_uninterrupted_weights(two_processes):
 
 
 def test_shards_cover_each_global_batch_once_and_weigh_to_its_mean():
-    from layerwise.batches import TrainBatches
-    from layerwise.distributed import Shard
+    from layerwise.train.batches import TrainBatches
+    from layerwise.train.distributed import Shard
 
     x, y = tiny_data()["train"]
     one = TrainBatches(x, y, 16, torch.device("cpu"), seed=0)
@@ -162,7 +162,7 @@ def test_shards_cover_each_global_batch_once_and_weigh_to_its_mean():
 
 
 def test_train_script_through_torchrun_matches_one_process(tmp_path):
-    from layerwise.data import prepare_dataset
+    from layerwise.data.sources import prepare_dataset
 
     data = tmp_path / "digits"
     prepare_dataset({"source": "sklearn_digits", "val_fraction": 0.15, "test_fraction": 0.25,

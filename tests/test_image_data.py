@@ -15,10 +15,12 @@ import numpy as np
 import pytest
 import torch
 
-from layerwise.config import ConfigError, validate_config
-from layerwise.data import images, load_split, prepare_dataset
+from layerwise.study.config import ConfigError, validate_config
+from layerwise.data import images
+from layerwise.data.prepared import load_split
+from layerwise.data.sources import prepare_dataset
 from layerwise.data.images import DatasetError, ImageFolderSplit
-from layerwise.downloads import DownloadError
+from layerwise.data.downloads import DownloadError
 
 OFFLINE = ("file:///nonexistent/layerwise-test-download",)  # fails at once, never the network
 
@@ -219,7 +221,7 @@ def test_a_streamed_split_trains_like_the_same_data_in_memory(prepared_folder, t
     weights that the same images, decoded up front and kept resident, give."""
     from layerwise.models import build_model
     from layerwise.seeding import seed_everything
-    from layerwise.training import TrainSpec, train
+    from layerwise.train.loop import TrainSpec, train
 
     streamed = {s: load_split(prepared_folder, s)[:2] for s in ("train", "val")}
     info = load_split(prepared_folder, "val")[2]
@@ -243,7 +245,7 @@ def test_a_streamed_split_trains_like_the_same_data_in_memory(prepared_folder, t
 
 
 def test_extraction_of_a_streamed_subset_decodes_only_those_images(prepared_folder):
-    from layerwise.batches import take
+    from layerwise.train.batches import take
 
     x, y, _ = load_split(prepared_folder, "train")
     part = take(x, torch.tensor([3, 0, 7]))

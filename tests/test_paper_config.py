@@ -6,7 +6,7 @@ import re
 import pytest
 
 from conftest import ROOT, copy_project, job_counts, snakemake
-from layerwise.config import load_config_file, merge_configs, validate_config
+from layerwise.study.config import load_config_file, merge_configs, validate_config
 from layerwise.reference import curves
 
 pytestmark = pytest.mark.workflow

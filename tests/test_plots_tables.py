@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from layerwise import plots, tables
+from layerwise.report import figures as plots, style, tables
 
 METHODS = ("standard", "aligned")
 SEEDS = (0, 1)
@@ -51,7 +51,7 @@ def _matrix(sim: pd.DataFrame, method: str, measure: str = "cos") -> np.ndarray:
 
 def _assert_saved(fig, tmp_path, name: str) -> None:
     pdf, png = tmp_path / f"{name}.pdf", tmp_path / f"{name}.png"
-    plots.save_figure(fig, pdf, png)
+    style.save_figure(fig, pdf, png)
     assert pdf.read_bytes().startswith(b"%PDF")
     assert png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     assert pdf.stat().st_size > 1000 and png.stat().st_size > 1000
@@ -71,14 +71,14 @@ def test_layerwise_accuracy_figure(acc, tmp_path):
                 .groupby("layer")["accuracy"].mean())
     np.testing.assert_allclose(line.get_xdata(), expected.index)
     np.testing.assert_allclose(line.get_ydata(), expected.to_numpy())
-    assert line.get_color() == plots.METHOD_COLORS["standard"]
+    assert line.get_color() == style.METHOD_COLORS["standard"]
     _assert_saved(fig, tmp_path, "acc")
 
 
 def test_minmax_band_label(acc):
     fig = plots.layerwise_accuracy_figure(acc, "val", band="minmax")
     assert "min–max" in fig.axes[0].get_ylabel()
-    plots.plt.close(fig)
+    style.plt.close(fig)
     with pytest.raises(ValueError):
         plots.layerwise_accuracy_figure(acc, "no-such-split")
 
@@ -102,12 +102,12 @@ def test_similarity_heatmap_figure(sim, tmp_path):
 
     fig = plots.similarity_heatmap_figure(matrix - 0.95, "shifted", "COS")
     assert fig.axes[0].collections[0].get_clim() == (-1.0, 1.0)
-    plots.plt.close(fig)
+    style.plt.close(fig)
 
     big = np.eye(20)
     fig = plots.similarity_heatmap_figure(big, "big", "CKA")
     assert not fig.axes[0].texts  # no annotations above 16 layers
-    plots.plt.close(fig)
+    style.plt.close(fig)
     with pytest.raises(ValueError):
         plots.similarity_heatmap_figure(np.ones((2, 3)), "bad", "CKA")
 
@@ -190,8 +190,7 @@ def test_single_seed_table():
 
 
 def test_similarity_figures_of_the_paper_appendix(tmp_path):
-    from layerwise.plots import (adjacent_cos_figure, cos_boxplot_figure, save_figure,
-                                 curves_vs_last_panels_figure)
+    from layerwise.report.figures import (adjacent_cos_figure, cos_boxplot_figure, curves_vs_last_panels_figure)
     rng = np.random.default_rng(0)
     per_sample = pd.DataFrame([{"method": m, "seed": s, "layer": l, "sample": i,
                                 "cos": float(rng.uniform(-1, 1))}

@@ -5,9 +5,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from layerwise import plots
-from layerwise.reference import (curves, image_reference, paper_values, reference_label,
-                                 similarity_curves)
+from layerwise.report import figures as plots
+from layerwise.models import backbone
+from layerwise.reference import curves, paper_values, reference_label, similarity_curves
+
+
+def image_reference(model):
+    return backbone(model).reference(model)
 
 
 def test_curves_by_dotted_key_fig8_key_and_method_filter():

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT, SMOKE, copy_project, snakemake
-from layerwise.data import prepare_dataset
+from layerwise.data.sources import prepare_dataset
 
 SPEC = {"experiment": "kill", "dataset": "digits", "method": "aligned", "seed": 3,
         "model": {"arch": "vit", "depth": 2, "width": 16, "heads": 2, "patch_size": 4,
@@ -32,7 +32,7 @@ SPEC = {"experiment": "kill", "dataset": "digits", "method": "aligned", "seed": 
 KILLER = r"""
 import io, os, runpy, signal, sys
 import torch
-import layerwise.io, layerwise.training as training
+import layerwise.io, layerwise.train.loop as training
 
 where, count = os.environ["KILL_AT"].split(":")
 count = int(count)

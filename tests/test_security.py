@@ -34,7 +34,7 @@ def test_no_unsafe_loading(pattern, why):
 def test_the_yaml_loader_of_configs_is_safe():
     import yaml
 
-    from layerwise.config import _UniqueKeyLoader
+    from layerwise.study.config import _UniqueKeyLoader
 
     assert issubclass(_UniqueKeyLoader, yaml.SafeLoader)
 

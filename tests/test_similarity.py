@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-import layerwise.similarity as sim
-from layerwise.similarity import (cka_cross, cka_matrix, cos_matrix, cos_per_sample, hsic_matrix,
+import layerwise.similarity.engine as sim
+from layerwise.similarity.engine import (cka_cross, cka_matrix, cos_matrix, cos_per_sample, hsic_matrix,
                                   route_costs)
 
 

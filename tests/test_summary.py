@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from layerwise import summary
-from layerwise.tables import write_table
+from layerwise.report import summary
+from layerwise.report.tables import write_table
 
 
 @pytest.fixture

@@ -12,12 +12,13 @@ import pytest
 import torch
 from tokenizers import Tokenizer
 
-from layerwise.data import load_split, prepare_dataset
+from layerwise.data.prepared import load_split
+from layerwise.data.sources import prepare_dataset
 from layerwise.data.glue import prepare_glue
 from layerwise.data.rotten_tomatoes import MEMBER, prepare_rotten_tomatoes, read_snippets
 from layerwise.data.text import (SPECIAL_TOKENS, encode, fix_length, load_tokenizer,
                                  train_wordpiece, write_text_dataset)
-from layerwise.downloads import DownloadError, PinnedWheel
+from layerwise.data.downloads import DownloadError, PinnedWheel
 
 WORDS = ("good bad great awful film plot actors boring moving funny dull brilliant story "
          "scenes director music slow charming mess delight").split()

@@ -6,11 +6,11 @@ import pytest
 import torch
 from sklearn.metrics import f1_score
 
-from layerwise.analysis import LAYER_METRICS, layer_f1
-from layerwise.plots import layerwise_accuracy_figure, layerwise_panels_figure
+from layerwise.hidden.metrics import LAYER_METRICS, layer_f1
+from layerwise.report.figures import layerwise_accuracy_figure, layerwise_panels_figure
 from layerwise.reference import curves, paper_values
-from layerwise.tables import layerwise_accuracy_table
-from layerwise.tasks import GLUE_TASKS, dataset_metric, paper_curves
+from layerwise.report.tables import layerwise_accuracy_table
+from layerwise.data.sources import GLUE_TASKS, dataset_metric, paper_curves
 
 
 def test_layer_f1_matches_scikit_learn():

@@ -4,11 +4,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from layerwise import training
+from layerwise.train import loop as training
 from layerwise.models import build_model
 from layerwise.seeding import seed_everything
-from layerwise.training import (TrainSpec, aligned_loss, layer_weights, lr_factor, train,
-                                training_loss)
+from layerwise.train.loop import TrainSpec, lr_factor, train, training_loss
+from layerwise.train.methods import aligned_loss, layer_weights
 
 MODEL = dict(arch="vit", depth=3, width=16, heads=2, patch_size=4, mlp_ratio=2.0,
              head_input="final_norm")

@@ -122,7 +122,7 @@ def test_dvc_round_trip_restores_identical_results_that_snakemake_accepts(smoke_
     project = tmp_path / "clone"
     shutil.copytree(smoke_project, project, symlinks=True)
     with_dvc_files(project)
-    from layerwise.config import load_config_file, merge_configs
+    from layerwise.study.config import load_config_file, merge_configs
 
     merged = merge_configs(load_config_file(project / "config/config.yaml"),
                            load_config_file(project / "config/smoke.yaml"))

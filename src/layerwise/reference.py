@@ -1,6 +1,6 @@
 """Numbers read from the paper's figures and tables, shipped as data with their source.
 
-`src/layerwise/data/paper_reference_values.yaml` holds values digitized from arXiv:2406.14479v3
+`src/layerwise/paper_reference_values.yaml` holds values digitized from arXiv:2406.14479v3
 ("exact" where printed, "approx" where read off a plot, about +/-0.02). They are drawn beside
 reproduced curves, clearly labelled as the paper's, and used when checking claims; they are
 never used as test oracles.
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-PATH = Path(__file__).with_name("data") / "paper_reference_values.yaml"
+PATH = Path(__file__).with_name("paper_reference_values.yaml")
 
 
 @lru_cache(maxsize=1)
@@ -68,20 +68,6 @@ def reference_label(key: str) -> str:
     figure, *rest = key.split(".")
     words = [part for part in rest if part not in ("acc", "test_acc")]
     return " ".join(["paper", SETTINGS.get(figure, figure), *words])
-
-
-def image_reference(model: dict) -> tuple[str, str] | None:
-    """(key, label) for `curves` of the paper's layer-wise test accuracy closest to an image
-    experiment's model, or None: DeiT-S on ImageNet with the three methods (Fig 4) for a ViT;
-    the 9-layer MLP on MNIST without or with residual connections (Fig 12) for an MLP."""
-    if model.get("arch") == "vit":
-        return "fig4_deit_s_imagenet.test_acc", "paper DeiT-S ImageNet (Fig 4)"
-    if model.get("arch") == "mlp":
-        which, words = (("residual", "with") if model.get("residual", True)
-                        else ("no_residual", "without"))
-        return (f"fig12_mlp9_mnist.{which}.acc",
-                f"paper 9-layer MLP MNIST {words} residuals (Fig 12)")
-    return None
 
 
 def similarity_curves(key: str) -> dict[str, list[float]]:

@@ -85,7 +85,7 @@ rule summarize_exits:
 rule depth_study:
     input:
         lambda w: experiment_runs(w.experiment, rules.analyze_run.output.accuracy,
-                                  run_names(EXPERIMENTS[w.experiment])),
+                                  PLAN.all_runs(w.experiment)),
     output:
         accuracy=f"{EXIT_SUMMARY}/depth_study_accuracy.csv",
         effective_depth=f"{EXIT_SUMMARY}/effective_depth.csv",
@@ -94,7 +94,7 @@ rule depth_study:
                               "effective_depth", REPORT_SATURATION, "effective depth"),
     params:
         runs=lambda w: run_args(w, [rules.analyze_run.output.accuracy],
-                                run_names(EXPERIMENTS[w.experiment])),
+                                PLAN.all_runs(w.experiment)),
         epsilon=config["analysis"]["effective_depth_epsilon"],
         table=lambda w: f"{RESULTS}/tables/{w.experiment}/effective_depth",
     log:

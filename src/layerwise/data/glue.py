@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from layerwise.data.text import write_text_dataset
-from layerwise.tasks import GLUE_TASKS, dataset_metric
+from layerwise.data.sources import GLUE_TASKS, dataset_metric
 
 
 def load_glue(task: str, repository: str, cache_dir: str | Path | None = None) -> dict:

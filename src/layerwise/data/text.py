@@ -17,7 +17,7 @@ import torch
 from tokenizers import (Tokenizer, decoders, models, normalizers, pre_tokenizers, processors,
                         trainers)
 
-from layerwise.data import write_prepared
+from layerwise.data.prepared import write_prepared
 from layerwise.io import atomic_path
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")

@@ -1,68 +1,109 @@
-"""Backbones behind one interface; `build_model` picks one from the config's `model.arch`."""
+"""The backbones: one record each, naming the wrapper that puts a library's model behind the
+one interface (`layerwise.models.base.LayeredClassifier`), the config rules the backbone has
+and the paper's curves it is drawn beside.
+
+Adding a backbone is its wrapper module (a LayeredClassifier with a `from_spec` classmethod)
+and one record in `BACKBONES`; nothing outside this package asks which backbone it holds. The
+config schema's `model.arch` values come from `BACKBONES`. Importing this module does not
+import torch (the config check and the workflow read the records); a wrapper is imported when a
+model is built.
+"""
 
 from __future__ import annotations
 
-import math
+import importlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from layerwise.models.base import LayeredClassifier
+if TYPE_CHECKING:
+    from layerwise.models.base import LayeredClassifier
+
+# A config rule broken: (key under the experiment's `model`, its value, what is expected).
+Violation = tuple[str, object, str]
+
+
+@dataclass(frozen=True)
+class Backbone:
+    name: str
+    wrapper: str          # "module:Class" of its LayeredClassifier, built by Class.from_spec
+    inputs: str           # the kind of dataset it reads: "image" or "text"
+    transformer: bool     # the paper's claims C1-C7 are about transformers
+    pretrained: bool      # whether `model.pretrained` can name a checkpoint to load
+    resizes: bool = False  # whether `model.input_size` resizes the images inside the model
+    # (model spec, dataset spec, dataset name, image side or None) -> the rules it breaks
+    rules: Callable[[dict, dict, str, int | None], Iterator[Violation]] = lambda *_: iter(())
+    # model spec -> (key, label) of the paper's layer-wise test accuracy closest to it, or None
+    reference: Callable[[dict], tuple[str, str] | None] = lambda _: None
+
+
+def _heads_divide_width(model: dict) -> Iterator[Violation]:
+    if model["width"] % model["heads"]:
+        yield "width", model["width"], f"a multiple of heads ({model['heads']})"
+
+
+def _vit_rules(model: dict, dataset: dict, name: str, side: int | None
+               ) -> Iterator[Violation]:
+    yield from _heads_divide_width(model)
+    side = model.get("input_size") or side
+    if side and side % model["patch_size"]:
+        divisors = ", ".join(str(d) for d in range(1, side + 1) if side % d == 0)
+        yield ("patch_size", model["patch_size"],
+               f"a divisor of the image side {side} of dataset {name!r}: one of {divisors}")
+
+
+def _bert_rules(model: dict, dataset: dict, name: str, side: int | None
+                ) -> Iterator[Violation]:
+    if model["pretrained"] and dataset["text"]["tokenizer"] != model["pretrained"]:
+        yield ("pretrained", model["pretrained"],
+               f"the checkpoint whose tokenizer dataset {name!r} uses "
+               f"({dataset['text']['tokenizer']})")
+    if not model["pretrained"]:
+        yield from _heads_divide_width(model)
+
+
+def _mlp_reference(model: dict) -> tuple[str, str]:
+    """The 9-layer MLP on MNIST without or with residual connections (Fig 12)."""
+    which, words = (("residual", "with") if model.get("residual", True)
+                    else ("no_residual", "without"))
+    return f"fig12_mlp9_mnist.{which}.acc", f"paper 9-layer MLP MNIST {words} residuals (Fig 12)"
+
+
+BACKBONES: dict[str, Backbone] = {b.name: b for b in (
+    Backbone("vit", "layerwise.models.vit:ViTClassifier", inputs="image", transformer=True,
+             pretrained=True, resizes=True, rules=_vit_rules,
+             reference=lambda _: ("fig4_deit_s_imagenet.test_acc",
+                                  "paper DeiT-S ImageNet (Fig 4)")),
+    Backbone("mlp", "layerwise.models.mlp:MLPClassifier", inputs="image", transformer=False,
+             pretrained=False, reference=_mlp_reference),
+    Backbone("bert", "layerwise.models.bert:BertClassifier", inputs="text", transformer=True,
+             pretrained=True, rules=_bert_rules),
+)}
+
+
+def backbone(model_spec: dict) -> Backbone:
+    """The record of an experiment's `model.arch`."""
+    arch = model_spec["arch"]
+    if arch not in BACKBONES:
+        raise ValueError(f"unknown model arch {arch!r}; known: {', '.join(BACKBONES)}")
+    return BACKBONES[arch]
 
 
 def build_model(model_spec: dict, data_info: dict) -> LayeredClassifier:
     """Build the model an experiment's `model` section describes for a prepared dataset."""
-    arch = model_spec["arch"]
-    if arch == "vit":
-        from layerwise.models.vit import ViTClassifier
-
-        channels, height, width = data_info["input_shape"]
-        size = model_spec.get("input_size") or height  # inputs are resized to it in the model
-        if model_spec.get("pretrained"):
-            model = ViTClassifier.from_timm(
-                model_spec["pretrained"], num_classes=data_info["num_classes"],
-                in_chans=channels, image_size=size, head_input=model_spec["head_input"])
-            vit = model.vit
-            built = {"depth": len(vit.blocks), "width": vit.embed_dim,
-                     "heads": vit.blocks[0].attn.num_heads,
-                     "patch_size": vit.patch_embed.patch_size[0]}
-            wrong = {k: (model_spec[k], v) for k, v in built.items() if model_spec.get(k) != v}
-            if wrong:
-                from layerwise.config import ConfigError
-
-                raise ConfigError(f"model.pretrained {model_spec['pretrained']} has " + ", ".join(
-                    f"{k} {v} (the config says {c})" for k, (c, v) in wrong.items()))
-            return model
-        return ViTClassifier(
-            image_size=size, in_chans=channels, num_classes=data_info["num_classes"],
-            depth=model_spec["depth"], width=model_spec["width"], heads=model_spec["heads"],
-            patch_size=model_spec["patch_size"], mlp_ratio=model_spec["mlp_ratio"],
-            head_input=model_spec["head_input"])
-    if arch == "mlp":
-        from layerwise.models.mlp import MLPClassifier
-
-        return MLPClassifier(
-            in_features=math.prod(data_info["input_shape"]), num_classes=data_info["num_classes"],
-            depth=model_spec["depth"], width=model_spec["width"],
-            residual=model_spec["residual"], head_input=model_spec["head_input"])
-    if arch == "bert":
-        from layerwise.models.bert import BertClassifier
-
-        common = dict(num_classes=data_info["num_classes"], pad_id=data_info["pad_id"],
-                      head_input=model_spec["head_input"])
-        if model_spec["pretrained"]:
-            return BertClassifier.from_pretrained(model_spec["pretrained"], **common)
-        return BertClassifier.from_config(
-            vocab_size=data_info["vocab_size"], max_length=data_info["max_length"],
-            depth=model_spec["depth"], width=model_spec["width"], heads=model_spec["heads"],
-            mlp_ratio=model_spec["mlp_ratio"], **common)
-    raise ValueError(f"unknown model arch {arch!r}")
+    module, name = backbone(model_spec).wrapper.split(":")
+    return getattr(importlib.import_module(module), name).from_spec(model_spec, data_info)
 
 
 def build_run_model(run_spec: dict, data_info: dict) -> LayeredClassifier:
-    """The model of one run: a multi_exit run gets its per-layer exit heads, so its weights
-    (saved with them) load back into the model the run spec describes."""
+    """The model of one run: a method that trains exit heads gets them, so its weights (saved
+    with them) load back into the model the run spec describes."""
+    from layerwise.train.methods import method
+
     model = build_model(run_spec["model"], data_info)
-    if run_spec["method"] == "multi_exit":
+    if method(run_spec["method"]).exit_heads:
         model.add_exit_heads(data_info["num_classes"])
     return model
 
 
-__all__ = ["LayeredClassifier", "build_model", "build_run_model"]
+__all__ = ["BACKBONES", "Backbone", "backbone", "build_model", "build_run_model"]

@@ -3,11 +3,13 @@
 Training methods, hidden-state extraction, layer-wise accuracy and early exit are written once
 against `LayeredClassifier` and never ask which backbone they hold. A backbone provides four
 small pieces: `embed` (inputs -> hidden state before block 1), `block` (run block l),
-`pool` (the hidden state -> one vector per sample, e.g. the [CLS] token), and the two steps
-of its own classifier path, `final_norm` and `head`.
+`pool` (the hidden state -> one vector per sample, e.g. the [CLS] token, or one per token for
+a language model whose targets are the next tokens), and the two steps of its own classifier
+path, `final_norm` and `head` (a head may be vocabulary-wide).
 
-Multi-exit models (the baseline of BRIEF section 5) get `exit_heads` from the base class: one
-own classifier per layer 1..L-1, while the last exit stays the model's own head. `exit_logits`
+Multi-exit models (the paper's baseline) get `exit_heads` from the base class: one own
+classifier per layer 1..L-1 (`exit_head`, which a backbone may override), while the last exit
+stays the model's own head. `exit_logits`
 is how every consumer (training, extraction, early exit) reads a layer's prediction: the
 layer's own head when the model has them, the shared classifier otherwise.
 """
@@ -67,7 +69,9 @@ class LayeredClassifier(nn.Module):
         return self.head(h)
 
     def layer_representations(self, inputs) -> torch.Tensor:
-        """(L+1, B, d): the pooled representation after the embedding and after every block."""
+        """(L+1, B, d): the pooled representation after the embedding and after every block;
+        (L+1, B, T, d) for a backbone whose `pool` keeps every token (a language model, whose
+        targets are then (B, T) with IGNORE where a position has none)."""
         hidden = self.embed(inputs)
         reps = [self.pool(hidden)]
         for index in range(self.num_layers):
@@ -85,16 +89,20 @@ class LayeredClassifier(nn.Module):
         return torch.cat([self.head(reps[:-1]), self.head(self.final_norm(reps[-1:]))])
 
     # --- multi-exit: one own classifier per layer ---------------------------------------------
-    def add_exit_heads(self, num_classes: int) -> None:
-        """Give layers 1..L-1 their own classifier (LayerNorm + Linear); layer L keeps the
-        model's own head, so the multi-exit model's final output path is the standard one."""
-        heads = []
-        for _ in range(self.num_layers - 1):
-            linear = nn.Linear(self.width, num_classes)
-            nn.init.trunc_normal_(linear.weight, std=0.02)  # as timm initialises its own head
-            nn.init.zeros_(linear.bias)
-            heads.append(nn.Sequential(nn.LayerNorm(self.width), linear))
-        self.exit_heads = nn.ModuleList(heads)
+    def add_exit_heads(self, num_outputs: int) -> None:
+        """Give layers 1..L-1 their own classifier (`exit_head`), `num_outputs` wide (the
+        classes, or a language model's vocabulary); layer L keeps the model's own head, so the
+        multi-exit model's final output path is the standard one."""
+        self.exit_heads = nn.ModuleList(self.exit_head(num_outputs)
+                                        for _ in range(self.num_layers - 1))
+
+    def exit_head(self, num_outputs: int) -> nn.Module:
+        """One layer's own classifier: LayerNorm + Linear, initialised as timm initialises its
+        head. A backbone may give its exits another form."""
+        linear = nn.Linear(self.width, num_outputs)
+        nn.init.trunc_normal_(linear.weight, std=0.02)
+        nn.init.zeros_(linear.bias)
+        return nn.Sequential(nn.LayerNorm(self.width), linear)
 
     def exit_logits(self, h: torch.Tensor, layer: int) -> torch.Tensor:
         """Logits of the exit at `layer`: its own head in a multi-exit model, else the shared

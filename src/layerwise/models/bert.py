@@ -60,6 +60,18 @@ class BertClassifier(LayeredClassifier):
         self.width = model.config.hidden_size
 
     @classmethod
+    def from_spec(cls, model_spec: dict, data_info: dict) -> "BertClassifier":
+        """A pretrained checkpoint (`model.pretrained`), or a BERT of the given size."""
+        common = dict(num_classes=data_info["num_classes"], pad_id=data_info["pad_id"],
+                      head_input=model_spec["head_input"])
+        if model_spec["pretrained"]:
+            return cls.from_pretrained(model_spec["pretrained"], **common)
+        return cls.from_config(
+            vocab_size=data_info["vocab_size"], max_length=data_info["max_length"],
+            depth=model_spec["depth"], width=model_spec["width"], heads=model_spec["heads"],
+            mlp_ratio=model_spec["mlp_ratio"], **common)
+
+    @classmethod
     def from_config(cls, *, vocab_size: int, max_length: int, num_classes: int, depth: int,
                     width: int, heads: int, mlp_ratio: float, pad_id: int,
                     head_input: str = "final_norm") -> "BertClassifier":

@@ -29,6 +29,13 @@ class MLPClassifier(LayeredClassifier):
                 layer.weight.data.mul_(1 / math.sqrt(depth))
         self.classifier = nn.Linear(width, num_classes)
 
+    @classmethod
+    def from_spec(cls, model_spec: dict, data_info: dict) -> "MLPClassifier":
+        return cls(in_features=math.prod(data_info["input_shape"]),
+                   num_classes=data_info["num_classes"], depth=model_spec["depth"],
+                   width=model_spec["width"], residual=model_spec["residual"],
+                   head_input=model_spec["head_input"])
+
     def embed(self, inputs: torch.Tensor) -> torch.Tensor:
         return self.embedding(inputs.flatten(1))
 

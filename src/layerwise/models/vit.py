@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from timm.models.vision_transformer import VisionTransformer
 
+from layerwise.errors import ConfigError
 from layerwise.models.base import LayeredClassifier
 
 
@@ -24,6 +25,29 @@ class ViTClassifier(LayeredClassifier):
             num_classes=num_classes, embed_dim=width, depth=depth, num_heads=heads,
             mlp_ratio=mlp_ratio, global_pool="token", class_token=True)
         self.num_layers, self.width = depth, width
+
+    @classmethod
+    def from_spec(cls, model_spec: dict, data_info: dict) -> "ViTClassifier":
+        """The model an experiment's `model` section describes: a timm checkpoint (whose
+        size must match the section) or a randomly initialised ViT of the given size."""
+        channels, height, _ = data_info["input_shape"]
+        size = model_spec.get("input_size") or height  # inputs are resized to it in the model
+        if not model_spec.get("pretrained"):
+            return cls(image_size=size, in_chans=channels, num_classes=data_info["num_classes"],
+                       depth=model_spec["depth"], width=model_spec["width"],
+                       heads=model_spec["heads"], patch_size=model_spec["patch_size"],
+                       mlp_ratio=model_spec["mlp_ratio"], head_input=model_spec["head_input"])
+        model = cls.from_timm(model_spec["pretrained"], num_classes=data_info["num_classes"],
+                              in_chans=channels, image_size=size,
+                              head_input=model_spec["head_input"])
+        vit = model.vit
+        built = {"depth": len(vit.blocks), "width": vit.embed_dim,
+                 "heads": vit.blocks[0].attn.num_heads, "patch_size": vit.patch_embed.patch_size[0]}
+        wrong = {k: (model_spec[k], v) for k, v in built.items() if model_spec.get(k) != v}
+        if wrong:
+            raise ConfigError(f"model.pretrained {model_spec['pretrained']} has " + ", ".join(
+                f"{k} {v} (the config says {c})" for k, (c, v) in wrong.items()))
+        return model
 
     @classmethod
     def from_timm(cls, name: str, *, num_classes: int, in_chans: int, image_size: int,

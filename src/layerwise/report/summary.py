@@ -8,21 +8,17 @@ tables, the figures, the claims and Snakemake's benchmark files); nothing is rec
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-METHODS = ("standard", "aligned", "multi_exit")
+from layerwise.train.methods import METHODS, ordered
+
 
 # Benchmark columns (Snakemake's `benchmark:` TSV) kept in the runtime table.
 _BENCHMARK_COLUMNS = {"s": "wall_s", "max_rss": "max_rss_mb", "cpu_time": "cpu_s"}
-
-
-def _ordered(methods: Iterable[str]) -> list[str]:
-    seen = list(dict.fromkeys(methods))
-    return [m for m in METHODS if m in seen] + [m for m in seen if m not in METHODS]
 
 
 def _clean(value):
@@ -46,7 +42,7 @@ def experiment_metrics(acc: pd.DataFrame, metric: str = "accuracy",
     rows = acc[(acc["split"] == split) & (acc["layer"] >= 1)]
     last = int(rows["layer"].max())
     out: dict = {f"final_{metric}": {}, f"final_{metric}_sd": {}, f"layer_{metric}": {}}
-    for method in _ordered(rows["method"]):
+    for method in ordered(rows["method"]):
         part = rows[rows["method"] == method]
         final = part[part["layer"] == last][metric]
         out[f"final_{metric}"][method] = _clean(final.mean())
@@ -58,7 +54,7 @@ def experiment_metrics(acc: pd.DataFrame, metric: str = "accuracy",
         spearman: dict = {}
         for (method, scope, measure), value in stats.items():
             spearman.setdefault(method, {}).setdefault(scope, {})[measure] = _clean(value)
-        out["cos_cka_spearman"] = {m: spearman[m] for m in _ordered(spearman)}
+        out["cos_cka_spearman"] = {m: spearman[m] for m in ordered(spearman)}
     if points is not None and not points.empty:
         exits: dict = {}
         for (policy, method), part in points.groupby(["policy", "method"], sort=False):
@@ -81,7 +77,7 @@ def claims_metrics(claims: list[dict]) -> dict:
 # --- plot data series (dvc plots show) ------------------------------------------------------
 def layerwise_series(acc: pd.DataFrame, metric: str = "accuracy", split: str = "test"
                      ) -> pd.DataFrame:
-    """layer, then the mean `metric` over seeds of each of standard, aligned, multi_exit (empty
+    """layer, then the mean `metric` over seeds of each training method (empty
     where the experiment does not train the method): one line per method in `dvc plots`."""
     rows = acc[(acc["split"] == split) & (acc["layer"] >= 1)]
     table = rows.pivot_table(index="layer", columns="method", values=metric, aggfunc="mean")
@@ -92,7 +88,7 @@ def layerwise_series(acc: pd.DataFrame, metric: str = "accuracy", split: str = "
 
 
 def tradeoff_series(sweep: pd.DataFrame, policy: str, split: str = "test") -> pd.DataFrame:
-    """speedup, then the accuracy of standard, aligned, multi_exit at that speed-up: every
+    """speedup, then the accuracy of each training method at that speed-up: every
     threshold of the policy's sweep of every seed, one row each (a scatter in `dvc plots`)."""
     rows = sweep[(sweep["policy"] == policy) & (sweep["split"] == split)]
     out = pd.DataFrame({"speedup": rows["speedup"].to_numpy()})
@@ -203,7 +199,7 @@ def summary_markdown(base: str | os.PathLike, experiments: list[str],
         for path in figures[""]:
             lines += [f"![{_title(Path(path).stem)}]({rel(path)})", ""]
     if not runtime.empty:
-        from layerwise.tables import markdown_table
+        from layerwise.report.tables import markdown_table
 
         lines += ["## Runtime", "", "Wall-clock time per step, from the benchmark file of "
                   "every job (`results/benchmarks/`).", "",

@@ -1,64 +1,31 @@
-"""Early exit on stored per-layer logits: policies, the threshold sweep, the choice of an
-operating point, and the speed-up and FLOPs of an exit pattern (BRIEF section 5).
+"""Early exit on stored per-layer logits: the threshold sweep, the choice of an operating point,
+and the speed-up and FLOPs of an exit pattern (BRIEF section 5).
 
 Everything here reads exit logits of layers 1..L stacked as (L, N, K), as extraction stores them
 (each layer's own head in a multi-exit model, the shared head otherwise); real early-exit
-inference on a model is in `layerwise.early_exit`. A sample exits at the first layer whose test
-passes and at layer L at the latest. Policies:
-
-- confidence: max softmax probability >= threshold (the paper's);
-- entropy:    softmax entropy <= threshold (DeeBERT);
-- patience:   the prediction equals those of the `threshold` layers before it, i.e. it stayed
-  unchanged for `threshold` consecutive layers (PABEE); the earliest exit is layer threshold + 1.
+inference on a model is in `layerwise.exits.online`. A sample exits at the first layer whose test
+passes and at layer L at the latest. What a policy scores, how a score passes and which
+thresholds are swept is its record in `layerwise.exits.policies`; the functions here take its name.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 import torch
 
-POLICIES = ("confidence", "entropy", "patience")
-
-
-# --- what each policy looks at ------------------------------------------------------------
-def confidence(logits: torch.Tensor) -> torch.Tensor:
-    """Max softmax probability over the last axis."""
-    return logits.float().softmax(-1).amax(-1)
-
-
-def entropy(logits: torch.Tensor) -> torch.Tensor:
-    """Entropy (nats) of the softmax over the last axis."""
-    log_p = logits.float().log_softmax(-1)
-    return -(log_p.exp() * log_p).sum(-1)
-
-
-def agreement_run(predictions: torch.Tensor) -> torch.Tensor:
-    """(L, N): for each layer, how many layers in a row before it predicted the same class."""
-    run = torch.zeros_like(predictions)
-    for layer in range(1, len(predictions)):
-        same = predictions[layer] == predictions[layer - 1]
-        run[layer] = torch.where(same, run[layer - 1] + 1, 0)
-    return run
+from layerwise.exits.policies import POLICIES, confidence, entropy, lookup  # noqa: F401 (re-exported)
 
 
 def policy_scores(policy: str, logits: torch.Tensor) -> torch.Tensor:
     """(L, N) score of every layer and sample that `passes` compares with a threshold."""
-    if policy == "confidence":
-        return confidence(logits)
-    if policy == "entropy":
-        return entropy(logits)
-    if policy == "patience":
-        return agreement_run(logits.argmax(-1))
-    raise ValueError(f"unknown exit policy {policy!r}; known: {POLICIES}")
+    return lookup(policy).score(logits)
 
 
 def passes(policy: str, scores: torch.Tensor, threshold: float) -> torch.Tensor:
-    """Whether a sample may exit given its score: low entropy, high confidence or long run."""
-    return scores <= threshold if policy == "entropy" else scores >= threshold
+    """Whether a sample may exit given its score: at least or at most the threshold, by policy."""
+    return lookup(policy).passes(scores, threshold)
 
 
 # --- offline exit on stored logits --------------------------------------------------------
@@ -125,19 +92,12 @@ def exit_metrics(logits: torch.Tensor, labels: torch.Tensor, layers: torch.Tenso
 
 # --- the sweep and the operating point ----------------------------------------------------
 def candidate_thresholds(policy: str, val_logits: torch.Tensor, points: int) -> list[float]:
-    """Thresholds to sweep, from the validation split only.
+    """Thresholds to sweep, from the validation split only; the last never exits early.
 
-    confidence and entropy: `points` evenly spaced quantiles of the scores at layers 1..L-1
-    (where an exit decision is made), plus one that never exits early; patience: 0..L, where L
-    never exits early (a run of L equal predictions needs L + 1 layers).
+    Score policies: `points` evenly spaced quantiles of the scores at layers 1..L-1; patience:
+    0..L (`layerwise.exits.policies`).
     """
-    num_layers = val_logits.shape[0]
-    if policy == "patience":
-        return [float(t) for t in range(num_layers + 1)]
-    scores = policy_scores(policy, val_logits[:-1]).double().flatten().numpy()
-    quantiles = np.unique(np.quantile(scores, np.linspace(0, 1, points))) if scores.size else []
-    never = math.inf if policy == "confidence" else -math.inf
-    return [float(q) for q in quantiles] + [never]
+    return lookup(policy).candidates(val_logits, points)
 
 
 def sweep(policy: str, logits: torch.Tensor, labels: torch.Tensor, thresholds,
@@ -170,8 +130,7 @@ def select_threshold(policy: str, val_logits: torch.Tensor, val_labels: torch.Te
     # A float tolerance so that the never-exit threshold (exactly full depth) always qualifies.
     bar = full_depth_accuracy(val_logits, val_labels) - max_drop - 1e-12
     allowed = table[table["accuracy"] >= bar]
-    cautious = allowed["threshold"] if policy != "entropy" else -allowed["threshold"]
-    best = allowed.assign(cautious=cautious).sort_values(
+    best = allowed.assign(cautious=lookup(policy).caution(allowed["threshold"])).sort_values(
         ["mean_exit_layer", "accuracy", "cautious"], ascending=[True, False, False]).iloc[0]
     return float(best["threshold"])
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from layerwise.config import split_run_name
-from layerwise.exits import POLICIES, multi_exit_parameters, parameter_saving
+from layerwise.study.config import split_run_name
+from layerwise.exits.offline import multi_exit_parameters, parameter_saving
+from layerwise.exits.policies import POLICIES
+from layerwise.train.methods import METHODS
 
-METHOD_ORDER = ("standard", "aligned", "multi_exit")
+METHOD_ORDER = list(METHODS)
 
 # Operating-point columns of the multi-exit table, with how they are shown.
 EXIT_COLUMNS = {
@@ -72,7 +74,7 @@ def exit_table(points: pd.DataFrame) -> pd.DataFrame:
     """Per method and policy, mean and sd over seeds of the test metrics at the operating point
     (full-depth accuracy, accuracy, E[k], speed-up, FLOPs ratio, measured speed-ups)."""
     columns = list(EXIT_COLUMNS) + list(wall_clock_columns(points.columns))
-    rank = points["policy"].map(lambda p: _rank(p, POLICIES)) * 10 + points["method"].map(
+    rank = points["policy"].map(lambda p: _rank(p, list(POLICIES))) * 10 + points["method"].map(
         lambda m: _rank(m, METHOD_ORDER))
     points = points.iloc[np.argsort(rank.to_numpy(), kind="stable")]
     return mean_sd(points, ["policy", "method"], columns)

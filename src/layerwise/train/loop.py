@@ -1,13 +1,7 @@
-"""Training, read top to bottom: the losses, the schedule, the loop, checkpoint and resume.
+"""Training, read top to bottom: the step's loss, the schedule, the loop, checkpoint and resume.
 
-Methods (BRIEF section 4):
-- `standard`: cross-entropy of the last layer.
-- `aligned`:  sum_l lambda_l CE(W h^(l) + b, y) over layers 1..L, one shared classifier; with
-  `alternate`, even steps (0-based) use plain last-layer CE and odd steps the aligned loss, so
-  the first step of a run is a plain one (BERxiT's alternating schedule).
-- `multi_exit`: the baseline of BRIEF section 5, the same weighted sum over layers 1..L but each
-  layer through its own exit head (the last through the model's head); it alternates like
-  BERxiT by default (`multi_exit.alternate`), with its own weights (`multi_exit.weights`).
+The methods themselves (their losses, weights and alternating schedule) are
+`layerwise.train.methods`.
 """
 
 from __future__ import annotations
@@ -19,17 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
-from layerwise.augment import AugmentSpec
-from layerwise.batches import TrainBatches, eval_batches
-from layerwise.distributed import Shard, all_sum, current_shard
+from layerwise.train.augment import AugmentSpec
+from layerwise.train.batches import TrainBatches, eval_batches
+from layerwise.train.distributed import Shard, all_sum, current_shard
 from layerwise.errors import TrainingError
 from layerwise.io import atomic_path, remove_stale_temporaries
-from layerwise.models import LayeredClassifier
-
-METHODS = ("standard", "aligned", "multi_exit")
+from layerwise.models.base import LayeredClassifier
+from layerwise.train.methods import correct_and_counted, layer_weights, method_loss
 
 
 @dataclass
@@ -45,72 +37,32 @@ class TrainSpec:
     gamma: float = 0.1
     warmup_epochs: int = 0
     label_smoothing: float = 0.0
-    aligned_weights: str = "linear"
-    alternate: bool = False
-    exit_weights: str = "linear"
-    exit_alternate: bool = True
+    weights: str = "linear"          # the method's per-layer loss weights (methods.layer_weights)
+    alternate: bool = False          # every other step plain last-layer cross-entropy
     augment: dict | None = None     # train.augment: crop_padding, flip, rotation_degrees
     compile: bool = False           # train.compile: torch.compile the training step
 
     @classmethod
-    def from_config(cls, method: str, seed: int, train: dict, aligned: dict,
-                    multi_exit: dict | None = None) -> "TrainSpec":
-        multi_exit = multi_exit or {"weights": "linear", "alternate": True}
+    def from_config(cls, method: str, seed: int, train: dict, settings: dict | None = None
+                    ) -> "TrainSpec":
+        """From a run spec's `train` section and the method's own section (`settings`)."""
+        settings = settings or {}
         return cls(method=method, seed=seed, epochs=train["epochs"],
                    batch_size=train["batch_size"], lr=train["lr"],
                    weight_decay=train["weight_decay"], schedule=train["schedule"],
                    milestones=tuple(train["milestones"]), gamma=train["gamma"],
                    warmup_epochs=train["warmup_epochs"],
                    label_smoothing=train["label_smoothing"],
-                   aligned_weights=aligned["weights"], alternate=aligned["alternate"],
-                   exit_weights=multi_exit["weights"], exit_alternate=multi_exit["alternate"],
+                   weights=settings.get("weights", "linear"),
+                   alternate=settings.get("alternate", False),
                    augment=train.get("augment"), compile=train.get("compile", False))
 
-    @property
-    def weight_kind(self) -> str:
-        """Kind of per-layer loss weights of this method (aligned and multi_exit each have one)."""
-        return self.exit_weights if self.method == "multi_exit" else self.aligned_weights
-
-    @property
-    def alternates(self) -> bool:
-        """Whether every other step is plain last-layer cross-entropy."""
-        return self.exit_alternate if self.method == "multi_exit" else self.alternate
-
-
-# --- losses -------------------------------------------------------------------------------
-def layer_weights(num_layers: int, kind: str) -> torch.Tensor:
-    """lambda_1..lambda_L: linear 2l/(L(L+1)) (sums to 1, deeper layers weigh more) or uniform."""
-    layers = torch.arange(1, num_layers + 1, dtype=torch.float32)
-    if kind == "linear":
-        return 2 * layers / (num_layers * (num_layers + 1))
-    if kind == "uniform":
-        return torch.full((num_layers,), 1.0 / num_layers)
-    raise ValueError(f"aligned weights must be 'linear' or 'uniform', got {kind!r}")
-
-
-def aligned_loss(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor,
-                 label_smoothing: float = 0.0) -> torch.Tensor:
-    """Weighted CE over layers; `logits` is (L, B, K) for layers 1..L, `weights` is (L,)."""
-    num_layers, batch = logits.shape[:2]
-    per_sample = F.cross_entropy(logits.flatten(0, 1).float(), labels.repeat(num_layers),
-                                 reduction="none", label_smoothing=label_smoothing)
-    per_layer = per_sample.view(num_layers, batch).mean(dim=1)
-    return (weights.to(per_layer.device) * per_layer).sum()
-
-
+# --- the step's loss ----------------------------------------------------------------------
 def training_loss(model: LayeredClassifier, x, y, spec: TrainSpec, step: int,
                   weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The method's loss for one batch, and the last layer's logits (for train accuracy)."""
-    if spec.method == "standard" or (spec.alternates and step % 2 == 0):
-        logits = model(x)
-        return F.cross_entropy(logits.float(), y, label_smoothing=spec.label_smoothing), logits
-    if spec.method in ("aligned", "multi_exit"):
-        # Layer 0 (the embedding) carries no loss, so its logits are never computed.
-        reps = model.layer_representations(x)[1:]
-        logits = (model.layer_logits(reps) if spec.method == "aligned"
-                  else model.layer_exit_logits(reps))
-        return aligned_loss(logits, y, weights, spec.label_smoothing), logits[-1]
-    raise ValueError(f"unknown training method {spec.method!r}; known: {METHODS}")
+    return method_loss(model, x, y, spec.method, weights, spec.label_smoothing,
+                       plain=spec.alternate and step % 2 == 0)
 
 
 class StepLoss(torch.nn.Module):
@@ -152,37 +104,20 @@ def autocast(device: torch.device):
 
 
 @torch.no_grad()
-def predict_layers(model: LayeredClassifier, x: torch.Tensor, batch_size: int = 512,
-                   workers: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """(L+1, N, d) representations and (L+1, N, K) exit logits, in float32 on CPU.
-
-    Exit logits are the shared head's, or each layer's own head's in a multi-exit model, so
-    everything downstream reads one `logits` tensor whatever the method.
-    """
-    model.eval()
-    device = next(model.parameters()).device
-    reps, logits = [], []
-    for inputs, _ in eval_batches(x, None, batch_size, device, workers=workers):
-        with autocast(device):
-            r = model.layer_representations(inputs)
-            reps.append(r.float().cpu())
-            logits.append(model.layer_exit_logits(r).float().cpu())
-    return torch.cat(reps, dim=1), torch.cat(logits, dim=1)
-
-
-@torch.no_grad()
 def accuracy(model: LayeredClassifier, x: torch.Tensor, y: torch.Tensor,
              batch_size: int = 512, shard: Shard | None = None, workers: int = 0) -> float:
     """Accuracy of the model's own output; with a shard, each process scores its share."""
     model.eval()
     device = next(model.parameters()).device
     shard = shard or Shard()
-    correct = 0
+    correct = counted = 0
     for inputs, labels in eval_batches(x, y, batch_size, device, shard, workers):
         with autocast(device):
             logits = model(inputs)
-        correct += (logits.argmax(-1).cpu() == labels.cpu()).sum().item()
-    return all_sum([correct], shard, device)[0] / len(y)
+        right, count = correct_and_counted(logits.cpu(), labels.cpu())
+        correct, counted = correct + right, counted + count
+    correct, counted = all_sum([correct, counted], shard, device)
+    return correct / counted
 
 
 def peak_memory_mb(device: torch.device) -> float:
@@ -235,7 +170,7 @@ def run_epoch(model: LayeredClassifier, optimizer, scheduler, x_train: torch.Ten
                                AugmentSpec.from_config(spec.augment))
     step_loss = step_loss or StepLoss(model, spec, weights)
     device, shard = batches.device, batches.shard
-    total_loss, correct = 0.0, 0
+    total_loss, correct, counted = 0.0, 0, 0
     for batch, (x, y, index, share) in enumerate(batches.epoch(epoch)):
         step = epoch * batches.steps + batch
         with autocast(device):
@@ -248,9 +183,10 @@ def run_epoch(model: LayeredClassifier, optimizer, scheduler, x_train: torch.Ten
         scheduler.step()
         mine = len(shard.take(index))  # 0 for a process that only stood in (see TrainBatches)
         total_loss += loss.item() * mine
-        correct += (logits[:mine].argmax(-1) == y[:mine]).sum().item()
-    total_loss, correct = all_sum([total_loss, correct], shard, device)
-    return total_loss / len(batches), correct / len(batches)
+        right, count = correct_and_counted(logits[:mine], y[:mine])
+        correct, counted = correct + right, counted + count
+    total_loss, correct, counted = all_sum([total_loss, correct, counted], shard, device)
+    return total_loss / len(batches), correct / max(counted, 1)
 
 
 def make_optimizer(model: LayeredClassifier, spec: TrainSpec, steps_per_epoch: int):
@@ -283,7 +219,7 @@ def train(model: LayeredClassifier, data: dict, spec: TrainSpec, checkpoint: Pat
                            AugmentSpec.from_config(spec.augment), shard, workers)
     x_val, y_val = data["val"]
     steps_per_epoch = batches.steps
-    weights = layer_weights(model.num_layers, spec.weight_kind).to(device)
+    weights = layer_weights(model.num_layers, spec.weights).to(device)
     optimizer, scheduler = make_optimizer(model, spec, steps_per_epoch)
 
     log: list[dict] = []

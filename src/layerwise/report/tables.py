@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from layerwise.io import atomic_path
+from layerwise.train.methods import ordered
 
 __all__ = [
     "write_table",
@@ -38,14 +39,7 @@ __all__ = [
     "latex_table",
 ]
 
-_METHOD_ORDER = ("standard", "aligned", "multi_exit")
 _MISSING = "–"
-
-
-def _ordered_methods(methods) -> list[str]:
-    seen = list(dict.fromkeys(methods))
-    known = [m for m in _METHOD_ORDER if m in seen]
-    return known + [m for m in seen if m not in _METHOD_ORDER]
 
 
 def _cell_text(value) -> str:
@@ -187,7 +181,7 @@ def layerwise_accuracy_table(acc: pd.DataFrame, split: str, metric: str = "accur
     stats = (data.groupby(["method", "layer"])[metric]
              .agg(mean="mean", sd="std", n="count").reset_index())
     table = pd.DataFrame({"layer": sorted(int(v) for v in data["layer"].unique())})
-    for method in _ordered_methods(data["method"]):
+    for method in ordered(data["method"]):
         part = stats[stats["method"] == method].set_index("layer")
         for col in ("mean", "sd", "n"):
             table[f"{method}_{col}"] = table["layer"].map(part[col]).to_numpy()

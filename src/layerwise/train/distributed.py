@@ -80,7 +80,7 @@ def launch(processes: int, script: str, args: list[str]) -> None:
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
-    from layerwise.training import TrainingError
+    from layerwise.errors import TrainingError
 
     config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=processes,
                           run_id=str(uuid.uuid4()), rdzv_backend="c10d",

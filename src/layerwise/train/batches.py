@@ -9,7 +9,7 @@ Two kinds of inputs sit behind the same training entry point:
   normalized and augmented there.
 
 Either way the order is the epoch's permutation (derived from the seed and the epoch), each
-process of a distributed run takes its share of every global batch (layerwise.distributed),
+process of a distributed run takes its share of every global batch (layerwise.train.distributed),
 and augmentation draws are made for the global batch, so the result does not depend on the
 number of processes.
 """
@@ -21,8 +21,8 @@ from typing import Iterator
 
 import torch
 
-from layerwise.augment import AugmentSpec, augment_batch, augment_generator, draw
-from layerwise.distributed import Shard
+from layerwise.train.augment import AugmentSpec, augment_batch, augment_generator, draw
+from layerwise.train.distributed import Shard
 from layerwise.seeding import epoch_generator
 
 

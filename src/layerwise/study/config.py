@@ -5,7 +5,7 @@ schema cannot express (cross references, divisibility, sums) follow it here. Eve
 reported as a one-line ConfigError naming the key, e.g.
 ``config key experiments[0].model.heads: 0 is not allowed; expected an integer >= 1``.
 
-Usage: ``python -m layerwise.config config/config.yaml [config/smoke.yaml ...]``.
+Usage: ``python -m layerwise.study.config config/config.yaml [config/smoke.yaml ...]``.
 This module must stay free of torch and snakemake imports: the Snakefile imports it.
 """
 
@@ -21,13 +21,11 @@ import yaml
 from jsonschema.exceptions import best_match
 
 from layerwise.errors import ConfigError
-from layerwise.tasks import TEXT_SOURCES
+from layerwise.data.sources import SOURCES, TEXT_SOURCES
+from layerwise.models import BACKBONES
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+SCHEMA_PATH = Path(__file__).with_name("schema.yaml")
 
-# Side of the (square) input images of each dataset source, for the patch_size check (imagenet:
-# the dataset's image_size).
-IMAGE_SIDE = {"sklearn_digits": 8, "cifar10": 32, "cifar100": 32, "mnist": 28}
 DEFAULT_IMAGENET_SIDE = 224
 # A dataset root: absolute, or inside the project without '..' (the schema's `root` pattern).
 PATH_PATTERN = "^(/.*|(?!(.*/)?\\.\\.(/|$)).+)$"
@@ -46,11 +44,33 @@ _BOUNDS = (("minimum", ">="), ("exclusiveMinimum", ">"), ("maximum", "<="), ("ex
 
 
 def load_schema(path: str | Path | None = None) -> dict:
-    """Read (and check) the configuration schema, by default the workflow's."""
+    """Read (and check) the configuration schema, by default the workflow's, with the values
+    of every key that names an extension filled in from that extension's registry."""
     with open(path or SCHEMA_PATH, encoding="utf-8") as handle:
         schema = yaml.safe_load(handle)
+    for keys, names in _registry_enums().items():
+        node = schema
+        for key in keys:
+            node = node[key]
+        node["enum"] = names
     Validator.check_schema(schema)
     return schema
+
+
+def _registry_enums() -> dict[tuple[str, ...], list[str]]:
+    """Schema nodes (as paths of keys) whose allowed values are the names of a registry."""
+    from layerwise.exits.policies import POLICIES
+    from layerwise.similarity.measures import ESTIMATORS
+    from layerwise.train.methods import METHODS
+
+    experiment = ("properties", "experiments", "items", "properties")
+    return {
+        experiment + ("model", "properties", "arch"): list(BACKBONES),
+        experiment + ("methods", "items"): list(METHODS),
+        ("properties", "analysis", "properties", "cka_estimators", "items"): list(ESTIMATORS),
+        ("properties", "exits", "properties", "policies", "items"): list(POLICIES),
+        ("properties", "claims", "properties", "exit_policy"): list(POLICIES),
+    }
 
 
 def key_path(parts) -> str:
@@ -150,14 +170,6 @@ def _check_semantics(config: dict) -> None:
         if exp["dataset"] not in config["datasets"]:
             _fail(at + ["dataset"], exp["dataset"], "one of the datasets: " + ", ".join(config["datasets"]))
         model, train = exp["model"], exp["train"]
-        vit = model["arch"] == "vit"
-        if vit and model["width"] % model["heads"]:
-            _fail(at + ["model", "width"], model["width"], f"a multiple of heads ({model['heads']})")
-        side = model.get("input_size") or image_side(config["datasets"][exp["dataset"]])
-        if vit and side and side % model["patch_size"]:
-            divisors = ", ".join(str(d) for d in range(1, side + 1) if side % d == 0)
-            _fail(at + ["model", "patch_size"], model["patch_size"],
-                  f"a divisor of the image side {side} of dataset {exp['dataset']!r}: one of {divisors}")
         if train["warmup_epochs"] >= train["epochs"]:
             _fail(at + ["train", "warmup_epochs"], train["warmup_epochs"],
                   f"an integer >= 0 and < epochs ({train['epochs']})")
@@ -185,7 +197,7 @@ def _fill_text_defaults(config: dict, schema: dict) -> None:
 
 
 def _check_text(config: dict) -> None:
-    """Source-specific dataset keys, and models that fit their dataset's kind and tokenizer."""
+    """Source-specific dataset keys."""
     for name, spec in config["datasets"].items():
         at, source = ["datasets", name], spec["source"]
         if "text" in spec and source not in TEXT_SOURCES:
@@ -196,35 +208,40 @@ def _check_text(config: dict) -> None:
         if source == "glue" and "glue" not in spec:
             raise ConfigError(f"{_where(at)}: required key 'glue' is missing for source glue; "
                               "it names the task, e.g. glue: {task: sst2}")
+
+
+def _check_models(config: dict) -> None:
+    """Each experiment's model against its backbone's record: the kind of data it reads, the
+    keys it takes (pretrained, input_size) and the backbone's own rules."""
     for i, exp in enumerate(config["experiments"]):
         at, model = ["experiments", i, "model"], exp["model"]
-        data = config["datasets"][exp["dataset"]]
-        text = data["source"] in TEXT_SOURCES
-        if (model["arch"] == "bert") != text:
-            wanted = "bert, for text" if text else "vit or mlp, for images"
-            _fail(at + ["arch"], model["arch"], f"{wanted} dataset {exp['dataset']!r}")
-        if model["pretrained"] and model["arch"] not in ("bert", "vit"):
+        record, data = BACKBONES[model["arch"]], config["datasets"][exp["dataset"]]
+        kind = SOURCES[data["source"]].kind
+        if record.inputs != kind:
+            fitting = " or ".join(b.name for b in BACKBONES.values() if b.inputs == kind)
+            words = "images" if kind == "image" else kind
+            _fail(at + ["arch"], model["arch"], f"{fitting}, for {words} dataset {exp['dataset']!r}")
+        if model["pretrained"] and not record.pretrained:
+            loaders = " and ".join(b.name for b in BACKBONES.values() if b.pretrained)
             _fail(at + ["pretrained"], model["pretrained"],
-                  "empty: only arch bert and vit load a checkpoint")
-        if model["arch"] != "bert":
-            continue
-        if model["pretrained"] and data["text"]["tokenizer"] != model["pretrained"]:
-            _fail(at + ["pretrained"], model["pretrained"], f"the checkpoint whose tokenizer "
-                  f"dataset {exp['dataset']!r} uses ({data['text']['tokenizer']})")
-        if not model["pretrained"] and model["width"] % model["heads"]:
-            _fail(at + ["width"], model["width"], f"a multiple of heads ({model['heads']})")
+                  f"empty: only arch {loaders} load a checkpoint")
+        if model.get("input_size") is not None and not record.resizes:
+            resizers = " and ".join(b.name for b in BACKBONES.values() if b.resizes)
+            _fail(at + ["input_size"], model["input_size"], f"null: only {resizers} resizes")
+        for key, value, expected in record.rules(model, data, exp["dataset"], image_side(data)):
+            _fail(at + [key], value, expected)
 
 
 def image_side(dataset: dict) -> int | None:
     """Side of a dataset's square images (None for text)."""
     if dataset["source"] == "imagenet":
         return dataset.get("image_size", DEFAULT_IMAGENET_SIDE)
-    return IMAGE_SIDE.get(dataset["source"])
+    return SOURCES[dataset["source"]].image_side
 
 
 def _check_images(config: dict) -> None:
-    """Keys only some image sources take, the imagenet defaults, and the experiments' image-only
-    model keys and paper references."""
+    """Keys only some image sources take, the imagenet defaults, and the experiments' paper
+    references."""
     for name, spec in config["datasets"].items():
         at, source = ["datasets", name], spec["source"]
         for key in ("root", "image_size"):
@@ -236,9 +253,7 @@ def _check_images(config: dict) -> None:
                                   "imagenet; it names the ImageFolder tree with train/ and val/")
             spec.setdefault("image_size", DEFAULT_IMAGENET_SIDE)
     for i, exp in enumerate(config["experiments"]):
-        at, model = ["experiments", i], exp["model"]
-        if model.get("input_size") is not None and model["arch"] != "vit":
-            _fail(at + ["model", "input_size"], model["input_size"], "null: only vit resizes")
+        at = ["experiments", i]
         key = exp.get("paper_reference")
         if key:
             from layerwise.reference import paper_values
@@ -248,7 +263,7 @@ def _check_images(config: dict) -> None:
                 if not isinstance(node, dict) or part not in node:
                     known = ", ".join(k for k in paper_values() if k != "source")
                     _fail(at + ["paper_reference"], key, "a dotted key of the paper's reference "
-                          f"values (src/layerwise/data/paper_reference_values.yaml): {known}")
+                          f"values (src/layerwise/paper_reference_values.yaml): {known}")
                 node = node[part]
 
 
@@ -263,6 +278,7 @@ def validate_config(config: dict, schema: dict | None = None) -> dict:
     _check_semantics(filled)
     _check_text(filled)
     _check_images(filled)
+    _check_models(filled)
     return filled
 
 
@@ -360,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     """Validate the merge of the given YAML files; print 'config OK' or a one-line error."""
     paths = sys.argv[1:] if argv is None else list(argv)
     if not paths:
-        print("usage: python -m layerwise.config CONFIG.yaml [MORE.yaml ...]", file=sys.stderr)
+        print("usage: python -m layerwise.study.config CONFIG.yaml [MORE.yaml ...]", file=sys.stderr)
         return 2
     try:
         config: dict = {}

@@ -1,8 +1,8 @@
 """Figures for layer-wise accuracy and representation similarity.
 
 Every function takes tidy pandas frames (or a matrix) and returns a matplotlib Figure; only
-:func:`save_figure` touches the disk. All figures share one look: a seaborn "whitegrid" style at
-paper scale and a fixed color per training method (:data:`METHOD_COLORS`), so "standard",
+:func:`layerwise.report.style.save_figure` touches the disk. All figures share one look: a seaborn "whitegrid" style at
+paper scale and a fixed color per training method (`layerwise.report.style`), so "standard",
 "aligned" and "multi_exit" have the same color in every figure of the study.
 
 Expected frames
@@ -14,38 +14,29 @@ similarity
     columns ``method, seed, measure, layer_a, layer_b, value``; pairs may be stored in one or
     both orders.
 
-Spread over seeds is shown as a shaded band of plus/minus one sample standard deviation
-(``ddof=1``) around the mean, or, with ``band="minmax"``, as the min-max range; the axis label
-says which. With a single seed the band has zero width.
+The look they share (theme, colors, spread bands) is `layerwise.report.style`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
+from layerwise.report.style import (BAND_LABELS, CURVE_COLORS, CURVE_MARKERS, check_columns,
+                                    draw_band, layer_axis, legend_below, mean_band, method_color,
+                                    method_label, ordered_methods, reference_color, theme)
+from layerwise.similarity.measures import MEASURES, similarity_to_last
 
-import matplotlib.colors as mcolors  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-
-from layerwise.io import atomic_path  # noqa: E402
+# The similarity measures drawn against the last layer, in their registry order.
+CURVES = [m for m in MEASURES.values() if m.curve]
 
 __all__ = [
-    "METHOD_COLORS",
-    "METHOD_LABELS",
-    "method_color",
-    "method_label",
     "heatmap_color_limits",
-    "save_figure",
     "layerwise_accuracy_figure",
     "layerwise_panels_figure",
     "similarity_heatmap_figure",
@@ -56,140 +47,10 @@ __all__ = [
     "adjacent_cos_figure",
 ]
 
-_PALETTE = sns.color_palette("colorblind", 10).as_hex()
-
-#: Fixed color of each training method, used in every figure.
-METHOD_COLORS: dict[str, str] = {
-    "standard": _PALETTE[0],  # blue
-    "aligned": _PALETTE[1],  # orange
-    "multi_exit": _PALETTE[2],  # green
-}
-#: Display name of each training method.
-METHOD_LABELS: dict[str, str] = {
-    "standard": "standard",
-    "aligned": "aligned",
-    "multi_exit": "multi-exit",
-}
-# Colors for methods outside METHOD_COLORS, handed out in order of first use.
-_EXTRA_COLORS = [_PALETTE[i] for i in (3, 6, 8, 9, 7)]
-_extra_assigned: dict[str, str] = {}
-
-# Colors of the two similarity curves in curves_vs_last_figure (distinct from method colors).
-_COS_COLOR = _PALETTE[4]
-_CKA_COLOR = _PALETTE[5]
-_REFERENCE_GREY = "#7f7f7f"
-
 # Heatmaps: values below this are treated as genuinely negative (not float noise).
 _NEGATIVE_TOLERANCE = 1e-6
 # Largest number of layers for which heatmap cells get their value written in.
 _MAX_ANNOTATED_LAYERS = 16
-
-_BAND_LABELS = {"sd": "mean ± 1 sd over seeds", "minmax": "mean, min–max over seeds"}
-
-
-def method_color(method: str) -> str:
-    """The fixed color of `method`; unknown methods get a stable color on first use."""
-    if method in METHOD_COLORS:
-        return METHOD_COLORS[method]
-    if method not in _extra_assigned:
-        _extra_assigned[method] = _EXTRA_COLORS[len(_extra_assigned) % len(_EXTRA_COLORS)]
-    return _extra_assigned[method]
-
-
-def method_label(method: str) -> str:
-    """The display name of `method`."""
-    return METHOD_LABELS.get(method, str(method))
-
-
-def _ordered_methods(methods: Iterable[str]) -> list[str]:
-    """Known methods in canonical order, then any others in order of first appearance."""
-    seen = list(dict.fromkeys(methods))
-    known = [m for m in METHOD_COLORS if m in seen]
-    return known + [m for m in seen if m not in METHOD_COLORS]
-
-
-@contextlib.contextmanager
-def _theme() -> Iterator[None]:
-    """The shared style, applied only while a figure is being built."""
-    params = {
-        **sns.axes_style("whitegrid"),
-        **sns.plotting_context("paper", font_scale=1.25),
-        "axes.titleweight": "bold",
-        "legend.frameon": False,
-    }
-    with plt.rc_context(params):
-        yield
-
-
-def _check_columns(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{what} frame lacks columns {missing}; has {list(frame.columns)}")
-
-
-def _mean_band(frame: pd.DataFrame, x: str, y: str, band: str = "sd") -> pd.DataFrame:
-    """Mean of `y` over seeds at each `x`, with the band's lower and upper edges.
-
-    Returns columns ``x, mean, lo, hi, n``. ``band="sd"`` gives mean -/+ one sample standard
-    deviation (zero width for a single seed); ``band="minmax"`` gives the min and max.
-    """
-    if band not in _BAND_LABELS:
-        raise ValueError(f"band must be one of {sorted(_BAND_LABELS)}, got {band!r}")
-    grouped = frame.groupby(x, sort=True)[y]
-    stats = grouped.agg(mean="mean", sd="std", lo="min", hi="max", n="count").reset_index()
-    if band == "sd":
-        sd = stats["sd"].fillna(0.0)
-        stats["lo"] = stats["mean"] - sd
-        stats["hi"] = stats["mean"] + sd
-    return stats[[x, "mean", "lo", "hi", "n"]]
-
-
-def _draw_band(ax, stats: pd.DataFrame, x: str, *, color, label: str, marker: str = "o") -> None:
-    """A mean line with markers and a shaded band, as returned by :func:`_mean_band`."""
-    ax.fill_between(stats[x], stats["lo"], stats["hi"], color=color, alpha=0.2, linewidth=0)
-    ax.plot(stats[x], stats["mean"], color=color, marker=marker, markersize=5, linewidth=1.8,
-            label=label, clip_on=False, zorder=3)
-
-
-def _layer_axis(ax, layers: Sequence[int]) -> None:
-    ax.set_xlabel("layer")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=min(len(layers), 16)))
-    if len(layers):
-        ax.set_xlim(min(layers) - 0.3, max(layers) + 0.3)
-
-
-def _legend_below(fig: Figure, ax) -> None:
-    handles, labels = ax.get_legend_handles_labels()
-    if handles:
-        fig.legend(handles, labels, loc="outside lower center", ncols=min(len(handles), 3))
-
-
-def _reference_color(label: str) -> str:
-    """Grey tinted towards the method named in `label` (if any), so references stay paired."""
-    lowered = label.lower().replace("-", "_")
-    for method in sorted(METHOD_COLORS, key=len, reverse=True):
-        if method in lowered:
-            base = np.array(mcolors.to_rgb(METHOD_COLORS[method]))
-            grey = np.array(mcolors.to_rgb(_REFERENCE_GREY))
-            return mcolors.to_hex(0.45 * base + 0.55 * grey)
-    return _REFERENCE_GREY
-
-
-def save_figure(fig: Figure, pdf_path: str | os.PathLike, png_path: str | os.PathLike) -> None:
-    """Write `fig` as PDF and as PNG (150 dpi), each atomically, then close the figure.
-
-    The PDF carries no creation date, so rerunning a rule gives byte-identical output.
-    """
-    try:
-        with plt.rc_context({"pdf.fonttype": 42}):
-            with atomic_path(pdf_path) as tmp:
-                fig.savefig(tmp, format="pdf", bbox_inches="tight",
-                            metadata={"CreationDate": None})
-            with atomic_path(png_path) as tmp:
-                fig.savefig(tmp, format="png", dpi=150, bbox_inches="tight")
-    finally:
-        plt.close(fig)
-
 
 #: How each layer-wise metric column is named on an axis.
 METRIC_LABELS = {"accuracy": "accuracy", "f1": "F1"}
@@ -199,29 +60,29 @@ def _draw_layerwise(ax, acc: pd.DataFrame, split: str, metric: str,
                     reference: Mapping[str, Sequence[float]] | None, chance: float | None,
                     band: str) -> None:
     """One panel of :func:`layerwise_accuracy_figure`."""
-    _check_columns(acc, ["method", "seed", "split", "layer", metric], "accuracy")
+    check_columns(acc, ["method", "seed", "split", "layer", metric], "accuracy")
     data = acc[(acc["split"] == split) & (acc["layer"] >= 1)]
     if data.empty:
         raise ValueError(f"no {metric} rows for split {split!r} at layers >= 1")
     layers = sorted(int(v) for v in data["layer"].unique())
-    for method in _ordered_methods(data["method"]):
+    for method in ordered_methods(data["method"]):
         rows = data[data["method"] == method]
-        stats = _mean_band(rows, "layer", metric, band)
+        stats = mean_band(rows, "layer", metric, band)
         n_seeds = rows["seed"].nunique()
-        _draw_band(ax, stats, "layer", color=method_color(method),
+        draw_band(ax, stats, "layer", color=method_color(method),
                    label=f"{method_label(method)} (n={n_seeds})")
     for label, values in (reference or {}).items():
         values = np.asarray(values, dtype=float)
         # A reference of another depth is drawn at the same relative depth l / L.
         positions = np.arange(1, len(values) + 1) * (max(layers) / len(values))
         ax.plot(positions, values, linestyle="--", linewidth=1.4, marker=".",
-                color=_reference_color(label), label=label, zorder=2)
+                color=reference_color(label), label=label, zorder=2)
     if chance is not None:
         ax.axhline(chance, color="black", linestyle=":", linewidth=1.2,
                    label=f"chance ({chance:.3g})", zorder=1)
-    _layer_axis(ax, layers)
+    layer_axis(ax, layers)
     ax.set_ylim(0.0, 1.0)
-    ax.set_ylabel(f"{split} {METRIC_LABELS.get(metric, metric)}\n({_BAND_LABELS[band]})")
+    ax.set_ylabel(f"{split} {METRIC_LABELS.get(metric, metric)}\n({BAND_LABELS[band]})")
 
 
 def layerwise_accuracy_figure(
@@ -239,11 +100,11 @@ def layerwise_accuracy_figure(
     `chance` draws a dotted horizontal line. `reference` maps a label (e.g. "paper: standard")
     to values for layers 1..L, drawn as dashed grey lines tinted towards the method they name.
     """
-    with _theme():
+    with theme():
         fig, ax = plt.subplots(figsize=(5.8, 4.0), layout="constrained")
         _draw_layerwise(ax, acc, split, metric, reference, chance, band)
         ax.set_title(title if title is not None else f"Layer-wise {metric} ({split})")
-        _legend_below(fig, ax)
+        legend_below(fig, ax)
     return fig
 
 
@@ -261,7 +122,7 @@ def layerwise_panels_figure(
     if not panels:
         raise ValueError("no panels to plot")
     metrics = {metric for _, metric, _ in panels.values()}
-    with _theme():
+    with theme():
         fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.4),
                                  layout="constrained", squeeze=False, sharey=True)
         for ax, (label, (acc, metric, reference)) in zip(axes[0], panels.items()):
@@ -272,7 +133,7 @@ def layerwise_panels_figure(
         for ax in axes[0][1:]:
             ax.set_ylabel("")
         if len(metrics) > 1:
-            axes[0][0].set_ylabel(f"{split} metric\n({_BAND_LABELS[band]})")
+            axes[0][0].set_ylabel(f"{split} metric\n({BAND_LABELS[band]})")
         fig.suptitle(title, fontweight="bold")
     return fig
 
@@ -352,7 +213,7 @@ def similarity_heatmap_figure(
         raise ValueError(f"{len(layers)} layer labels for a {size} x {size} matrix")
     vmin, vmax = heatmap_color_limits(matrix)
     side = _heatmap_side(size)
-    with _theme(), sns.axes_style("white"):
+    with theme(), sns.axes_style("white"):
         fig, ax = plt.subplots(figsize=(side + 1.0, side), layout="constrained")
         _draw_heatmap(ax, matrix, layers, vmin, vmax, annotate, True, measure_label)
         ax.set_title(title)
@@ -373,12 +234,12 @@ def heatmap_grid_figure(
     """
     if not matrices:
         raise ValueError("no matrices to plot")
-    order = _ordered_methods(matrices)
+    order = ordered_methods(matrices)
     mats = {m: _square_matrix(matrices[m], f"matrix for {m!r}") for m in order}
     vmin = min(heatmap_color_limits(m)[0] for m in mats.values())
     vmax = 1.0
     side = _heatmap_side(max(m.shape[0] for m in mats.values()))
-    with _theme(), sns.axes_style("white"):
+    with theme(), sns.axes_style("white"):
         fig, axes = plt.subplots(1, len(mats), figsize=(side * len(mats) + 1.2, side + 0.4),
                                  layout="constrained", squeeze=False)
         axes = list(axes[0])
@@ -393,27 +254,11 @@ def heatmap_grid_figure(
     return fig
 
 
-def _similarity_to_last(sim: pd.DataFrame, measure: str, last: int) -> pd.DataFrame:
-    """Rows ``seed, layer, value`` of similarity between each layer 1..L and layer `last`."""
-    rows = sim[sim["measure"] == measure]
-    if rows.empty:
-        available = sorted(sim["measure"].unique())
-        raise ValueError(f"no {measure!r} similarity rows; measures present: {available}")
-    as_b = rows[rows["layer_b"] == last][["seed", "layer_a", "value"]].rename(
-        columns={"layer_a": "layer"})
-    as_a = rows[rows["layer_a"] == last][["seed", "layer_b", "value"]].rename(
-        columns={"layer_b": "layer"})
-    pairs = pd.concat([as_b, as_a], ignore_index=True)
-    pairs = pairs[pairs["layer"] >= 1]
-    # A pair stored in both orders counts once per seed.
-    return pairs.groupby(["seed", "layer"], as_index=False)["value"].mean()
-
-
 def _draw_curves_vs_last(ax, acc: pd.DataFrame, sim: pd.DataFrame, method: str, split: str,
                          band: str) -> int:
     """Draw COS(l, L), CKA(l, L) and accuracy of one method on `ax`; returns L."""
-    _check_columns(acc, ["method", "seed", "split", "layer", "accuracy"], "accuracy")
-    _check_columns(sim, ["method", "seed", "measure", "layer_a", "layer_b", "value"],
+    check_columns(acc, ["method", "seed", "split", "layer", "accuracy"], "accuracy")
+    check_columns(sim, ["method", "seed", "measure", "layer_a", "layer_b", "value"],
                    "similarity")
     acc_rows = acc[(acc["method"] == method) & (acc["split"] == split) & (acc["layer"] >= 1)]
     sim_rows = sim[sim["method"] == method]
@@ -425,20 +270,18 @@ def _draw_curves_vs_last(ax, acc: pd.DataFrame, sim: pd.DataFrame, method: str, 
     if int(acc_rows["layer"].max()) != last:
         raise ValueError(f"accuracy goes to layer {int(acc_rows['layer'].max())} but "
                          f"similarity to layer {last} for method {method!r}")
-    cos = _similarity_to_last(sim_rows, "cos", last)
-    cka = _similarity_to_last(sim_rows, "cka_linear_biased", last)
+    curves = [similarity_to_last(sim_rows, m.name, last) for m in CURVES]
     # Centered cosine can be negative; extend the axis below 0 only then.
-    lowest = min(0.0, float(cos["value"].min()), float(cka["value"].min()))
-    _draw_band(ax, _mean_band(cos, "layer", "value", band), "layer", color=_COS_COLOR,
-               label=f"COS(l, {last}) (centered)", marker="s")
-    _draw_band(ax, _mean_band(cka, "layer", "value", band), "layer", color=_CKA_COLOR,
-               label=f"CKA(l, {last}) (linear)", marker="^")
-    _draw_band(ax, _mean_band(acc_rows, "layer", "accuracy", band), "layer",
+    lowest = min([0.0] + [float(c["value"].min()) for c in curves])
+    for i, (measure, curve) in enumerate(zip(CURVES, curves)):
+        draw_band(ax, mean_band(curve, "layer", "value", band), "layer", color=CURVE_COLORS[i],
+                  label=measure.curve.format(last=last), marker=CURVE_MARKERS[i])
+    draw_band(ax, mean_band(acc_rows, "layer", "accuracy", band), "layer",
                color=method_color(method), label=f"{split} accuracy")
-    _layer_axis(ax, sorted(int(v) for v in acc_rows["layer"].unique()))
+    layer_axis(ax, sorted(int(v) for v in acc_rows["layer"].unique()))
     ax.set_xlabel("layer l")
     ax.set_ylim(0.0 if lowest >= 0 else max(-1.0, lowest - 0.05), 1.0)
-    ax.set_ylabel(f"similarity / accuracy\n({_BAND_LABELS[band]})")
+    ax.set_ylabel(f"similarity / accuracy\n({BAND_LABELS[band]})")
     return last
 
 
@@ -449,19 +292,17 @@ def curves_vs_last_figure(
     split: str,
     band: str = "sd",
 ) -> Figure:
-    """For one method, against layer l = 1..L: COS(l, L), linear CKA(l, L) and accuracy.
-
-    COS is the centered cosine similarity (measure "cos"), CKA the biased linear CKA (measure
-    "cka_linear_biased"); L is the largest layer in the data. Each curve is the mean over seeds
+    """For one method, against layer l = 1..L: every measure with a curve (`CURVES`: centered
+    COS and the biased linear CKA) and accuracy; L is the largest layer in the data. Each curve is the mean over seeds
     with a shaded spread band. The accuracy curve uses the method's color.
     """
-    with _theme():
+    with theme():
         fig, ax = plt.subplots(figsize=(5.8, 4.0), layout="constrained")
         last = _draw_curves_vs_last(ax, acc, sim, method, split, band)
         n_seeds = acc[acc["method"] == method]["seed"].nunique()
         ax.set_title(f"{method_label(method)}: similarity to layer {last} and accuracy "
                      f"(n={n_seeds})")
-        _legend_below(fig, ax)
+        legend_below(fig, ax)
     return fig
 
 
@@ -483,9 +324,10 @@ def curves_vs_last_panels_figure(
     """
     if not panels:
         raise ValueError("no panels to plot")
-    colors = {"cos": (_COS_COLOR, "paper: COS(l, L)"), "cka": (_CKA_COLOR, "paper: CKA(l, L)"),
-              "acc": (method_color(method), "paper: accuracy")}
-    with _theme():
+    colors = {m.short: (CURVE_COLORS[i], f"paper: {m.curve.format(last='L').split(' (')[0]}")
+              for i, m in enumerate(CURVES)}
+    colors["acc"] = (method_color(method), "paper: accuracy")
+    with theme():
         fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.0),
                                  layout="constrained", squeeze=False, sharey=True)
         for ax, (label, (acc, sim)) in zip(axes[0], panels.items()):
@@ -501,7 +343,7 @@ def curves_vs_last_panels_figure(
         for ax in axes[0][1:]:
             ax.set_ylabel("")
         fig.suptitle(title, fontweight="bold")
-        _legend_below(fig, axes[0][0])
+        legend_below(fig, axes[0][0])
     return fig
 
 
@@ -511,9 +353,9 @@ def cos_boxplot_figure(per_sample: pd.DataFrame, title: str) -> Figure:
     `per_sample` has columns ``method, seed, layer, sample, cos``; samples of all seeds are
     pooled in each box. One box per layer and method, methods side by side in their colors.
     """
-    _check_columns(per_sample, ["method", "layer", "cos"], "per-sample COS")
-    order = _ordered_methods(per_sample["method"])
-    with _theme():
+    check_columns(per_sample, ["method", "layer", "cos"], "per-sample COS")
+    order = ordered_methods(per_sample["method"])
+    with theme():
         fig, ax = plt.subplots(figsize=(7.5, 4.0), layout="constrained")
         sns.boxplot(data=per_sample, x="layer", y="cos", hue="method", hue_order=order,
                     palette={m: method_color(m) for m in order}, fliersize=1.0, linewidth=0.8,
@@ -532,21 +374,21 @@ def cos_boxplot_figure(per_sample: pd.DataFrame, title: str) -> Figure:
 
 def adjacent_cos_figure(sim: pd.DataFrame, title: str, band: str = "sd") -> Figure:
     """COS between consecutive layers, COS(l, l+1) against l, per method (paper Fig 11a)."""
-    _check_columns(sim, ["method", "seed", "measure", "layer_a", "layer_b", "value"],
+    check_columns(sim, ["method", "seed", "measure", "layer_a", "layer_b", "value"],
                    "similarity")
     rows = sim[(sim["measure"] == "cos") & (sim["layer_b"] == sim["layer_a"] + 1)]
     if rows.empty:
         raise ValueError("no centered COS rows between consecutive layers")
-    with _theme():
+    with theme():
         fig, ax = plt.subplots(figsize=(5.8, 4.0), layout="constrained")
-        for method in _ordered_methods(rows["method"]):
-            stats = _mean_band(rows[rows["method"] == method], "layer_a", "value", band)
-            _draw_band(ax, stats, "layer_a", color=method_color(method),
+        for method in ordered_methods(rows["method"]):
+            stats = mean_band(rows[rows["method"] == method], "layer_a", "value", band)
+            draw_band(ax, stats, "layer_a", color=method_color(method),
                        label=method_label(method))
-        _layer_axis(ax, sorted(int(v) for v in rows["layer_a"].unique()))
+        layer_axis(ax, sorted(int(v) for v in rows["layer_a"].unique()))
         ax.set_xlabel("layer l")
-        ax.set_ylabel(f"COS(l, l+1), centered\n({_BAND_LABELS[band]})")
+        ax.set_ylabel(f"COS(l, l+1), centered\n({BAND_LABELS[band]})")
         ax.set_ylim(min(0.0, float(rows["value"].min()) - 0.05), 1.0)
         ax.set_title(title)
-        _legend_below(fig, ax)
+        legend_below(fig, ax)
     return fig

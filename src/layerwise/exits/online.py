@@ -2,8 +2,9 @@
 
 The backbone runs layer by layer through the `LayeredClassifier` interface; after each block the
 exit decides for the samples still running, and those that exit leave the batch (compaction), so
-their remaining blocks are never computed. The decisions use the same score functions as the
-offline analysis in `layerwise.exits`, so both give the same exit layers.
+their remaining blocks are never computed. The decisions are the online rule of the policy's
+record in `layerwise.exits.policies`, which scores as the offline analysis does, so both give the
+same exit layers.
 """
 
 from __future__ import annotations
@@ -15,32 +16,9 @@ from collections.abc import Callable
 import pandas as pd
 import torch
 
-from layerwise.exits import FlopProfile, passes, policy_scores, speedup
-from layerwise.models import LayeredClassifier
-
-
-class ExitRule:
-    """An exit policy applied online, one layer at a time, to the samples still in the batch."""
-
-    def __init__(self, policy: str, threshold: float, batch: int, device: torch.device):
-        self.policy, self.threshold = policy, threshold
-        # Patience needs each sample's last prediction and how long it has held.
-        self.previous = torch.full((batch,), -1, dtype=torch.long, device=device)
-        self.run = torch.zeros(batch, dtype=torch.long, device=device)
-
-    def decide(self, logits: torch.Tensor) -> torch.Tensor:
-        """(n,) whether each running sample exits at this layer."""
-        if self.policy != "patience":
-            return passes(self.policy, policy_scores(self.policy, logits), self.threshold)
-        predictions = logits.argmax(-1)
-        self.run = torch.where(predictions == self.previous, self.run + 1, 0)
-        self.previous = predictions
-        return passes(self.policy, self.run, self.threshold)
-
-    def keep(self, index: torch.Tensor) -> None:
-        """Drop the state of samples that left the batch."""
-        if self.policy == "patience":
-            self.previous, self.run = self.previous[index], self.run[index]
+from layerwise.exits.offline import FlopProfile, speedup
+from layerwise.exits.policies import lookup
+from layerwise.models.base import LayeredClassifier
 
 
 @torch.inference_mode()
@@ -52,7 +30,7 @@ def early_exit(model: LayeredClassifier, inputs: torch.Tensor, policy: str, thre
     remaining = torch.arange(batch, device=device)  # original index of each running sample
     predictions = torch.empty(batch, dtype=torch.long, device=device)
     layers = torch.empty(batch, dtype=torch.long, device=device)
-    rule = ExitRule(policy, threshold, batch, device)
+    rule = lookup(policy).rule(threshold)
     for layer in range(1, last + 1):
         hidden = model.block(layer - 1, hidden)
         logits = model.exit_logits(model.pool(hidden), layer)

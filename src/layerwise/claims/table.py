@@ -1,0 +1,41 @@
+"""The claims table: numeric for the CSV, display strings for Markdown and LaTeX, one row per
+claim and subject in the order evaluate returns them."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from layerwise.claims.evaluation import ClaimResult
+
+
+def _number(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
+def ours_text(row: ClaimResult) -> str:
+    if row.mean is None:
+        return "–"
+    sd = f" ± {row.sd:.3f}" if row.sd is not None else ""
+    return f"{row.mean:.3f}{sd} (n={row.n})"
+
+
+def verdict_text(row: ClaimResult) -> str:
+    return f"{row.status}: {row.reason}" if row.reason else row.status
+
+
+def claims_frame(rows: list[ClaimResult]) -> pd.DataFrame:
+    """The numeric table (CSV): one row per claim and experiment."""
+    return pd.DataFrame([{
+        "claim": r.claim, "experiment": r.experiment, "statistic": r.statistic,
+        "mean": r.mean, "sd": r.sd, "n": r.n, "comparison": r.comparison,
+        "threshold": r.threshold, "paper": r.paper, "status": r.status, "reason": r.reason,
+        "detail": r.detail} for r in rows])
+
+
+def format_claims(rows: list[ClaimResult]) -> pd.DataFrame:
+    """The display table (Markdown, LaTeX)."""
+    return pd.DataFrame([{
+        "claim": f"{r.claim} {r.statement}", "experiment": r.experiment,
+        "statistic": r.statistic, "ours (mean ± sd over seeds)": ours_text(r),
+        "threshold": f"{r.comparison} {r.threshold:g}", "paper": _number(r.paper),
+        "verdict": verdict_text(r)} for r in rows])

@@ -1,0 +1,37 @@
+"""Extraction: every layer's representation and exit logits of a trained model, for one split."""
+
+from __future__ import annotations
+
+import torch
+
+from layerwise.models.base import LayeredClassifier
+from layerwise.train.batches import eval_batches
+from layerwise.train.loop import autocast
+from layerwise.train.methods import IGNORE
+
+
+@torch.no_grad()
+def predict_layers(model: LayeredClassifier, x: torch.Tensor, y: torch.Tensor,
+                   batch_size: int = 512, workers: int = 0
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(L+1, N, d) representations, (L+1, N, K) exit logits and (N,) targets, float32 on CPU.
+
+    Exit logits are the shared head's, or each layer's own head's in a multi-exit model, so
+    everything downstream reads one `logits` tensor whatever the method. A backbone with a
+    representation per token gives one sample per position that has a target (N counts
+    tokens; positions whose target is IGNORE, such as padding, are left out).
+    """
+    model.eval()
+    device = next(model.parameters()).device
+    reps, logits, targets = [], [], []
+    for inputs, labels in eval_batches(x, y, batch_size, device, workers=workers):
+        with autocast(device):
+            r = model.layer_representations(inputs)
+            out = model.layer_exit_logits(r)
+        if r.ndim == 4:  # (L+1, B, T, d): keep the positions that have a target
+            keep = labels != IGNORE
+            r, out, labels = r[:, keep], out[:, keep], labels[keep]
+        reps.append(r.float().cpu())
+        logits.append(out.float().cpu())
+        targets.append(labels.cpu())
+    return torch.cat(reps, dim=1), torch.cat(logits, dim=1), torch.cat(targets)

@@ -1,0 +1,219 @@
+"""The study plan: which runs, analyses, figures, tables and claims each experiment of a
+validated config gets, and the specs the workflow hands to its scripts.
+
+Plain Python over the config and the extension records (backbones, methods, measures), free
+of torch and Snakemake, so that every decision here is unit-tested without running the
+workflow; the .smk files keep only config loading, wildcards, paths of rules and shell quoting.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+
+from layerwise.data.sources import TEXT_SOURCES, dataset_metric, paper_curves
+from layerwise.models import backbone
+from layerwise.reference import reference_label
+from layerwise.similarity.measures import HEATMAPS
+from layerwise.study.config import run_names, split_run_name
+from layerwise.train.methods import METHODS
+
+TABLE_EXTENSIONS = ("csv", "md", "tex")
+
+
+def figure_files(stem: str) -> list[str]:
+    return [f"{stem}.pdf", f"{stem}.png"]
+
+
+def table_files(stem: str) -> list[str]:
+    return [f"{stem}.{ext}" for ext in TABLE_EXTENSIONS]
+
+
+class StudyPlan:
+    """Everything the workflow derives from a validated config (`results`: the output root)."""
+
+    def __init__(self, config: dict, results: str = "results"):
+        self.config, self.results = config, results
+        self.experiments = {exp["name"]: exp for exp in config["experiments"]}
+
+    # --- runs ---------------------------------------------------------------------------------
+    def run_spec(self, experiment: str, run: str, seed: int) -> dict:
+        """Everything that determines one run's weights, and nothing else: a change here reruns
+        exactly the runs it affects (a method's own settings never touch other methods' runs).
+
+        `run` is a training method, or standard_d<depth> for a depth-study run, which is a
+        standard run of the experiment's model with <depth> blocks.
+        """
+        exp = self.experiments[experiment]
+        method, depth = split_run_name(run)
+        model = exp["model"] if depth is None else {**exp["model"], "depth": depth}
+        spec = {"experiment": experiment, "dataset": exp["dataset"], "method": method,
+                "seed": int(seed), "model": model, "train": exp["train"]}
+        if METHODS[method].settings:
+            spec[method] = exp[method]
+        return spec
+
+    def runs(self, experiment: str, methods=None) -> list[tuple[str, int]]:
+        """(run name, seed) of every run of an experiment (its methods, or `methods`)."""
+        exp = self.experiments[experiment]
+        return [(m, s) for m in (methods or exp["methods"]) for s in exp["seeds"]]
+
+    def all_runs(self, experiment: str) -> list[str]:
+        """Every run name of an experiment: its methods, then its depth-study runs."""
+        return run_names(self.experiments[experiment])
+
+    # --- what an experiment is ------------------------------------------------------------
+    def dataset(self, experiment: str) -> dict:
+        return self.config["datasets"][self.experiments[experiment]["dataset"]]
+
+    def metric(self, experiment: str) -> str:
+        """accuracy, or f1 for the GLUE tasks the paper scores by F1."""
+        return dataset_metric(self.dataset(experiment))
+
+    @cached_property
+    def text_experiments(self) -> list[str]:
+        return [name for name in self.experiments
+                if self.dataset(name)["source"] in TEXT_SOURCES]
+
+    @cached_property
+    def claim_experiments(self) -> list[str]:
+        """The experiments C1-C7 are evaluated on: those of a transformer backbone (the MLPs of
+        the residual ablation only enter C8)."""
+        return [name for name, exp in self.experiments.items()
+                if backbone(exp["model"]).transformer]
+
+    def paper_reference(self, experiment: str) -> tuple[str, str] | None:
+        """(key, label) of the paper's curves drawn beside an experiment's layer-wise metric:
+        its `paper_reference` if set, else its dataset's (Fig 8 for a text task), else its
+        backbone's (Fig 4 for a ViT, Fig 12 for an MLP)."""
+        exp = self.experiments[experiment]
+        key = exp.get("paper_reference")
+        if key:
+            return key, reference_label(key)
+        return paper_curves(self.dataset(experiment)) or backbone(exp["model"]).reference(
+            exp["model"])
+
+    def has_exits(self, experiment: str) -> bool:
+        """Whether early exit and saturation are evaluated: a method trains every layer's exit."""
+        return any(METHODS[m].layer_logits is not None
+                   for m in self.experiments[experiment]["methods"])
+
+    def exit_study(self, experiment: str) -> bool:
+        """The early-exit tables and figures compare against the multi-exit baseline."""
+        return any(METHODS[m].exit_heads for m in self.experiments[experiment]["methods"])
+
+    # --- targets ------------------------------------------------------------------------------
+    def experiment_targets(self, experiment: str) -> list[str]:
+        exp = self.experiments[experiment]
+        fig, tables = f"{self.results}/figures/{experiment}", f"{self.results}/tables/{experiment}"
+        targets = table_files(f"{tables}/layerwise_accuracy")
+        targets += figure_files(f"{fig}/layerwise_accuracy")
+        targets += [f for short in HEATMAPS for f in figure_files(f"{fig}/{short}_heatmaps")]
+        targets += [f for m in exp["methods"] for f in figure_files(f"{fig}/curves_vs_last_{m}")]
+        targets += figure_files(f"{fig}/cos_boxplot") + figure_files(f"{fig}/adjacent_cos")
+        if {"standard", "aligned"} <= set(exp["methods"]):
+            targets += figure_files(f"{fig}/cross_model_cka")
+        if self.exit_study(experiment):
+            targets += [f for table in ("multi_exit", "parameter_savings", "effective_depth")
+                        for f in table_files(f"{tables}/{table}")]
+            targets += [f for name in ("exit_tradeoff", "exit_counts", "saturation", "depth_study")
+                        for f in figure_files(f"{fig}/{name}")]
+        elif "aligned" in exp["methods"]:
+            # saturation (paper Fig 1, 3) and the depth study (Fig 5) need no multi-exit baseline
+            targets += table_files(f"{tables}/effective_depth")
+            targets += [f for name in ("saturation", "depth_study")
+                        for f in figure_files(f"{fig}/{name}")]
+        return targets
+
+    def final_targets(self) -> list[str]:
+        targets = [t for name in self.experiments for t in self.experiment_targets(name)]
+        if self.config["analysis"]["residual_ablation"]:
+            targets += figure_files(f"{self.results}/figures/residual_ablation")
+        if self.text_experiments:
+            targets += figure_files(f"{self.results}/figures/text_layerwise")
+        return targets
+
+    # --- the claims and the study summary ------------------------------------------------------
+    def claim_files(self, experiment: str) -> dict:
+        """The summary files of an experiment that the claims and the study summary read."""
+        base = f"{self.results}/analysis/{experiment}"
+        files = {"name": experiment, "metric": self.metric(experiment),
+                 "accuracy": f"{base}/layer_accuracy.csv", "similarity": f"{base}/similarity.csv",
+                 "agreement": f"{base}/agreement.csv"}
+        if self.has_exits(experiment):
+            files.update(saturation=f"{base}/saturation.csv", sweep=f"{base}/exit_sweep.csv",
+                         points=f"{base}/exit_operating_points.csv")
+        return files
+
+    def claims_spec(self) -> dict:
+        """What check_claims reads: thresholds, the transformer experiments and the ablation."""
+        ablation = self.config["analysis"]["residual_ablation"]
+        return {"thresholds": self.config["claims"],
+                "experiments": [self.claim_files(name) for name in self.claim_experiments],
+                "ablation": None if not ablation else {
+                    "without": self.claim_files(ablation["without"]),
+                    "with": self.claim_files(ablation["with"])}}
+
+    def spec_files(self, spec) -> list[str]:
+        """Every file path under the results folder in a spec (a rule's inputs)."""
+        if isinstance(spec, dict):
+            return [f for key, value in spec.items() if key not in ("name", "metric")
+                    for f in self.spec_files(value)]
+        if isinstance(spec, list):
+            return [f for value in spec for f in self.spec_files(value)]
+        return [spec] if isinstance(spec, str) and spec.startswith(f"{self.results}/") else []
+
+    @property
+    def plots(self) -> str:
+        return f"{self.results}/plots"
+
+    def figure_copy(self, png: str) -> str:
+        """Where the study summary copies a figure's PNG for `dvc plots` (which renders images
+        but fails on the PDFs beside them): plots/figures/<path under figures>."""
+        return f"{self.plots}/{os.path.relpath(png, self.results)}"
+
+    def study_figures(self) -> list[str]:
+        return [t for t in self.final_targets() if t.endswith(".png")]
+
+    def study_summary_spec(self) -> dict:
+        """What study_summary reads (every final table and figure, the claims, the benchmarks)
+        and the plot data it writes for DVC."""
+        targets = self.final_targets()
+        experiments = []
+        for name in self.experiments:
+            files = self.claim_files(name)
+            tables, figures = f"{self.results}/tables/{name}/", f"{self.results}/figures/{name}/"
+            files.update(
+                tables=[t for t in targets if t.startswith(tables) and t.endswith(".md")],
+                figures=[t for t in targets if t.startswith(figures) and t.endswith(".png")],
+                layerwise_plot=f"{self.plots}/layerwise_accuracy/{name}.csv",
+                tradeoff_plot=(f"{self.plots}/exit_tradeoff/{name}.csv" if self.has_exits(name)
+                               else None))
+            experiments.append(files)
+        own = tuple(f"{self.results}/figures/{n}/" for n in self.experiments)
+        return {"experiments": experiments, "policy": self.config["claims"]["exit_policy"],
+                "study_figures": [f for f in self.study_figures() if not f.startswith(own)],
+                "figure_copies": [[png, self.figure_copy(png)] for png in self.study_figures()],
+                "claims_json": f"{self.results}/tables/claims.json",
+                "claims_md": f"{self.results}/tables/claims.md",
+                "benchmarks": f"{self.results}/benchmarks"}
+
+    def study_summary_inputs(self) -> list[str]:
+        """The files study_summary reads besides the final targets and the claims JSON."""
+        return [f for name in self.experiments for key, f in self.claim_files(name).items()
+                if key not in ("name", "metric")] + [f"{self.results}/tables/claims.md"]
+
+    def study_plot_files(self) -> list[str]:
+        """The data series and images study_summary writes for `dvc plots`."""
+        spec = self.study_summary_spec()
+        return ([e["layerwise_plot"] for e in spec["experiments"]]
+                + [e["tradeoff_plot"] for e in spec["experiments"] if e["tradeoff_plot"]]
+                + [copy for _, copy in spec["figure_copies"]])
+
+    def study_targets(self) -> list[str]:
+        """What the whole study adds on top of every experiment's targets: the claims table,
+        the metrics and plot data DVC shows, the runtime table and the Markdown summary."""
+        return ([f"{self.results}/tables/claims.{ext}" for ext in ("json",) + TABLE_EXTENSIONS]
+                + table_files(f"{self.results}/tables/runtime")
+                + [f"{self.results}/metrics.json", f"{self.results}/SUMMARY.md"]
+                + self.study_plot_files())

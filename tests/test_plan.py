@@ -1,0 +1,132 @@
+"""The study plan without Snakemake: which runs, analyses, figures and claims each experiment
+gets, and the specs handed to scripts; and the registries that the config schema, the plan and
+the workflow's wildcards read."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+
+from layerwise.exits.policies import POLICIES
+from layerwise.models import BACKBONES
+from layerwise.similarity.measures import ESTIMATORS, HEATMAPS
+from layerwise.study.config import (ConfigError, load_config_file, load_schema, merge_configs,
+                                    validate_config)
+from layerwise.study.plan import StudyPlan
+from layerwise.train.methods import METHODS
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def default() -> dict:
+    return validate_config(load_config_file(ROOT / "config" / "config.yaml"))
+
+
+@pytest.fixture(scope="module")
+def plan(default) -> StudyPlan:
+    return StudyPlan(default)
+
+
+def test_a_run_spec_holds_only_what_determines_its_weights(plan, default):
+    vit = plan.experiments["vit_digits"]
+    standard = plan.run_spec("vit_digits", "standard", 1)
+    assert set(standard) == {"experiment", "dataset", "method", "seed", "model", "train"}
+    assert standard["seed"] == 1 and standard["model"] == vit["model"]
+    for method in ("aligned", "multi_exit"):  # a method's own section is part of its spec
+        assert plan.run_spec("vit_digits", method, 0)[method] == vit[method]
+    shallow = plan.run_spec("vit_digits", "standard_d6", 0)
+    assert shallow["method"] == "standard" and shallow["model"]["depth"] == 6
+    assert {k: v for k, v in shallow["model"].items() if k != "depth"} == \
+        {k: v for k, v in vit["model"].items() if k != "depth"}
+
+
+def test_runs_cover_every_method_and_seed_then_the_depth_study(plan):
+    assert plan.runs("vit_digits", ["standard"]) == [("standard", 0), ("standard", 1),
+                                                      ("standard", 2)]
+    assert plan.all_runs("vit_digits") == ["standard", "aligned", "multi_exit", "standard_d6",
+                                           "standard_d9"]
+
+
+def test_claims_cover_the_transformer_experiments_and_the_ablation_pair(plan):
+    spec = plan.claims_spec()
+    assert [e["name"] for e in spec["experiments"]] == ["vit_digits", "bert_rotten_tomatoes"]
+    assert spec["ablation"]["without"]["name"] == "mlp_digits_plain"
+    assert "sweep" in spec["experiments"][0] and "sweep" not in spec["ablation"]["without"]
+    files = plan.spec_files(spec)
+    assert files and all(f.startswith("results/") for f in files)
+    assert "results/analysis/vit_digits/exit_sweep.csv" in files
+
+
+def test_targets_follow_the_methods_an_experiment_trains(plan, default):
+    vit = plan.experiment_targets("vit_digits")
+    for short in HEATMAPS:
+        assert f"results/figures/vit_digits/{short}_heatmaps.png" in vit
+    assert "results/tables/vit_digits/multi_exit.md" in vit  # the multi-exit baseline is trained
+    assert "results/figures/vit_digits/cross_model_cka.png" in vit
+    mlp = plan.experiment_targets("mlp_digits_plain")
+    assert not any("exit" in t or "saturation" in t or "cross_model" in t for t in mlp)
+    # aligned without the baseline: saturation and the depth study, no exit tables
+    config = copy.deepcopy(default)
+    config["experiments"][0]["methods"] = ["standard", "aligned"]
+    aligned_only = StudyPlan(config).experiment_targets("vit_digits")
+    assert "results/figures/vit_digits/saturation.png" in aligned_only
+    assert "results/tables/vit_digits/effective_depth.md" in aligned_only
+    assert not any("multi_exit" in t or "exit_tradeoff" in t for t in aligned_only)
+
+
+def test_every_final_target_is_planned_once_and_study_targets_close_it(plan):
+    targets = plan.final_targets()
+    assert len(targets) == len(set(targets))
+    assert "results/figures/residual_ablation.png" in targets
+    assert "results/figures/text_layerwise.png" in targets
+    study = plan.study_targets()
+    assert "results/tables/claims.json" in study and "results/SUMMARY.md" in study
+    copies = dict(plan.study_summary_spec()["figure_copies"])
+    assert copies["results/figures/vit_digits/layerwise_accuracy.png"] == \
+        "results/plots/figures/vit_digits/layerwise_accuracy.png"
+
+
+def test_the_paper_curves_beside_each_experiment(plan):
+    assert plan.paper_reference("vit_digits")[0] == "fig4_deit_s_imagenet.test_acc"
+    assert plan.paper_reference("bert_rotten_tomatoes")[0] == "sst2_acc"
+    assert plan.paper_reference("mlp_digits_plain")[0] == "fig12_mlp9_mnist.no_residual.acc"
+    assert plan.metric("bert_rotten_tomatoes") == "accuracy"
+    assert plan.text_experiments == ["bert_rotten_tomatoes"]
+
+
+def test_an_experiment_reference_overrides_the_backbones(default):
+    config = copy.deepcopy(default)
+    config["experiments"][0]["paper_reference"] = "fig2_deit_s_scratch_standard.cifar10.acc"
+    assert StudyPlan(config).paper_reference("vit_digits") == (
+        "fig2_deit_s_scratch_standard.cifar10.acc", "paper DeiT-S from scratch (Fig 2) cifar10")
+
+
+def test_the_schema_lists_exactly_the_registered_extensions():
+    schema = load_schema()
+    experiment = schema["properties"]["experiments"]["items"]["properties"]
+    assert experiment["model"]["properties"]["arch"]["enum"] == list(BACKBONES)
+    assert experiment["methods"]["items"]["enum"] == list(METHODS)
+    analysis = schema["properties"]["analysis"]["properties"]
+    assert analysis["cka_estimators"]["items"]["enum"] == list(ESTIMATORS)
+    assert schema["properties"]["exits"]["properties"]["policies"]["items"]["enum"] == \
+        list(POLICIES)
+    assert schema["properties"]["claims"]["properties"]["exit_policy"]["enum"] == list(POLICIES)
+
+
+def test_an_unregistered_method_is_a_config_error_naming_the_registered_ones():
+    config = {"datasets": {"digits": {"source": "sklearn_digits"}},
+              "experiments": [{"name": "x", "dataset": "digits", "methods": ["distilled"]}]}
+    with pytest.raises(ConfigError, match="one of: " + ", ".join(METHODS)):
+        validate_config(config)
+
+
+def test_the_smoke_study_plans_every_kind_of_output(default):
+    smoke = validate_config(merge_configs(load_config_file(ROOT / "config" / "config.yaml"),
+                                          load_config_file(ROOT / "config" / "smoke.yaml")))
+    targets = StudyPlan(smoke).final_targets()
+    for stem in ("layerwise_accuracy", "exit_tradeoff", "saturation", "depth_study",
+                 "cross_model_cka", "cos_boxplot", "adjacent_cos"):
+        assert any(t.endswith(f"/{stem}.png") for t in targets), stem
