@@ -6,8 +6,7 @@ import json
 import pandas as pd
 
 from layerwise import cli
-from layerwise.claims import (ExperimentData, claims_frame, evaluate, format_claims,
-                              paper_statistics)
+from layerwise.claims import ExperimentData, claims_frame, evaluate, format_claims, paper_statistics
 from layerwise.io import write_json
 from layerwise.reference import paper_values
 from layerwise.report.tables import write_table

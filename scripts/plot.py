@@ -7,9 +7,9 @@ import pandas as pd
 from layerwise import cli
 from layerwise.similarity.measures import HEATMAPS, frame_matrix
 from layerwise.report.figures import (METRIC_LABELS, adjacent_cos_figure, cos_boxplot_figure,
-                             curves_vs_last_figure, curves_vs_last_panels_figure,
-                             heatmap_grid_figure, layerwise_accuracy_figure,
-                             layerwise_panels_figure, similarity_heatmap_figure)
+                                      curves_vs_last_figure, curves_vs_last_panels_figure,
+                                      heatmap_grid_figure, layerwise_accuracy_figure,
+                                      layerwise_panels_figure, similarity_heatmap_figure)
 from layerwise.reference import curves, similarity_curves
 
 FIGURES = ("layerwise_accuracy", "heatmaps", "curves_vs_last", "cos_boxplot", "adjacent_cos",

@@ -5,8 +5,8 @@ import argparse
 import pandas as pd
 
 from layerwise import cli
-from layerwise.report.exit_figures import (depth_study_figure, exit_counts_figure, exit_tradeoff_figure,
-                                  saturation_figure)
+from layerwise.report.exit_figures import (depth_study_figure, exit_counts_figure,
+                                           exit_tradeoff_figure, saturation_figure)
 from layerwise.report.style import save_figure
 
 

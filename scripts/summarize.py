@@ -12,7 +12,7 @@ import pandas as pd
 from layerwise import cli
 from layerwise.io import write_csv
 from layerwise.report.tables import (format_accuracy_table, layerwise_accuracy_table, over_seeds,
-                              write_table)
+                                     write_table)
 
 RUN_FILES = ("layer_accuracy.csv", "similarity.csv", "cos_per_sample.csv", "agreement.csv")
 

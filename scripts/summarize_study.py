@@ -11,8 +11,8 @@ import pandas as pd
 from layerwise import cli
 from layerwise.io import atomic_path, read_json, write_csv, write_json, write_text
 from layerwise.report.summary import (claims_metrics, experiment_metrics, format_runtime_table,
-                               layerwise_series, read_benchmarks, runtime_table,
-                               summary_markdown, tradeoff_series)
+                                      layerwise_series, read_benchmarks, runtime_table,
+                                      summary_markdown, tradeoff_series)
 from layerwise.report.tables import write_table
 
 

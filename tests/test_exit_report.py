@@ -4,10 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from layerwise.report.exit_figures import (depth_study_figure, exit_counts_figure, exit_tradeoff_figure,
-                                  saturation_figure)
+from layerwise.report.exit_figures import (depth_study_figure, exit_counts_figure,
+                                           exit_tradeoff_figure, saturation_figure)
 from layerwise.report.exit_tables import (effective_depth_table, exit_table, format_exit_table,
-                                   format_parameter_table, parameter_rows)
+                                          format_parameter_table, parameter_rows)
 from layerwise.report.style import save_figure
 from layerwise.reference import paper_values
 from layerwise.exits.saturation import effective_depths

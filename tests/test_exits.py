@@ -10,12 +10,12 @@ import torch
 
 from layerwise.exits import offline as exits
 from layerwise.exits.online import early_exit, flop_profile, time_operating_points
-from layerwise.exits.offline import (FlopProfile, candidate_thresholds, evaluate_policy, exit_layers,
-                             exit_metrics, multi_exit_parameters, parameter_saving,
-                             select_threshold, speedup)
+from layerwise.exits.offline import (FlopProfile, candidate_thresholds, evaluate_policy,
+                                     exit_layers, exit_metrics, multi_exit_parameters,
+                                     parameter_saving, select_threshold, speedup)
 from layerwise.models import build_run_model
 from layerwise.reference import paper_values
-from layerwise.exits.saturation import (effective_depth, layer_histogram, saturation_layers)
+from layerwise.exits.saturation import effective_depth, layer_histogram, saturation_layers
 
 # Four layers, three samples, three classes, given as probabilities so that confidences and
 # entropies are known exactly. Sample 0 is confident from layer 2, sample 1 only at layer 4,

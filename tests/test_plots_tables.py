@@ -190,7 +190,9 @@ def test_single_seed_table():
 
 
 def test_similarity_figures_of_the_paper_appendix(tmp_path):
-    from layerwise.report.figures import (adjacent_cos_figure, cos_boxplot_figure, curves_vs_last_panels_figure)
+    from layerwise.report.figures import (adjacent_cos_figure, cos_boxplot_figure,
+                                          curves_vs_last_panels_figure)
+    from layerwise.report.style import save_figure
     rng = np.random.default_rng(0)
     per_sample = pd.DataFrame([{"method": m, "seed": s, "layer": l, "sample": i,
                                 "cos": float(rng.uniform(-1, 1))}

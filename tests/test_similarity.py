@@ -10,8 +10,8 @@ import pytest
 import torch
 
 import layerwise.similarity.engine as sim
-from layerwise.similarity.engine import (cka_cross, cka_matrix, cos_matrix, cos_per_sample, hsic_matrix,
-                                  route_costs)
+from layerwise.similarity.engine import (cka_cross, cka_matrix, cos_matrix, cos_per_sample,
+                                         hsic_matrix, route_costs)
 
 
 # ----------------------------------------------------------------------------- references

@@ -14,8 +14,7 @@ registry: the claims; evaluation: the rows; table: the CSV and display frames.
 """
 
 from layerwise.claims.evaluation import (FAILS, HOLDS, NOT_EVALUATED, NO_SUBJECT, ClaimResult,
-                                         decide, evaluate, not_evaluated, paper_statistics,
-                                         result)
+                                         decide, evaluate, not_evaluated, paper_statistics, result)
 from layerwise.claims.inputs import (CKA, ExperimentData, NotEvaluated, accuracy_curves,
                                      reference_method, similarity_matrices)
 from layerwise.claims.registry import (ABLATION, CLAIMS, EXPERIMENT, Claim, c1_per_seed,

@@ -14,8 +14,7 @@ from typing import Any, Callable
 import pandas as pd
 
 from layerwise.claims.inputs import (CKA, ExperimentData, NotEvaluated, accuracy_curves, needs,
-                                     paired, reference_method, require_methods,
-                                     similarity_matrices)
+                                     paired, reference_method, require_methods, similarity_matrices)
 from layerwise.claims.statistics import (accuracy_at_speedup, cka_cos_gap, closeness_fraction,
                                          early_fraction, early_layer, intermediate_gain,
                                          largest_drop)
