@@ -213,18 +213,27 @@ def test_minibatch_single_batch_equals_full_unbiased(route):
         np.testing.assert_allclose(got, full, rtol=0, atol=1e-10)
 
 
+def batch_order(n: int, seed: int = 0) -> np.ndarray:
+    """The documented order of minibatch CKA: a permutation drawn from the batch seed."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed)).numpy()
+
+
 @pytest.mark.parametrize("route", ["gram", "feature", "auto"])
 def test_minibatch_unequal_last_batch_equals_hand_sum(route):
     reps = random_walk(3, 23, 4, seed=10, offset=3.0)
     batches = [(0, 8), (8, 16), (16, 23)]                  # last batch has 7 samples
+    order = batch_order(23)
+    unshuffled = reps
+    reps = reps[:, order]                                   # the hand sum walks the permutation
     sums = np.zeros((3, 3))
     for s, e in batches:
         grams = [ref_gram(x[s:e]) for x in reps]
         sums += np.array([[ref_hsic_unbiased(k, l) for l in grams] for k in grams])
     expected = sums / np.sqrt(np.outer(np.diag(sums), np.diag(sums)))
-    got = cka_matrix(reps, estimator="unbiased", batch_size=8, route=route)
+    got = cka_matrix(unshuffled, estimator="unbiased", batch_size=8, route=route)
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-10)
-    other = random_walk(2, 23, 6, seed=11)
+    other_unshuffled = random_walk(2, 23, 6, seed=11)
+    other = other_unshuffled[:, order]
     cross_sums = np.zeros((3, 2))
     other_self = np.zeros(2)
     for s, e in batches:
@@ -233,8 +242,40 @@ def test_minibatch_unequal_last_batch_equals_hand_sum(route):
         cross_sums += np.array([[ref_hsic_unbiased(k, l) for l in kb] for k in ka])
         other_self += np.array([ref_hsic_unbiased(l, l) for l in kb])
     expected_cross = cross_sums / np.sqrt(np.outer(np.diag(sums), other_self))
-    np.testing.assert_allclose(cka_cross(reps, other, estimator="unbiased", batch_size=8,
-                                         route=route), expected_cross, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(cka_cross(unshuffled, other_unshuffled, estimator="unbiased",
+                                         batch_size=8, route=route),
+                               expected_cross, rtol=0, atol=1e-10)
+
+
+def test_minibatch_batches_follow_a_seeded_permutation_on_class_sorted_data():
+    """Samples stored class by class (ImageNet's validation folders): consecutive batches would
+    each see a few classes; batches of the seeded permutation estimate what shuffled data
+    gives, and the seed is what decides which samples share a batch."""
+    rng = np.random.default_rng(0)
+    classes, per_class, width = 10, 40, 8
+    means = rng.normal(size=(classes, width)) * 2
+    labels = np.repeat(np.arange(classes), per_class)            # sorted by class
+    x = means[labels] + rng.normal(size=(len(labels), width))
+    y = np.tanh(x @ rng.normal(size=(width, width))) + rng.normal(size=x.shape)
+    reps = np.stack([x, y])
+    permuted = cka_matrix(reps, estimator="unbiased", batch_size=40)[0, 1]
+    order = batch_order(len(labels))
+    consecutive_sums = np.zeros((2, 2))
+    shuffled_sums = np.zeros((2, 2))
+    for s in range(0, len(labels), 40):
+        for sums, rows in ((consecutive_sums, np.arange(s, s + 40)),
+                           (shuffled_sums, order[s:s + 40])):
+            grams = [ref_gram(layer[rows]) for layer in reps]
+            sums += np.array([[ref_hsic_unbiased(k, l) for l in grams] for k in grams])
+
+    def cka(sums):
+        return sums[0, 1] / np.sqrt(sums[0, 0] * sums[1, 1])
+
+    full = cka_matrix(reps, estimator="unbiased")[0, 1]
+    assert permuted == pytest.approx(cka(shuffled_sums), abs=1e-10)
+    assert abs(cka(consecutive_sums) - full) > 3 * abs(permuted - full)  # sorted batches drift
+    other_seed = cka_matrix(reps, estimator="unbiased", batch_size=40, batch_seed=1)[0, 1]
+    assert other_seed != permuted and other_seed == pytest.approx(permuted, abs=0.05)
 
 
 def test_minibatch_rejects_small_batches():

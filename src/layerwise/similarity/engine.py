@@ -44,7 +44,9 @@ CKA
     feature mean (its U-statistic form depends on sample differences only; the test suite
     checks it in exact rational arithmetic). The RBF kernel depends on distances only.
 
-    Minibatch CKA (Nguyen et al. 2021) splits the samples into consecutive batches of
+    Minibatch CKA (Nguyen et al. 2021) splits the samples, in the order of a fixed permutation
+    drawn from ``batch_seed`` (a split stored in class order, such as ImageNet's validation
+    folders, would otherwise give batches of few classes and a biased estimate), into batches of
     ``batch_size`` (the last one may be smaller, but every batch needs at least 4 samples), sums
     the per-batch HSIC values of each pair and of each layer with itself, and forms
     ``sum_b HSIC(K_b, L_b) / sqrt(sum_b HSIC(K_b, K_b) sum_b HSIC(L_b, L_b))``. Each batch is
@@ -390,7 +392,8 @@ def _estimate(stats, n: int, unbiased: bool) -> torch.Tensor:
     return (p - 2.0 * rr / n + s_k * s_l / n ** 2) / (n - 1) ** 2
 
 
-def _hsic_sums(reps_a, reps_b, kernel, estimator, batch_size, rbf_threshold, route):
+def _hsic_sums(reps_a, reps_b, kernel, estimator, batch_size, rbf_threshold, route,
+               batch_seed=0):
     """HSIC of every pair and of every layer with itself, summed over batches."""
     _check_choice(kernel, KERNELS, "kernel")
     _check_choice(estimator, ESTIMATORS, "estimator")
@@ -423,10 +426,18 @@ def _hsic_sums(reps_a, reps_b, kernel, estimator, batch_size, rbf_threshold, rou
             raise ValueError(f"the last batch has {spans[-1][1] - spans[-1][0]} samples "
                              f"({n} samples in batches of {batch_size}); every batch needs "
                              "at least 4: choose another batch_size or drop samples")
+    order = None
+    if batch_size is not None:
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(batch_seed))
+        order = order.to(a.device)
     totals = None
     for s, e in spans:
         m = e - s
-        xa, xb = a[:, s:e], (b[:, s:e] if cross else None)
+        if order is None:
+            xa, xb = a[:, s:e], (b[:, s:e] if cross else None)
+        else:
+            xa = a.index_select(1, order[s:e])
+            xb = b.index_select(1, order[s:e]) if cross else None
         chosen = route
         if chosen == "auto":
             if kernel == "rbf":
@@ -453,7 +464,7 @@ def hsic_matrix(reps: Any, kernel: str = "linear", estimator: str = "biased",
 
 def cka_matrix(reps: Any, kernel: str = "linear", estimator: str = "biased",
                batch_size: int | None = None, rbf_threshold: float = 1.0,
-               route: str = "auto") -> np.ndarray:
+               route: str = "auto", batch_seed: int = 0) -> np.ndarray:
     """CKA between every pair of layers of one stack, shape ``(layers, layers)``.
 
     kernel: ``"linear"`` or ``"rbf"``. The RBF Gram is ``exp(-d_ij^2 / (2 sigma^2))`` with
@@ -462,26 +473,28 @@ def cka_matrix(reps: Any, kernel: str = "linear", estimator: str = "biased",
         Kornblith et al.'s reference code); computed per layer, and per batch in minibatch mode.
     estimator: ``"biased"`` (HSIC ``tr(KHLH)/(n-1)^2``) or ``"unbiased"`` (Song et al. 2012,
         debiased CKA; may be negative, never clamped).
-    batch_size: minibatch CKA over consecutive batches of this many samples (>= 4; the last,
-        possibly smaller batch needs >= 4 too). ``None`` uses all samples at once.
+    batch_size: minibatch CKA over batches of this many samples (>= 4; the last, possibly
+        smaller batch needs >= 4 too), taken in the order of a permutation seeded by
+        ``batch_seed``. ``None`` uses all samples at once.
     route: ``"gram"``, ``"feature"`` (linear kernel only) or ``"auto"`` (fewer multiply-adds,
         see :func:`route_costs`). Routes agree to rounding error.
 
     Entries of a layer whose self-HSIC is not positive (a constant layer; with the unbiased
     estimator, rarely, very few samples) are NaN rather than clamped.
     """
-    hab, haa, hbb = _hsic_sums(reps, None, kernel, estimator, batch_size, rbf_threshold, route)
+    hab, haa, hbb = _hsic_sums(reps, None, kernel, estimator, batch_size, rbf_threshold, route,
+                               batch_seed)
     return (hab / torch.sqrt(haa[:, None] * hbb[None, :])).cpu().numpy()
 
 
 def cka_cross(reps_a: Any, reps_b: Any, kernel: str = "linear", estimator: str = "biased",
               batch_size: int | None = None, rbf_threshold: float = 1.0,
-              route: str = "auto") -> np.ndarray:
+              route: str = "auto", batch_seed: int = 0) -> np.ndarray:
     """CKA between every layer of `reps_a` and every layer of `reps_b`, shape ``(La, Lb)``.
 
     The two stacks describe the same samples in the same order (equal sample counts); feature
     widths may differ. Options as in :func:`cka_matrix`.
     """
     hab, haa, hbb = _hsic_sums(reps_a, reps_b, kernel, estimator, batch_size, rbf_threshold,
-                               route)
+                               route, batch_seed)
     return (hab / torch.sqrt(haa[:, None] * hbb[None, :])).cpu().numpy()
