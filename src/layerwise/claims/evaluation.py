@@ -14,7 +14,7 @@ from layerwise.claims.inputs import ExperimentData, NotEvaluated
 from layerwise.claims.registry import ABLATION, CLAIMS, EXPERIMENT, Claim
 from layerwise.claims.statistics import early_layer
 
-HOLDS, FAILS, NOT_EVALUATED = "holds", "fails", "not evaluated"
+HOLDS, MIXED, FAILS, NOT_EVALUATED = "holds", "mixed", "fails", "not evaluated"
 
 #: Why a claim of each scope has no subject at all.
 NO_SUBJECT = {
@@ -39,6 +39,8 @@ class ClaimResult:
     mean: float | None = None
     sd: float | None = None
     n: int = 0
+    passing: int = 0               # seeds whose value passes the threshold
+    clear: bool | None = None      # whether the mean passes (or fails) by more than one sd
     paper: float | None = None
     reason: str = ""
     detail: str = ""
@@ -67,16 +69,53 @@ def _paper_value(claim: Claim, values: dict, early_fraction: float) -> float | N
         return None
 
 
-def decide(per_seed: dict[int, float], comparison: str, threshold: float
-           ) -> tuple[str, float | None, float | None, str]:
-    """(status, mean, sd, reason) of per-seed values against a threshold; the mean decides."""
+def passes(value, comparison: str, threshold: float):
+    """Whether a value (or an array of them) passes a threshold the claim's way."""
+    if comparison == ">=":
+        return value >= threshold
+    if comparison == "<=":
+        return value <= threshold
+    return np.abs(value) <= threshold
+
+
+def _margin(mean: float, comparison: str, threshold: float) -> float:
+    """How far the mean is on the passing side of the threshold (negative: the failing side)."""
+    if comparison == ">=":
+        return mean - threshold
+    if comparison == "<=":
+        return threshold - mean
+    return threshold - abs(mean)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    status: str            # holds: the mean and every seed pass; fails: none do; else mixed
+    mean: float | None
+    sd: float | None
+    passing: int           # seeds that pass
+    clear: bool | None     # the mean is more than one sd from the threshold (None: one seed)
+    reason: str = ""
+
+
+def decide(per_seed: dict[int, float], comparison: str, threshold: float) -> Verdict:
+    """The verdict on per-seed values: how many seeds pass, whether the mean passes, and
+    whether it passes (or fails) by more than its spread over seeds."""
     values = np.array(list(per_seed.values()), dtype=float)
     if values.size == 0 or not np.all(np.isfinite(values)):
-        return NOT_EVALUATED, None, None, "the statistic is undefined (no finite value)"
+        return Verdict(NOT_EVALUATED, None, None, 0, None,
+                       "the statistic is undefined (no finite value)")
     mean = float(values.mean())
     sd = float(values.std(ddof=1)) if values.size > 1 else None
-    ok = mean >= threshold if comparison == ">=" else mean <= threshold
-    return (HOLDS if ok else FAILS), mean, sd, ""
+    passing = int(np.sum(passes(values, comparison, threshold)))
+    mean_passes = bool(passes(mean, comparison, threshold))
+    if mean_passes and passing == values.size:
+        status = HOLDS
+    elif not mean_passes and passing == 0:
+        status = FAILS
+    else:
+        status = MIXED
+    clear = None if sd is None else abs(_margin(mean, comparison, threshold)) > sd
+    return Verdict(status, mean, sd, passing, clear)
 
 
 def _statistic_text(claim: Claim, metric: str, thresholds: dict, num_layers: int | None) -> str:
@@ -104,7 +143,10 @@ def result(claim: Claim | str, experiment: str, thresholds: dict, compute,
     per_seed, row.detail = out if isinstance(out, tuple) else (out, "")
     row.per_seed = {str(s): float(v) for s, v in sorted(per_seed.items())}
     row.n = len(per_seed)
-    row.status, row.mean, row.sd, row.reason = decide(per_seed, claim.comparison, row.threshold)
+    verdict = decide(per_seed, claim.comparison, row.threshold)
+    row.status, row.mean, row.sd, row.reason = (verdict.status, verdict.mean, verdict.sd,
+                                                verdict.reason)
+    row.passing, row.clear = verdict.passing, verdict.clear
     return row
 
 

@@ -43,17 +43,6 @@ def intermediate_gain(better, worse) -> float:
     return float(np.mean(better[:-1] - worse[:-1]))
 
 
-def accuracy_at_speedup(speedup, accuracy, at: float) -> float:
-    """C6: accuracy of a threshold sweep at speed-up `at`, interpolated linearly on the upper
-    envelope of the sweep (the best accuracy reached at each speed-up), clamped at its ends."""
-    frame = pd.DataFrame({"speedup": np.asarray(speedup, float),
-                          "accuracy": np.asarray(accuracy, float)}).dropna()
-    if frame.empty:
-        raise ValueError("empty sweep")
-    best = frame.groupby("speedup")["accuracy"].max().sort_index()
-    return float(np.interp(at, best.index.to_numpy(), best.to_numpy()))
-
-
 def early_fraction(saturation_layers, num_layers: int, fraction: float) -> float:
     """C7: fraction of samples whose saturation layer is at most max(1, floor(fraction * L))."""
     layers = np.asarray(saturation_layers)

@@ -20,16 +20,28 @@ def ours_text(row: ClaimResult) -> str:
 
 
 def verdict_text(row: ClaimResult) -> str:
-    return f"{row.status}: {row.reason}" if row.reason else row.status
+    """E.g. "holds (3/3 seeds)", "mixed (2/3 seeds; mean within 1 sd of the threshold)"."""
+    if row.reason:
+        return f"{row.status}: {row.reason}"
+    spread = "" if row.clear is None or row.clear else "; mean within 1 sd of the threshold"
+    return f"{row.status} ({row.passing}/{row.n} seeds{spread})"
 
 
 def claims_frame(rows: list[ClaimResult]) -> pd.DataFrame:
     """The numeric table (CSV): one row per claim and experiment."""
     return pd.DataFrame([{
         "claim": r.claim, "experiment": r.experiment, "statistic": r.statistic,
-        "mean": r.mean, "sd": r.sd, "n": r.n, "comparison": r.comparison,
-        "threshold": r.threshold, "paper": r.paper, "status": r.status, "reason": r.reason,
+        "mean": r.mean, "sd": r.sd, "n": r.n, "seeds_passing": r.passing, "clear": r.clear,
+        "comparison": r.comparison, "threshold": r.threshold, "paper": r.paper,
+        "status": r.status, "reason": r.reason,
         "detail": r.detail} for r in rows])
+
+
+def threshold_text(row: ClaimResult) -> str:
+    """">= 0.9", "<= 0.02", or "|·| <= 0.02" for a two-sided claim."""
+    if row.comparison == "|≤|":
+        return f"|·| <= {row.threshold:g}"
+    return f"{row.comparison} {row.threshold:g}"
 
 
 def format_claims(rows: list[ClaimResult]) -> pd.DataFrame:
@@ -37,5 +49,5 @@ def format_claims(rows: list[ClaimResult]) -> pd.DataFrame:
     return pd.DataFrame([{
         "claim": f"{r.claim} {r.statement}", "experiment": r.experiment,
         "statistic": r.statistic, "ours (mean ± sd over seeds)": ours_text(r),
-        "threshold": f"{r.comparison} {r.threshold:g}", "paper": _number(r.paper),
+        "threshold": threshold_text(r), "paper": _number(r.paper),
         "verdict": verdict_text(r)} for r in rows])
