@@ -80,3 +80,17 @@ def test_mlp_layers_follow_their_definition(residual):
         h = h + out if residual else out
         torch.testing.assert_close(reps[layer + 1], h)
     torch.testing.assert_close(model(x), model.classifier(h))
+
+
+def test_the_residual_ablation_changes_only_the_skip_connection():
+    """Same seed, same weights: with and without residuals differ in the forward pass alone."""
+    models = []
+    for residual in (False, True):
+        torch.manual_seed(0)
+        models.append(build_model(dict(arch="mlp", depth=9, width=16, residual=residual,
+                                       head_input="final_norm"), INFO))
+    plain, residual = (dict(m.named_parameters()) for m in models)
+    assert plain.keys() == residual.keys()
+    assert all(torch.equal(plain[k], residual[k]) for k in plain)
+    x = torch.randn(4, 1, 8, 8)
+    assert not torch.allclose(models[0](x), models[1](x))

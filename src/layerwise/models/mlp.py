@@ -4,6 +4,8 @@ Layer 0 is a linear embedding of the flattened input; each of the `depth` layers
 ReLU(Linear(h)), added to its input when `residual` (h + f(h)) or replacing it otherwise.
 The head is one linear classifier; there is no final norm. Without residual connections the
 layers need not share a basis, which is where CKA (invariant to that) and COS (not) part ways.
+Both variants are initialised alike (PyTorch's default for every layer, the same weights for
+the same seed), so the ablation changes the skip connection and nothing else.
 """
 
 from __future__ import annotations
@@ -24,9 +26,6 @@ class MLPClassifier(LayeredClassifier):
         self.residual = residual
         self.embedding = nn.Linear(in_features, width)
         self.layers = nn.ModuleList(nn.Linear(width, width) for _ in range(depth))
-        if residual:  # keep the residual stream's scale from growing with depth
-            for layer in self.layers:
-                layer.weight.data.mul_(1 / math.sqrt(depth))
         self.classifier = nn.Linear(width, num_classes)
 
     @classmethod
