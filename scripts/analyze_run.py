@@ -8,7 +8,7 @@ from layerwise import cli
 from layerwise.hidden.files import read_hidden
 from layerwise.hidden.metrics import LAYER_METRICS, layer_accuracy
 from layerwise.similarity.measures import (ESTIMATORS, cos_cka_agreement, cos_to_last_frame,
-                                           similarity_frame)
+                                           norm_ratio_frame, similarity_frame)
 from layerwise.io import write_csv
 
 
@@ -27,13 +27,14 @@ def main(argv=None):
     parser.add_argument("--similarity-out", required=True)
     parser.add_argument("--cos-per-sample-out", required=True)
     parser.add_argument("--agreement-out", required=True)
+    parser.add_argument("--norm-ratio-out", required=True)
     parser.add_argument("--metric", choices=sorted(LAYER_METRICS), default="accuracy",
                         help="the task's metric, written beside accuracy when it is another")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     cli.set_threads(args.threads)
 
-    rows, similarity, per_sample = [], None, None
+    rows, similarity, per_sample, norm_ratio = [], None, None, None
     for split, path in args.hidden:
         hidden = read_hidden(path, args.spec_hash)
         logits, labels = hidden["logits"], hidden["labels"]
@@ -46,12 +47,14 @@ def main(argv=None):
             similarity = similarity_frame(hidden["representations"], tuple(args.cka),
                                           args.rbf_threshold, args.cka_batch_size)
             per_sample = cos_to_last_frame(hidden["representations"])
+            norm_ratio = norm_ratio_frame(hidden["representations"])
     if similarity is None:
         raise SystemExit(f"error: similarity split {args.similarity_split!r} not among --hidden")
     write_csv(args.accuracy_out, pd.DataFrame(rows))
     write_csv(args.similarity_out, similarity)
     write_csv(args.cos_per_sample_out, per_sample)
     write_csv(args.agreement_out, cos_cka_agreement(similarity))
+    write_csv(args.norm_ratio_out, norm_ratio)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from layerwise.report.figures import (METRIC_LABELS, adjacent_cos_figure, cos_bo
                                       curves_vs_last_figure, curves_vs_last_panels_figure,
                                       heatmap_grid_figure, layerwise_accuracy_figure,
                                       layerwise_panels_figure, similarity_heatmap_figure)
-from layerwise.reference import curves, similarity_curves
+from layerwise.reference import curves, paper_values, similarity_curves
 
 FIGURES = ("layerwise_accuracy", "heatmaps", "curves_vs_last", "cos_boxplot", "adjacent_cos",
            "cross_model", "residual_ablation", "text_layerwise")
@@ -54,8 +54,14 @@ def draw(args):
         return cos_boxplot_figure(pd.read_csv(args.per_sample),
                                   f"{name}: per-sample COS with the last layer")
     if args.figure == "adjacent_cos":
-        return adjacent_cos_figure(pd.read_csv(args.similarity),
-                                   f"{name}: COS between consecutive layers")
+        if args.norm_ratio is None:
+            return adjacent_cos_figure(pd.read_csv(args.similarity),
+                                       f"{name}: COS between consecutive layers")
+        return adjacent_cos_figure(
+            pd.read_csv(args.similarity), f"{name}: why adjacent layers stay similar",
+            norm_ratio=pd.read_csv(args.norm_ratio),
+            reference=("paper DeiT-S ImageNet (Fig 11b)",
+                       paper_values()["fig11_deit_s_imagenet_val"]["norm_ratio"]))
     if args.figure == "cross_model":
         matrix = frame_matrix(pd.read_csv(args.similarity))
         fig = similarity_heatmap_figure(matrix, f"{name}: linear CKA, standard (rows) vs "
@@ -81,6 +87,8 @@ def main(argv=None):
     parser.add_argument("--accuracy", help="an experiment's layer_accuracy.csv")
     parser.add_argument("--similarity", help="an experiment's similarity.csv (or cross-model CSV)")
     parser.add_argument("--per-sample", help="an experiment's cos_per_sample.csv")
+    parser.add_argument("--norm-ratio", help="adjacent_cos: an experiment's norm_ratio.csv, "
+                                             "drawn as a second panel (paper Fig 11b)")
     parser.add_argument("--panel", action="append", nargs=3,
                         metavar=("TITLE", "ACCURACY", "SIMILARITY"), help="residual_ablation panel")
     parser.add_argument("--panel-reference", action="append", nargs=2, metavar=("KEY", "LABEL"),

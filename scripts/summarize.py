@@ -14,7 +14,8 @@ from layerwise.io import write_csv
 from layerwise.report.tables import (format_accuracy_table, layerwise_accuracy_table, over_seeds,
                                      write_table)
 
-RUN_FILES = ("layer_accuracy.csv", "similarity.csv", "cos_per_sample.csv", "agreement.csv")
+RUN_FILES = ("layer_accuracy.csv", "similarity.csv", "cos_per_sample.csv", "agreement.csv",
+             "norm_ratio.csv")
 
 
 def gather(runs, name: str) -> pd.DataFrame:

@@ -111,3 +111,19 @@ def test_similarity_leaves_its_input_untouched():
     from layerwise.similarity.measures import cos_to_last_frame
     cos_to_last_frame(reps)
     assert torch.equal(reps, before)
+
+
+def test_norm_ratio_against_a_hand_computation():
+    from layerwise.similarity.measures import norm_ratio_frame
+
+    # two samples, layers 0..2 of width 2: block 1 adds (0, 1) to (3, 4); block 2 adds (3, 4)
+    reps = torch.tensor([[[3.0, 4.0], [1.0, 0.0]],
+                         [[3.0, 5.0], [1.0, 0.0]],
+                         [[6.0, 9.0], [1.0, 2.0]]])
+    frame = norm_ratio_frame(reps)
+    assert list(frame.columns) == ["layer", "sample", "ratio"]
+    ratio = {(r.layer, r.sample): r.ratio for r in frame.itertuples()}
+    assert ratio[(1, 0)] == pytest.approx(5.0 / 1.0)             # ||(3,4)|| / ||(0,1)||
+    assert ratio[(2, 0)] == pytest.approx(34 ** 0.5 / 5.0)       # ||(3,5)|| / ||(3,4)||
+    assert ratio[(1, 1)] == float("inf")                          # block 1 leaves sample 1 alone
+    assert ratio[(2, 1)] == pytest.approx(1.0 / 2.0)

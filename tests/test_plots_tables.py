@@ -213,3 +213,23 @@ def test_similarity_figures_of_the_paper_appendix(tmp_path):
     for name, fig in figures.items():
         save_figure(fig, tmp_path / f"{name}.pdf", tmp_path / f"{name}.png")
         assert (tmp_path / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_adjacent_cos_with_the_norm_ratio_panel(tmp_path):
+    from layerwise.report.figures import adjacent_cos_figure
+    from layerwise.report.style import save_figure
+
+    sim = pd.DataFrame([{"method": m, "seed": s, "measure": "cos", "layer_a": a, "layer_b": a + 1,
+                         "value": 0.5 + 0.1 * a} for m in ("standard", "aligned")
+                        for s in (0, 1) for a in range(1, 4)])
+    rng = np.random.default_rng(0)
+    ratio = pd.DataFrame([{"method": m, "seed": s, "layer": l, "sample": i,
+                           "ratio": float(rng.lognormal(1.0, 0.5))}
+                          for m in ("standard", "aligned") for s in (0, 1)
+                          for l in range(1, 5) for i in range(20)])
+    ratio.loc[0, "ratio"] = np.inf                          # a block that changed nothing
+    fig = adjacent_cos_figure(sim, "t", norm_ratio=ratio, reference=("paper", [2.0, 4.0, 3.0]))
+    assert len(fig.axes) == 2 and fig.axes[1].get_yscale() == "log"
+    assert [line.get_label() for line in fig.axes[1].get_lines()][-1] == "paper"
+    save_figure(fig, tmp_path / "a.pdf", tmp_path / "a.png")
+    assert (tmp_path / "a.png").stat().st_size > 0

@@ -11,7 +11,8 @@ from torch import nn
 from layerwise.hidden.extract import predict_layers
 from layerwise.models.base import LayeredClassifier
 from layerwise.train.loop import TrainSpec, accuracy, training_loss
-from layerwise.train.methods import IGNORE, layer_weights
+from layerwise.data import IGNORE
+from layerwise.train.methods import layer_weights
 
 VOCAB, WIDTH, LAYERS = 11, 8, 3
 

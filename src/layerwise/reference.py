@@ -57,7 +57,11 @@ SETTINGS = {
     "fig4_deit_s_imagenet": "DeiT-S ImageNet (Fig 4)",
     "fig5_cifar10_scratch_train_acc": "ViT CIFAR-10 from scratch (Fig 5)",
     "fig8_bert_base_glue_layerwise": "BERT-base GLUE (Fig 8)",
+    "fig6_gpt2_wikitext103_saturation_counts": "GPT-2 WikiText-103 (Fig 6)",
     "fig9_gpt2_wikitext103_token_acc": "GPT-2 WikiText-103 (Fig 9)",
+    "fig9_gpt2_wikitext103_token_loss": "GPT-2 WikiText-103 (Fig 9)",
+    "fig11_deit_s_imagenet_val": "DeiT-S ImageNet (Fig 11)",
+    "fig14_deit_s_imagenet_cos_regularization": "DeiT-S ImageNet (Fig 14)",
     "fig12_mlp9_mnist": "9-layer MLP MNIST (Fig 12)",
 }
 

@@ -11,6 +11,7 @@ rule analyze_run:
         similarity=f"{RESULTS}/analysis/{{experiment}}/{{method}}/seed{{seed}}/similarity.csv",
         per_sample=f"{RESULTS}/analysis/{{experiment}}/{{method}}/seed{{seed}}/cos_per_sample.csv",
         agreement=f"{RESULTS}/analysis/{{experiment}}/{{method}}/seed{{seed}}/agreement.csv",
+        norm_ratio=f"{RESULTS}/analysis/{{experiment}}/{{method}}/seed{{seed}}/norm_ratio.csv",
     params:
         spec_hash=run_spec_hash,
         similarity_split=ANALYSIS["similarity_split"],
@@ -36,6 +37,7 @@ rule analyze_run:
         " --metric {params.metric}"
         " --accuracy-out {output.accuracy:q} --similarity-out {output.similarity:q}"
         " --cos-per-sample-out {output.per_sample:q} --agreement-out {output.agreement:q}"
+        " --norm-ratio-out {output.norm_ratio:q}"
         " --threads {threads} > {log:q} 2>&1"
 
 
@@ -47,6 +49,7 @@ rule summarize:
         similarity=f"{RESULTS}/analysis/{{experiment}}/similarity.csv",
         per_sample=f"{RESULTS}/analysis/{{experiment}}/cos_per_sample.csv",
         agreement=f"{RESULTS}/analysis/{{experiment}}/agreement.csv",
+        norm_ratio=f"{RESULTS}/analysis/{{experiment}}/norm_ratio.csv",
         table=table_in_report(multiext(f"{RESULTS}/tables/{{experiment}}/layerwise_accuracy",
                                        ".csv", ".md", ".tex"),
                               "layerwise_accuracy_table", REPORT_ACCURACY,

@@ -4,7 +4,7 @@ import shlex
 import sys
 
 sys.path.insert(0, os.path.abspath(f"{workflow.basedir}/../src"))
-from layerwise.data.sources import paper_curves
+from layerwise.data.sources import SOURCES, paper_curves
 from layerwise.similarity.measures import HEATMAPS
 from layerwise.study.config import ConfigError, validate_config
 from layerwise.study.plan import StudyPlan

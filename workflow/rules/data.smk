@@ -15,8 +15,8 @@ rule prepare_data:
     conda:
         CONDA_ENV
     resources:
-        mem_mb=lambda w: 16000 if config["datasets"][w.dataset]["source"] == "glue" else 2000,
-        runtime=lambda w: 120 if config["datasets"][w.dataset]["source"] == "glue" else 10,
+        mem_mb=lambda w: 16000 if SOURCES[config["datasets"][w.dataset]["source"]].from_hub else 2000,
+        runtime=lambda w: 120 if SOURCES[config["datasets"][w.dataset]["source"]].from_hub else 10,
     shell:
         "python scripts/prepare_data.py --spec {params.spec:q} --out {params.out:q}"
         " --cache {params.cache:q} > {log:q} 2>&1"

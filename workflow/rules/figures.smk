@@ -103,10 +103,14 @@ rule figure_cos_boxplot:
 rule figure_adjacent_cos:
     input:
         similarity=SUMMARY.similarity,
+        norm_ratio=lambda w: SUMMARY.norm_ratio if PLAN.has_norm_ratio(w.experiment) else [],
     output:
         pdf=f"{RESULTS}/figures/{{experiment}}/adjacent_cos.pdf",
         png=in_report(f"{RESULTS}/figures/{{experiment}}/adjacent_cos.png", "adjacent_cos",
                       REPORT_SIMILARITY, "adjacent-layer COS"),
+    params:
+        norm_ratio=lambda w, input: (f"--norm-ratio {shlex.quote(input.norm_ratio)}"
+                                     if input.norm_ratio else ""),
     log:
         f"{RESULTS}/logs/figures/{{experiment}}/adjacent_cos.log",
     benchmark:
@@ -118,7 +122,8 @@ rule figure_adjacent_cos:
         runtime=10,
     shell:
         "python scripts/plot.py adjacent_cos --experiment {wildcards.experiment:q}"
-        " --similarity {input.similarity:q} --pdf {output.pdf:q} --png {output.png:q} > {log:q} 2>&1"
+        " --similarity {input.similarity:q} {params.norm_ratio}"
+        " --pdf {output.pdf:q} --png {output.png:q} > {log:q} 2>&1"
 
 
 rule figure_cross_model:

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from layerwise.io import ArtifactError, load_tensors, read_json, save_tensors, write_json
+from layerwise.data import IGNORE
 
 SPLITS = ("train", "val", "test")
 
@@ -39,12 +40,15 @@ def _sha256(t: torch.Tensor) -> str:
 
 def write_prepared(out_dir: Path, arrays: dict[str, tuple[torch.Tensor, torch.Tensor]],
                    info: dict) -> None:
-    """Write splits and their description; `arrays` maps split -> (inputs, labels)."""
+    """Write splits and their description; `arrays` maps split -> (inputs, labels).
+
+    The class counts count the labels that are not IGNORE: a language model's (N, T) next-token
+    targets hold IGNORE at padding, and its classes are the vocabulary."""
     tensors, sizes, counts, hashes = {}, {}, {}, {}
     for split, (x, y) in arrays.items():
         tensors[f"{split}_x"], tensors[f"{split}_y"] = x, y
         sizes[split] = len(y)
-        counts[split] = torch.bincount(y, minlength=info["num_classes"]).tolist()
+        counts[split] = torch.bincount(y[y != IGNORE], minlength=info["num_classes"]).tolist()
         hashes[split] = {"x": _sha256(x), "y": _sha256(y)}
     save_tensors(out_dir / "splits.safetensors", tensors, {"source": info["source"]})
     write_json(out_dir / "info.json", {**info, "sizes": sizes, "class_counts": counts,

@@ -19,9 +19,10 @@ from pathlib import Path
 class Source:
     """One dataset source of the config's `datasets.<name>.source`."""
 
-    kind: str                  # "image" or "text": which backbones can read it
+    kind: str                  # "image", "text" (classification) or "lm" (next-token blocks)
     preparer: str              # "module:function" taking (spec, out_dir, cache_dir)
     image_side: int | None = None   # side of its square images (None: text, or configurable)
+    from_hub: bool = False     # reads a hub dataset through `datasets`: memory and hours
 
 
 SOURCES = {
@@ -31,9 +32,22 @@ SOURCES = {
     "mnist": Source("image", "layerwise.data.images:prepare_mnist", 28),
     "imagenet": Source("image", "layerwise.data.images:prepare_imagenet"),
     "rotten_tomatoes": Source("text", "layerwise.data.rotten_tomatoes:prepare_rotten_tomatoes"),
-    "glue": Source("text", "layerwise.data.glue:prepare_glue"),
+    "glue": Source("text", "layerwise.data.glue:prepare_glue", from_hub=True),
+    "running_text": Source("lm", "layerwise.data.running_text:prepare_running_text"),
+    "wikitext": Source("lm", "layerwise.data.wikitext:prepare_wikitext", from_hub=True),
 }
-TEXT_SOURCES = tuple(name for name, source in SOURCES.items() if source.kind == "text")
+# The sources that take the config's `text:` settings: classification text and language modelling.
+TEXT_SOURCES = tuple(name for name, source in SOURCES.items() if source.kind in ("text", "lm"))
+LM_SOURCES = tuple(name for name, source in SOURCES.items() if source.kind == "lm")
+# The `text.tokenizer` value that trains a tokenizer on the training split, by kind of source
+# (data/text.py, data/running_text.py); any other value names a transformers checkpoint.
+TRAINED_TOKENIZERS = {"text": "wordpiece", "lm": "byte_level_bpe"}
+# The `text:` settings a language-model source gets when its dataset has none; the schema's own
+# defaults (a WordPiece tokenizer) are for classification.
+LM_TEXT_DEFAULTS = {
+    "running_text": {"tokenizer": "byte_level_bpe", "vocab_size": 4096, "max_length": 128},
+    "wikitext": {"tokenizer": "gpt2", "max_length": 256},
+}
 
 
 def prepare_dataset(spec: dict, out_dir: str | Path, cache_dir: str | Path | None = None) -> None:

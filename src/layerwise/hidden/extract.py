@@ -7,7 +7,7 @@ import torch
 from layerwise.models.base import LayeredClassifier
 from layerwise.train.batches import eval_batches
 from layerwise.train.loop import autocast
-from layerwise.train.methods import IGNORE
+from layerwise.data import IGNORE
 
 
 @torch.no_grad()

@@ -372,15 +372,24 @@ def cos_boxplot_figure(per_sample: pd.DataFrame, title: str) -> Figure:
     return fig
 
 
-def adjacent_cos_figure(sim: pd.DataFrame, title: str, band: str = "sd") -> Figure:
-    """COS between consecutive layers, COS(l, l+1) against l, per method (paper Fig 11a)."""
+def adjacent_cos_figure(sim: pd.DataFrame, title: str, band: str = "sd",
+                        norm_ratio: pd.DataFrame | None = None,
+                        reference: tuple[str, Sequence[float]] | None = None) -> Figure:
+    """COS between consecutive layers, COS(l, l+1) against l, per method (paper Fig 11a); with
+    `norm_ratio` (columns method, seed, layer, sample, ratio), a second panel of per-sample box
+    plots of ||h^(l-1)|| / ||h^(l) - h^(l-1)|| per block and method (Fig 11b), and the paper's
+    values (`reference`: label, values) dashed at the same relative depth."""
     check_columns(sim, ["method", "seed", "measure", "layer_a", "layer_b", "value"],
                    "similarity")
     rows = sim[(sim["measure"] == "cos") & (sim["layer_b"] == sim["layer_a"] + 1)]
     if rows.empty:
         raise ValueError("no centered COS rows between consecutive layers")
     with theme():
-        fig, ax = plt.subplots(figsize=(5.8, 4.0), layout="constrained")
+        if norm_ratio is None:
+            fig, ax = plt.subplots(figsize=(5.8, 4.0), layout="constrained")
+        else:
+            fig, (ax, right) = plt.subplots(1, 2, figsize=(12.0, 4.2), layout="constrained")
+            _norm_ratio_boxes(right, norm_ratio, reference)
         for method in ordered_methods(rows["method"]):
             stats = mean_band(rows[rows["method"] == method], "layer_a", "value", band)
             draw_band(ax, stats, "layer_a", color=method_color(method),
@@ -389,6 +398,45 @@ def adjacent_cos_figure(sim: pd.DataFrame, title: str, band: str = "sd") -> Figu
         ax.set_xlabel("layer l")
         ax.set_ylabel(f"COS(l, l+1), centered\n({BAND_LABELS[band]})")
         ax.set_ylim(min(0.0, float(rows["value"].min()) - 0.05), 1.0)
-        ax.set_title(title)
+        if norm_ratio is None:
+            ax.set_title(title)
+        else:
+            ax.set_title("(a) adjacent layers")
+            fig.suptitle(title)
         legend_below(fig, ax)
     return fig
+
+
+def _norm_ratio_boxes(ax, norm_ratio: pd.DataFrame,
+                      reference: tuple[str, Sequence[float]] | None) -> None:
+    """Box plots of the per-sample norm ratio at every block, one box per method, seeds
+    pooled, on a log axis (ratios span orders of magnitude across layers)."""
+    check_columns(norm_ratio, ["method", "layer", "ratio"], "norm ratio")
+    data = norm_ratio[np.isfinite(norm_ratio["ratio"])]
+    methods = ordered_methods(data["method"])
+    layers = sorted(int(v) for v in data["layer"].unique())
+    width = 0.8 / len(methods)
+    for i, method in enumerate(methods):
+        part = data[data["method"] == method]
+        boxes = [part.loc[part["layer"] == layer, "ratio"].to_numpy() for layer in layers]
+        positions = np.array(layers) + (i - (len(methods) - 1) / 2) * width
+        color = method_color(method)
+        ax.boxplot(boxes, positions=positions, widths=width * 0.9, patch_artist=True,
+                   manage_ticks=False, flierprops={"markersize": 1.5, "alpha": 0.4},
+                   boxprops={"facecolor": color, "alpha": 0.6, "linewidth": 0.8},
+                   medianprops={"color": "black", "linewidth": 0.9},
+                   whiskerprops={"linewidth": 0.8}, capprops={"linewidth": 0.8})
+    if reference is not None:
+        label, values = reference
+        values = np.asarray(values, dtype=float)
+        first, last = min(layers), max(layers)  # the paper's values span the same blocks
+        positions = np.linspace(first, last, len(values)) if len(values) > 1 else [last]
+        ax.plot(positions, values, linestyle="--", marker=".", color=reference_color(label),
+                label=label, zorder=4)
+        ax.legend(loc="upper right", fontsize="small")
+    ax.set_yscale("log")
+    layer_axis(ax, layers)
+    ax.set_xlim(min(layers) - 0.6, max(layers) + 0.6)
+    ax.set_xlabel("block l")
+    ax.set_ylabel("||h^(l-1)|| / ||h^(l) − h^(l-1)||\n(per sample, seeds pooled)")
+    ax.set_title("(b) residual stream against the block's update")

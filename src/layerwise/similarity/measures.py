@@ -114,6 +114,23 @@ def cos_to_last_frame(reps: torch.Tensor) -> pd.DataFrame:
                          "cos": values.ravel()})
 
 
+def norm_ratio_frame(reps: torch.Tensor) -> pd.DataFrame:
+    """Per sample, ||h^(l-1)|| / ||h^(l) - h^(l-1)|| for every block l = 1..L: the residual
+    stream entering block l against the update the block adds to it (the paper's Fig 11b, its
+    argument for why adjacent layers stay similar: a large ratio means little rotation). For
+    a post-LN model (BERT) h^(l) - h^(l-1) includes the block's final norm, so it is the
+    change of the representation rather than the block's update alone. Columns: layer,
+    sample, ratio (inf where a block changes nothing)."""
+    x = reps.double()
+    stream = x[:-1].norm(dim=-1)
+    update = (x[1:] - x[:-1]).norm(dim=-1)
+    ratio = (stream / update).numpy()
+    layers, samples = np.meshgrid(np.arange(1, ratio.shape[0] + 1), np.arange(ratio.shape[1]),
+                                  indexing="ij")
+    return pd.DataFrame({"layer": layers.ravel(), "sample": samples.ravel(),
+                         "ratio": ratio.ravel()})
+
+
 def cos_cka_agreement(similarity: pd.DataFrame) -> pd.DataFrame:
     """How well COS ranks layer pairs the way each CKA does (the paper shows this only by eye).
 

@@ -21,7 +21,8 @@ import yaml
 from jsonschema.exceptions import best_match
 
 from layerwise.errors import ConfigError
-from layerwise.data.sources import SOURCES, TEXT_SOURCES
+from layerwise.data.sources import (LM_SOURCES, LM_TEXT_DEFAULTS, SOURCES, TEXT_SOURCES,
+                                    TRAINED_TOKENIZERS)
 from layerwise.models import BACKBONES
 
 SCHEMA_PATH = Path(__file__).with_name("schema.yaml")
@@ -189,11 +190,16 @@ def _check_semantics(config: dict) -> None:
 
 
 def _fill_text_defaults(config: dict, schema: dict) -> None:
-    """Give every text dataset its `text` settings: a default only text sources have."""
-    text_schema = schema["properties"]["datasets"]["additionalProperties"]["properties"]["text"]
+    """Give every text dataset its `text` settings, a default only text sources have (a
+    language-model source its own, from LM_TEXT_DEFAULTS), and a wikitext dataset its
+    `wikitext` settings."""
+    properties = schema["properties"]["datasets"]["additionalProperties"]["properties"]
     for spec in config["datasets"].values():
-        if spec["source"] in TEXT_SOURCES and "text" not in spec:
-            spec["text"] = fill_defaults({}, text_schema)
+        source = spec["source"]
+        if source in TEXT_SOURCES and "text" not in spec:
+            spec["text"] = fill_defaults(dict(LM_TEXT_DEFAULTS.get(source, {})), properties["text"])
+        if source == "wikitext" and "wikitext" not in spec:
+            spec["wikitext"] = fill_defaults({}, properties["wikitext"])
 
 
 def _check_text(config: dict) -> None:
@@ -208,6 +214,32 @@ def _check_text(config: dict) -> None:
         if source == "glue" and "glue" not in spec:
             raise ConfigError(f"{_where(at)}: required key 'glue' is missing for source glue; "
                               "it names the task, e.g. glue: {task: sst2}")
+        if "wikitext" in spec and source != "wikitext":
+            _fail(at + ["wikitext"], spec["wikitext"], f"no wikitext settings for source {source}")
+        if source in TEXT_SOURCES:
+            _check_tokenizer(at + ["text"], spec["text"], source)
+
+
+# A trained byte-level BPE holds the 256 byte tokens and <|endoftext|> and <|pad|>.
+_BPE_BASE_VOCAB = 258
+
+
+def _check_tokenizer(at: list, text: dict, source: str) -> None:
+    """A trained tokenizer of the right kind for the source: WordPiece for classification,
+    byte-level BPE (with room for merges) for a language model."""
+    tokenizer, kind = text["tokenizer"], SOURCES[source].kind
+    wordpiece, bpe = TRAINED_TOKENIZERS["text"], TRAINED_TOKENIZERS["lm"]
+    if kind == "lm" and tokenizer == wordpiece:
+        _fail(at + ["tokenizer"], tokenizer, f"{bpe} or a transformers checkpoint name (e.g. "
+              f"gpt2) for language-model source {source}; a text block of a language-model "
+              "source must name its tokenizer")
+    if kind == "text" and tokenizer == bpe:
+        _fail(at + ["tokenizer"], tokenizer, f"{wordpiece} or a transformers checkpoint name for "
+              f"text classification source {source} ({bpe} is for language-model sources: "
+              f"{', '.join(LM_SOURCES)})")
+    if tokenizer == bpe and text["vocab_size"] <= _BPE_BASE_VOCAB:
+        _fail(at + ["vocab_size"], text["vocab_size"], f"an integer > {_BPE_BASE_VOCAB} for a "
+              f"byte-level BPE (its 256 byte tokens and 2 special tokens, plus merges)")
 
 
 def _check_models(config: dict) -> None:

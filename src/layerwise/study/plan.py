@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from functools import cached_property
 
-from layerwise.data.sources import TEXT_SOURCES, dataset_metric, paper_curves
+from layerwise.data.sources import SOURCES, dataset_metric, paper_curves
 from layerwise.models import backbone
 from layerwise.reference import reference_label
 from layerwise.similarity.measures import HEATMAPS
@@ -72,8 +72,9 @@ class StudyPlan:
 
     @cached_property
     def text_experiments(self) -> list[str]:
+        """The text classification tasks (drawn together beside the paper's Fig 8)."""
         return [name for name in self.experiments
-                if self.dataset(name)["source"] in TEXT_SOURCES]
+                if SOURCES[self.dataset(name)["source"]].kind == "text"]
 
     @cached_property
     def claim_experiments(self) -> list[str]:
@@ -92,6 +93,10 @@ class StudyPlan:
             return key, reference_label(key)
         return paper_curves(self.dataset(experiment)) or backbone(exp["model"]).reference(
             exp["model"])
+
+    def has_norm_ratio(self, experiment: str) -> bool:
+        """The residual stream against each block's update (Fig 11b) is a transformer's."""
+        return backbone(self.experiments[experiment]["model"]).transformer
 
     def has_exits(self, experiment: str) -> bool:
         """Whether early exit and saturation are evaluated: a method trains every layer's exit."""

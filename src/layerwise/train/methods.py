@@ -22,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from layerwise.data import IGNORE
+
 if TYPE_CHECKING:
     import torch
 
@@ -71,9 +73,6 @@ def layer_weights(num_layers: int, kind: str) -> torch.Tensor:
         return torch.full((num_layers,), 1.0 / num_layers)
     raise ValueError(f"aligned weights must be 'linear' or 'uniform', got {kind!r}")
 
-
-#: A target that carries no loss and no accuracy: a padding position of a token sequence.
-IGNORE = -100
 
 
 def cross_entropy(logits: torch.Tensor, targets: torch.Tensor,
