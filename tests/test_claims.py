@@ -230,8 +230,8 @@ def test_missing_inputs_are_listed_as_not_evaluated_with_a_reason(thresholds):
     assert "early-exit" in status["C6"].reason
     assert "residual_ablation" in status["C8"].reason
     table = claims.format_claims(rows)
-    assert len(table) == 8
-    assert table["verdict"].str.startswith(NOT_EVALUATED).sum() == 6
+    assert len(table) == len(claims.CLAIMS)
+    assert table["verdict"].str.startswith(NOT_EVALUATED).sum() == len(claims.CLAIMS) - 2
     json.dumps([r.to_dict() for r in rows], allow_nan=False)
 
 
@@ -281,3 +281,28 @@ def test_a_two_sided_claim_fails_on_either_side():
     assert claims.decide({0: 0.01, 1: -0.015}, "|≤|", 0.02).status == HOLDS
     assert claims.decide({0: -0.05, 1: -0.04}, "|≤|", 0.02).status == FAILS
     assert claims.decide({0: 0.05, 1: 0.04}, "|≤|", 0.02).status == FAILS
+
+
+# --- C9-C11: the rejected cosine loss and the uniform-weights ablation --------------------------
+def test_c9_aligned_lifts_intermediate_layers_more_than_the_cosine_loss(thresholds):
+    acc = accuracy({"aligned": [0.6, 0.75, 0.85, 0.9, 0.93, 0.94],
+                    "cos_regularized": [0.1, 0.12, 0.2, 0.4, 0.8, 0.95]})
+    row = claims.result("C9", "x", thresholds, lambda: claims.c9_per_seed(acc))
+    assert row.status == HOLDS
+    assert row.mean == pytest.approx(np.mean([0.5, 0.63, 0.65, 0.5, 0.13]))
+    missing = claims.result("C9", "x", thresholds,
+                            lambda: claims.c9_per_seed(accuracy({"aligned": [0.5, 0.9]})))
+    assert missing.status == NOT_EVALUATED and "cos_regularized" in missing.reason
+
+
+def test_c10_c11_uniform_weights_trade_the_last_layer_for_shallow_ones(thresholds):
+    acc = accuracy({"aligned": [0.5, 0.6, 0.7, 0.8, 0.9, 0.95],
+                    "aligned_uniform": [0.6, 0.7, 0.75, 0.8, 0.88, 0.93]})
+    shallow = claims.result("C10", "x", thresholds, lambda: claims.c10_per_seed(acc))
+    final = claims.result("C11", "x", thresholds, lambda: claims.c11_per_seed(acc))
+    assert shallow.mean == pytest.approx((0.1 + 0.1 + 0.05) / 3)   # layers 1..3 of 6
+    assert final.mean == pytest.approx(0.02)
+    assert shallow.status == final.status == HOLDS
+    flat = accuracy({"aligned": [0.5, 0.6, 0.95], "aligned_uniform": [0.4, 0.6, 0.97]})
+    assert claims.result("C11", "x", thresholds,
+                         lambda: claims.c11_per_seed(flat)).status == FAILS

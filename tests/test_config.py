@@ -60,7 +60,8 @@ def test_smoke_config_validates_on_top_of_default(default_config):
     exp = experiment_by_name(merged, "vit_digits_smoke")
     assert (exp["model"]["depth"], exp["model"]["width"], exp["model"]["heads"]) == (4, 32, 2)
     assert exp["model"]["patch_size"] == 4 and exp["train"]["epochs"] == 2
-    runs = ("standard", "aligned", "multi_exit", "standard_d2")  # methods, then the depth study
+    runs = ("standard", "aligned", "multi_exit", "aligned_uniform", "cos_regularized",
+            "standard_d2")  # methods, then the depth study
     assert [r for r in run_ids(merged) if r[0] == "vit_digits_smoke"] == [
         ("vit_digits_smoke", m, s) for m in runs for s in (0, 1)]
 
@@ -73,7 +74,7 @@ def test_minimal_config_gets_defaults():
     assert exp["model"] == {"arch": "vit", "depth": 12, "width": 64, "heads": 4,
                             "patch_size": 2, "mlp_ratio": 2.0, "head_input": "final_norm",
                             "pretrained": "", "residual": True, "input_size": None}
-    assert exp["aligned"] == {"weights": "linear", "alternate": False}
+    assert exp["aligned"] == {"weights": "linear", "alternate": True}
     assert config["datasets"]["digits"] == {"source": "sklearn_digits", "val_fraction": 0.15,
                                             "test_fraction": 0.25, "split_seed": 0}
     assert config["analysis"]["similarity_split"] == "test"
@@ -98,7 +99,7 @@ def test_defaults_fill_partial_nested_objects():
 def test_run_ids_and_experiment_lookup(default_config):
     config = validate_config(default_config)
     ids = [i for i in run_ids(config) if i[0] == "vit_digits"]
-    assert len(ids) == 15 and ids[0] == ("vit_digits", "standard", 0)  # 3 methods + 2 depths
+    assert len(ids) == 21 and ids[0] == ("vit_digits", "standard", 0)  # 5 methods + 2 depths
     assert ids[-1] == ("vit_digits", "standard_d9", 2)
     with pytest.raises(ConfigError, match="vit_digits"):
         experiment_by_name(config, "nope")

@@ -46,14 +46,14 @@ def test_a_run_spec_holds_only_what_determines_its_weights(plan, default):
 def test_runs_cover_every_method_and_seed_then_the_depth_study(plan):
     assert plan.runs("vit_digits", ["standard"]) == [("standard", 0), ("standard", 1),
                                                       ("standard", 2)]
-    assert plan.all_runs("vit_digits") == ["standard", "aligned", "multi_exit", "standard_d6",
-                                           "standard_d9"]
+    assert plan.all_runs("vit_digits") == ["standard", "aligned", "multi_exit", "aligned_uniform",
+                                           "cos_regularized", "standard_d6", "standard_d9"]
 
 
 def test_claims_cover_the_transformer_experiments_and_the_ablation_pair(plan):
     spec = plan.claims_spec()
     assert [e["name"] for e in spec["experiments"]] == ["vit_digits", "bert_rotten_tomatoes"]
-    assert spec["ablation"]["without"]["name"] == "mlp_digits_plain"
+    assert spec["ablation"]["without"]["name"] == "mlp_mnist_plain"
     assert "sweep" in spec["experiments"][0] and "sweep" not in spec["ablation"]["without"]
     files = plan.spec_files(spec)
     assert files and all(f.startswith("results/") for f in files)
@@ -66,7 +66,7 @@ def test_targets_follow_the_methods_an_experiment_trains(plan, default):
         assert f"results/figures/vit_digits/{short}_heatmaps.png" in vit
     assert "results/tables/vit_digits/multi_exit.md" in vit  # the multi-exit baseline is trained
     assert "results/figures/vit_digits/cross_model_cka.png" in vit
-    mlp = plan.experiment_targets("mlp_digits_plain")
+    mlp = plan.experiment_targets("mlp_mnist_plain")
     assert not any("exit" in t or "saturation" in t or "cross_model" in t for t in mlp)
     # aligned without the baseline: saturation and the depth study, no exit tables
     config = copy.deepcopy(default)
@@ -92,7 +92,7 @@ def test_every_final_target_is_planned_once_and_study_targets_close_it(plan):
 def test_the_paper_curves_beside_each_experiment(plan):
     assert plan.paper_reference("vit_digits")[0] == "fig4_deit_s_imagenet.test_acc"
     assert plan.paper_reference("bert_rotten_tomatoes")[0] == "sst2_acc"
-    assert plan.paper_reference("mlp_digits_plain")[0] == "fig12_mlp9_mnist.no_residual.acc"
+    assert plan.paper_reference("mlp_mnist_plain")[0] == "fig12_mlp9_mnist.no_residual.acc"
     assert plan.metric("bert_rotten_tomatoes") == "accuracy"
     assert plan.text_experiments == ["bert_rotten_tomatoes"]
 
@@ -130,3 +130,27 @@ def test_the_smoke_study_plans_every_kind_of_output(default):
     for stem in ("layerwise_accuracy", "exit_tradeoff", "saturation", "depth_study",
                  "cross_model_cka", "cos_boxplot", "adjacent_cos"):
         assert any(t.endswith(f"/{stem}.png") for t in targets), stem
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "smoke.yaml", "paper.yaml"])
+def test_shipped_configs_give_compared_methods_one_schedule(name):
+    """Every method with an alternating schedule that an experiment trains alternates alike,
+    or the experiment says why not."""
+    path = ROOT / "config" / name
+    raw = load_config_file(path)
+    if name != "config.yaml":
+        raw = merge_configs(load_config_file(ROOT / "config" / "config.yaml"), raw)
+    for exp in validate_config(raw)["experiments"]:
+        schedules = {m: METHODS[m].settings(exp)["alternate"] for m in exp["methods"]
+                     if METHODS[m].section}
+        assert len(set(schedules.values())) <= 1 or exp["schedule_reason"], (exp["name"],
+                                                                              schedules)
+
+
+def test_an_unequal_schedule_needs_a_reason(default):
+    raw = load_config_file(ROOT / "config" / "config.yaml")
+    raw["experiments"][0]["multi_exit"]["alternate"] = False
+    with pytest.raises(ConfigError, match=r"experiments\[0\]\.multi_exit\.alternate.*schedule"):
+        validate_config(raw)
+    raw["experiments"][0]["schedule_reason"] = "BERxiT's baseline as published"
+    assert validate_config(raw)["experiments"][0]["schedule_reason"]

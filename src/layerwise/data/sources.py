@@ -30,6 +30,7 @@ SOURCES = {
     "cifar10": Source("image", "layerwise.data.images:prepare_cifar", 32),
     "cifar100": Source("image", "layerwise.data.images:prepare_cifar", 32),
     "mnist": Source("image", "layerwise.data.images:prepare_mnist", 28),
+    "mnist_5k": Source("image", "layerwise.data.mnist_5k:prepare_mnist_5k", 28),
     "imagenet": Source("image", "layerwise.data.images:prepare_imagenet"),
     "rotten_tomatoes": Source("text", "layerwise.data.rotten_tomatoes:prepare_rotten_tomatoes"),
     "glue": Source("text", "layerwise.data.glue:prepare_glue", from_hub=True),

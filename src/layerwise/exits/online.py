@@ -86,7 +86,8 @@ def flop_profile(model: LayeredClassifier, example: torch.Tensor) -> FlopProfile
     return FlopProfile(embed, tuple(blocks), tuple(heads))
 
 
-def _synchronize(device: torch.device) -> None:
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work, so that a clock read after it measures that work."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -109,11 +110,11 @@ def wall_clock(model: LayeredClassifier, inputs: torch.Tensor, batch_size: int,
         runners[name] = lambda b, p=policy, t=threshold: early_exit(model, b, p, t)
 
     def one_pass(run: Callable) -> float:
-        _synchronize(device)
+        synchronize(device)
         started = time.perf_counter()
         for batch in batches:
             run(batch)
-        _synchronize(device)
+        synchronize(device)
         return time.perf_counter() - started
 
     for _ in range(warmup):

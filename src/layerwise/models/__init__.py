@@ -27,7 +27,7 @@ Violation = tuple[str, object, str]
 class Backbone:
     name: str
     wrapper: str          # "module:Class" of its LayeredClassifier, built by Class.from_spec
-    inputs: str           # the kind of dataset it reads: "image" or "text"
+    inputs: str           # the kind of dataset it reads: "image", "text" or "lm" (sources.py)
     transformer: bool     # the paper's claims C1-C7 are about transformers
     pretrained: bool      # whether `model.pretrained` can name a checkpoint to load
     resizes: bool = False  # whether `model.input_size` resizes the images inside the model
@@ -62,6 +62,12 @@ def _bert_rules(model: dict, dataset: dict, name: str, side: int | None
         yield from _heads_divide_width(model)
 
 
+def _gpt2_rules(model: dict, dataset: dict, name: str, side: int | None
+                ) -> Iterator[Violation]:
+    if not model["pretrained"]:
+        yield from _heads_divide_width(model)
+
+
 def _mlp_reference(model: dict) -> tuple[str, str]:
     """The 9-layer MLP on MNIST without or with residual connections (Fig 12)."""
     which, words = (("residual", "with") if model.get("residual", True)
@@ -78,6 +84,8 @@ BACKBONES: dict[str, Backbone] = {b.name: b for b in (
              pretrained=False, reference=_mlp_reference),
     Backbone("bert", "layerwise.models.bert:BertClassifier", inputs="text", transformer=True,
              pretrained=True, rules=_bert_rules),
+    Backbone("gpt2", "layerwise.models.gpt2:GPT2Classifier", inputs="lm", transformer=True,
+             pretrained=True, rules=_gpt2_rules),
 )}
 
 

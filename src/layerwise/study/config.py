@@ -66,6 +66,7 @@ def _registry_enums() -> dict[tuple[str, ...], list[str]]:
 
     experiment = ("properties", "experiments", "items", "properties")
     return {
+        ("properties", "datasets", "additionalProperties", "properties", "source"): list(SOURCES),
         experiment + ("model", "properties", "arch"): list(BACKBONES),
         experiment + ("methods", "items"): list(METHODS),
         ("properties", "analysis", "properties", "cka_estimators", "items"): list(ESTIMATORS),
@@ -171,6 +172,7 @@ def _check_semantics(config: dict) -> None:
         if exp["dataset"] not in config["datasets"]:
             _fail(at + ["dataset"], exp["dataset"], "one of the datasets: " + ", ".join(config["datasets"]))
         model, train = exp["model"], exp["train"]
+        _check_schedules(exp, at)
         if train["warmup_epochs"] >= train["epochs"]:
             _fail(at + ["train", "warmup_epochs"], train["warmup_epochs"],
                   f"an integer >= 0 and < epochs ({train['epochs']})")
@@ -187,6 +189,24 @@ def _check_semantics(config: dict) -> None:
         if name not in seen:
             _fail(["analysis", "residual_ablation", which], name,
                   "the name of an experiment: one of " + ", ".join(seen))
+
+
+def _check_schedules(exp: dict, at: list) -> None:
+    """Methods an experiment compares share the alternating schedule unless it says why not:
+    a comparison must not hide a difference of schedule."""
+    from layerwise.train.methods import METHODS
+
+    alternate = {}
+    for name in exp["methods"]:
+        settings = METHODS[name].settings(exp)
+        if settings is not None and "alternate" in settings:
+            alternate[name] = settings["alternate"]
+    if len(set(alternate.values())) > 1 and not exp["schedule_reason"]:
+        first, *others = alternate
+        differing = next(m for m in others if alternate[m] != alternate[first])
+        _fail(at + [METHODS[differing].section, "alternate"], alternate[differing],
+              f"{alternate[first]}, the schedule of {first}, which this experiment compares it "
+              "with (or a schedule_reason saying why they differ)")
 
 
 def _fill_text_defaults(config: dict, schema: dict) -> None:

@@ -49,8 +49,9 @@ class StudyPlan:
         model = exp["model"] if depth is None else {**exp["model"], "depth": depth}
         spec = {"experiment": experiment, "dataset": exp["dataset"], "method": method,
                 "seed": int(seed), "model": model, "train": exp["train"]}
-        if METHODS[method].settings:
-            spec[method] = exp[method]
+        settings = METHODS[method].settings(exp)
+        if settings is not None:
+            spec[method] = settings
         return spec
 
     def runs(self, experiment: str, methods=None) -> list[tuple[str, int]]:
@@ -100,8 +101,7 @@ class StudyPlan:
 
     def has_exits(self, experiment: str) -> bool:
         """Whether early exit and saturation are evaluated: a method trains every layer's exit."""
-        return any(METHODS[m].layer_logits is not None
-                   for m in self.experiments[experiment]["methods"])
+        return any(METHODS[m].trains_layers for m in self.experiments[experiment]["methods"])
 
     def exit_study(self, experiment: str) -> bool:
         """The early-exit tables and figures compare against the multi-exit baseline."""

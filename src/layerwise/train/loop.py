@@ -39,6 +39,7 @@ class TrainSpec:
     label_smoothing: float = 0.0
     weights: str = "linear"          # the method's per-layer loss weights (methods.layer_weights)
     alternate: bool = False          # every other step plain last-layer cross-entropy
+    beta: float = 0.0                # cos_regularized: weight of the cosine penalty
     augment: dict | None = None     # train.augment: crop_padding, flip, rotation_degrees
     compile: bool = False           # train.compile: torch.compile the training step
 
@@ -55,14 +56,14 @@ class TrainSpec:
                    label_smoothing=train["label_smoothing"],
                    weights=settings.get("weights", "linear"),
                    alternate=settings.get("alternate", False),
+                   beta=settings.get("beta", 0.0),
                    augment=train.get("augment"), compile=train.get("compile", False))
 
 # --- the step's loss ----------------------------------------------------------------------
 def training_loss(model: LayeredClassifier, x, y, spec: TrainSpec, step: int,
                   weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The method's loss for one batch, and the last layer's logits (for train accuracy)."""
-    return method_loss(model, x, y, spec.method, weights, spec.label_smoothing,
-                       plain=spec.alternate and step % 2 == 0)
+    return method_loss(model, x, y, spec, weights, plain=spec.alternate and step % 2 == 0)
 
 
 class StepLoss(torch.nn.Module):

@@ -5,21 +5,27 @@
   classifier, lambda_l = 2l / (L(L+1)) (`weights: linear`) or 1/L (`uniform`).
 - `multi_exit`: the paper's baseline, the same weighted sum with each layer through its own exit
   head (the last layer through the model's head).
+- `aligned_uniform`: aligned training with uniform weights whatever `aligned.weights` says (the
+  paper's Fig 15 ablation), so that both weightings can be trained side by side.
+- `cos_regularized`: the alternative the paper rejects (its Fig 14): CE(W h^(L) + b, y) +
+  beta * sum_l lambda_l (1 - cos(h^(l), h^(L))), pulling every layer's representation towards
+  the last one instead of training the shared classifier on it.
 
-A method with settings (`weights`, `alternate`) reads them from the experiment's section of
-its name; that section is part of its runs' spec, so changing it reruns only those runs. With
-`alternate`, even steps (0-based) are plain last-layer cross-entropy and odd steps the method's
-loss (BERxiT's alternating schedule), so the first step of a run is a plain one.
+A method with settings (`weights`, `alternate`, ...) reads them from the experiment's section
+named by `section` (with `overrides` on top); they are part of its runs' spec, so changing them
+reruns only those runs. With `alternate`, even steps (0-based) are plain last-layer
+cross-entropy and odd steps the method's loss (BERxiT's alternating schedule), so the first
+step of a run is a plain one.
 
-Adding a method is one record here (its loss, and whether it trains exit heads); the config
-schema's list of methods, the workflow's wildcard and every table's order come from `METHODS`.
-Importing this module does not import torch: the workflow reads the names.
+Adding a method is one record here (its loss, whether it trains exit heads, where its settings
+are); the config schema's list of methods, the workflow's wildcard and every table's order come
+from `METHODS`. Importing this module does not import torch: the workflow reads the names.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from layerwise.data import IGNORE
@@ -28,24 +34,69 @@ if TYPE_CHECKING:
     import torch
 
     from layerwise.models.base import LayeredClassifier
+    from layerwise.train.loop import TrainSpec
+
+# (model, inputs, targets, train spec, per-layer weights) -> (loss, last layer's logits)
+Loss = Callable[["LayeredClassifier", "torch.Tensor", "torch.Tensor", "TrainSpec",
+                 "torch.Tensor"], tuple["torch.Tensor", "torch.Tensor"]]
 
 
 @dataclass(frozen=True)
 class Method:
     name: str
     label: str                      # how figures and tables name it
-    # (model, layers 1..L of representations) -> (L, B, K) logits its loss weighs per layer;
-    # None: the method trains the last layer only.
-    layer_logits: Callable[[LayeredClassifier, torch.Tensor], torch.Tensor] | None = None
+    loss: Loss | None = None        # its loss on a non-plain step; None: last-layer CE only
+    trains_layers: bool = False     # its loss reads every layer through an exit (the study
+                                    # evaluates early exit and saturation for it)
     exit_heads: bool = False        # layers 1..L-1 get a classifier of their own
-    settings: bool = False          # the experiment has a section of this name (weights, ...)
+    section: str | None = None      # the experiment key holding its settings
+    overrides: dict = field(default_factory=dict)   # settings it fixes whatever the section says
+
+    def settings(self, experiment: dict) -> dict | None:
+        """Its settings in an experiment (the run spec's entry under its name), or None."""
+        if self.section is None:
+            return None
+        return {**experiment[self.section], **self.overrides}
+
+
+def _layerwise_ce(layer_logits) -> Loss:
+    """The weighted CE over layers 1..L of the logits `layer_logits(model, reps)` gives."""
+    def loss(model, x, y, spec, weights):
+        # Layer 0 (the embedding) carries no loss, so its logits are never computed.
+        logits = layer_logits(model, model.layer_representations(x)[1:])
+        return aligned_loss(logits, y, weights, spec.label_smoothing), logits[-1]
+    return loss
+
+
+def _shared_head(model, reps):
+    return model.layer_logits(reps)
+
+
+def _own_heads(model, reps):
+    return model.layer_exit_logits(reps)
+
+
+def _cos_regularized(model, x, y, spec, weights):
+    """CE of the last layer plus beta times the weighted mean cosine distance of every layer's
+    representation to the last layer's."""
+    import torch.nn.functional as F
+
+    reps = model.layer_representations(x)[1:]
+    logits = model.classify(reps[-1], model.num_layers)
+    distance = 1 - F.cosine_similarity(reps.float(), reps[-1:].float(), dim=-1)  # (L, B, ...)
+    penalty = (weights.to(distance.device) * distance.flatten(1).mean(dim=1)).sum()
+    return cross_entropy(logits, y, spec.label_smoothing) + spec.beta * penalty, logits
 
 
 METHODS: dict[str, Method] = {m.name: m for m in (
     Method("standard", "standard"),
-    Method("aligned", "aligned", lambda model, reps: model.layer_logits(reps), settings=True),
-    Method("multi_exit", "multi-exit", lambda model, reps: model.layer_exit_logits(reps),
-           exit_heads=True, settings=True),
+    Method("aligned", "aligned", _layerwise_ce(_shared_head), trains_layers=True,
+           section="aligned"),
+    Method("multi_exit", "multi-exit", _layerwise_ce(_own_heads), trains_layers=True,
+           exit_heads=True, section="multi_exit"),
+    Method("aligned_uniform", "aligned, uniform λ", _layerwise_ce(_shared_head),
+           trains_layers=True, section="aligned", overrides={"weights": "uniform"}),
+    Method("cos_regularized", "cos-regularized", _cos_regularized, section="cos_regularized"),
 )}
 
 
@@ -110,14 +161,12 @@ def correct_and_counted(logits: torch.Tensor, targets: torch.Tensor) -> tuple[in
     return int(((logits.argmax(-1) == targets) & counted).sum()), int(counted.sum())
 
 
-def method_loss(model: LayeredClassifier, x, y, name: str, weights: torch.Tensor,
-                label_smoothing: float, plain: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """One batch's loss under method `name` (or plain last-layer CE when `plain`), and the last
-    layer's logits (for train accuracy)."""
-    record = method(name)
-    if plain or record.layer_logits is None:
+def method_loss(model: LayeredClassifier, x, y, spec: TrainSpec, weights: torch.Tensor,
+                plain: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """One batch's loss under the spec's method (or plain last-layer CE when `plain`), and the
+    last layer's logits (for train accuracy)."""
+    record = method(spec.method)
+    if plain or record.loss is None:
         logits = model(x)
-        return cross_entropy(logits, y, label_smoothing), logits
-    # Layer 0 (the embedding) carries no loss, so its logits are never computed.
-    logits = record.layer_logits(model, model.layer_representations(x)[1:])
-    return aligned_loss(logits, y, weights, label_smoothing), logits[-1]
+        return cross_entropy(logits, y, spec.label_smoothing), logits
+    return record.loss(model, x, y, spec, weights)

@@ -1,0 +1,125 @@
+"""The transformers GPT-2 behind the backbone interface, checked against its own forward pass."""
+
+import pytest
+import torch
+
+from layerwise.models import BACKBONES, build_model, build_run_model
+from layerwise.models.gpt2 import GPT2Classifier, GPT2State
+
+SPEC = dict(arch="gpt2", depth=3, width=32, heads=4, mlp_ratio=2.0, head_input="raw",
+            pretrained="")
+VOCAB, LENGTH = 50, 16
+INFO = dict(vocab_size=VOCAB, num_classes=VOCAB, max_length=LENGTH, pad_id=0)
+
+
+def make(head_input="raw", seed=0, **spec):
+    torch.manual_seed(seed)
+    return build_model({**SPEC, "head_input": head_input, **spec}, INFO).eval()
+
+
+def tokens(batch=3, length=LENGTH, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randint(1, VOCAB, (batch, length), generator=generator)
+
+
+def test_layers_match_transformers_hidden_states():
+    model, ids = make(), tokens()
+    reps = model.layer_representations(ids)
+    assert reps.shape == (SPEC["depth"] + 1, 3, LENGTH, SPEC["width"])
+    own = model.model(ids, output_hidden_states=True)
+    for layer in range(SPEC["depth"]):
+        torch.testing.assert_close(reps[layer], own.hidden_states[layer], rtol=0, atol=1e-6)
+    # transformers' last entry is after ln_f
+    torch.testing.assert_close(model.final_norm(reps[-1]), own.hidden_states[-1],
+                               rtol=0, atol=1e-6)
+    torch.testing.assert_close(model.classify(reps[-1], SPEC["depth"]), own.logits,
+                               rtol=0, atol=1e-6)
+    torch.testing.assert_close(model(ids), own.logits, rtol=0, atol=1e-6)
+
+
+def test_the_shared_head_is_the_tied_lm_head():
+    model = make()
+    assert model.model.lm_head.weight is model.model.transformer.wte.weight
+    assert model.model.lm_head.bias is None
+    assert model.head_input == "raw"
+
+
+@pytest.mark.parametrize("head_input", ["raw", "final_norm"])
+def test_intermediate_layers_reach_lm_head_with_or_without_ln_f(head_input):
+    model, ids = make(head_input), tokens()
+    reps = model.layer_representations(ids)
+    logits = model.layer_logits(reps)
+    lm_head, ln_f = model.model.lm_head, model.model.transformer.ln_f
+    for layer in range(SPEC["depth"]):
+        h = reps[layer] if head_input == "raw" else ln_f(reps[layer])
+        torch.testing.assert_close(logits[layer], lm_head(h))
+        torch.testing.assert_close(model.classify(reps[layer], layer), lm_head(h))
+    torch.testing.assert_close(logits[-1], model(ids))  # the model's own output either way
+
+
+def test_a_locally_saved_checkpoint_loads_as_the_pretrained_model(tmp_path):
+    saved, ids = make(), tokens()
+    saved.model.save_pretrained(tmp_path)
+    loaded = make(pretrained=str(tmp_path), depth=1, width=8, heads=3)  # size from checkpoint
+    assert (loaded.num_layers, loaded.width) == (SPEC["depth"], SPEC["width"])
+    torch.testing.assert_close(loaded(ids), saved(ids), rtol=0, atol=0)
+
+
+def test_right_padding_leaves_real_positions_unchanged():
+    model, ids = make(), tokens()
+    padded = ids.clone()
+    padded[1, 9:], padded[2, 4:] = 0, 0
+    full, short = model.layer_representations(ids), model.layer_representations(padded)
+    torch.testing.assert_close(short[:, 1, :9], full[:, 1, :9], rtol=0, atol=1e-6)
+    torch.testing.assert_close(short[:, 2, :4], full[:, 2, :4], rtol=0, atol=1e-6)
+
+
+def test_multi_exit_heads_are_bias_free_and_vocabulary_wide():
+    torch.manual_seed(0)
+    model = build_run_model({"method": "multi_exit", "model": SPEC}, INFO).eval()
+    assert len(model.exit_heads) == SPEC["depth"] - 1
+    for head in model.exit_heads:
+        assert isinstance(head, torch.nn.Linear) and head.bias is None
+        assert (head.in_features, head.out_features) == (SPEC["width"], VOCAB)
+        assert 0.01 < head.weight.std().item() < 0.03
+    ids = tokens()
+    logits = model.layer_exit_logits(model.layer_representations(ids))
+    assert logits.shape == (SPEC["depth"] + 1, 3, LENGTH, VOCAB)
+    torch.testing.assert_close(logits[-1], model.model(ids).logits)
+
+
+def test_cached_stepping_matches_the_whole_sequence():
+    model, ids = make(), tokens(batch=1)
+    whole = model.layer_representations(ids)[-1]
+    cache, steps = model.new_cache(), []
+    for chunk in (ids[:, :5], *ids[:, 5:].split(1, dim=1)):
+        state = model.embed(chunk, cache)
+        for index in range(model.num_layers):
+            state = model.block(index, state, cache)
+        steps.append(state.hidden)
+    torch.testing.assert_close(torch.cat(steps, dim=1), whole, rtol=0, atol=1e-5)
+
+
+def test_fill_cache_writes_the_keys_and_values_the_block_would():
+    model, ids = make(), tokens(batch=2, length=6)
+    state = model.embed(ids)
+    ran, filled = model.new_cache(), model.new_cache()
+    model.block(1, state, ran)
+    model.fill_cache(1, state, filled)
+    torch.testing.assert_close(filled.layers[1].keys, ran.layers[1].keys)
+    torch.testing.assert_close(filled.layers[1].values, ran.layers[1].values)
+
+
+def test_state_compaction_keeps_samples():
+    state = make().embed(tokens())
+    assert isinstance(state, GPT2State) and state.shape == (3, LENGTH, SPEC["width"])
+    assert torch.equal(state[torch.tensor([2])].hidden, state.hidden[2:])
+
+
+def test_the_record_checks_heads_only_for_a_new_model():
+    rules = BACKBONES["gpt2"].rules
+    assert BACKBONES["gpt2"].inputs == "lm" and BACKBONES["gpt2"].reference(SPEC) is None
+    assert not list(rules(SPEC, {}, "lm", None))
+    assert [v[0] for v in rules({**SPEC, "heads": 5}, {}, "lm", None)] == ["width"]
+    assert not list(rules({**SPEC, "heads": 5, "pretrained": "gpt2"}, {}, "lm", None))
+    assert isinstance(make(), GPT2Classifier)
