@@ -1,5 +1,6 @@
 """Layer-wise accuracy of an experiment's runs beside its shallower standard models (paper
-Fig 5), and the effective depth of every run on train and test."""
+Fig 5), their validation accuracy per epoch from the training logs, and the effective depth of
+every run on train and test."""
 
 import argparse
 
@@ -16,8 +17,11 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--run", action="append", nargs=3, required=True,
                         metavar=("RUN", "SEED", "ACCURACY_CSV"))
+    parser.add_argument("--log", action="append", nargs=3, default=[],
+                        metavar=("RUN", "SEED", "TRAIN_LOG_CSV"))
     parser.add_argument("--epsilon", type=float, required=True)
     parser.add_argument("--accuracy-out", required=True)
+    parser.add_argument("--val-curves-out", required=True)
     parser.add_argument("--effective-depth-out", required=True)
     parser.add_argument("--table", required=True, help="table stem (.csv, .md, .tex are written)")
     args = parser.parse_args(argv)
@@ -28,6 +32,11 @@ def main(argv=None):
     depths = effective_depths(accuracy, args.epsilon)
     write_csv(args.accuracy_out, accuracy)
     write_csv(args.effective_depth_out, depths)
+    curves = [pd.read_csv(path)[["epoch", "val_accuracy"]].assign(run=run, seed=int(seed))
+              for run, seed, path in args.log]
+    write_csv(args.val_curves_out, pd.concat(curves, ignore_index=True)[
+        ["run", "seed", "epoch", "val_accuracy"]] if curves else
+        pd.DataFrame(columns=["run", "seed", "epoch", "val_accuracy"]))
     table = effective_depth_table(depths)
     write_table(table, args.table,
                 f"Effective depth: the first layer whose accuracy reaches 1 - ε (else L), and "

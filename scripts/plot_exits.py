@@ -18,6 +18,7 @@ def main(argv=None):
     parser.add_argument("--data", required=True, help="the summary table the figure draws")
     parser.add_argument("--similarity", help="the experiment's similarity.csv (saturation)")
     parser.add_argument("--epsilon", type=float, help="effective-depth epsilon (depth_study)")
+    parser.add_argument("--val-curves", help="depth_study: validation accuracy per epoch")
     parser.add_argument("--split", default="test")
     parser.add_argument("--pdf", required=True)
     parser.add_argument("--png", required=True)
@@ -34,7 +35,8 @@ def main(argv=None):
                                 f"{name}: saturation layer of each test sample")
     else:
         fig = depth_study_figure(data, args.epsilon, args.split,
-                                 f"{name}: layer-wise {args.split} accuracy by model depth")
+                                 f"{name}: layer-wise {args.split} accuracy by model depth",
+                                 None if args.val_curves is None else pd.read_csv(args.val_curves))
     save_figure(fig, args.pdf, args.png)
 
 

@@ -20,7 +20,7 @@ from layerwise.io import save_tensors, write_csv, write_json
 from layerwise.models import build_run_model
 from layerwise.provenance import config_hash, provenance
 from layerwise.seeding import seed_everything
-from layerwise.train.loop import TrainSpec, train
+from layerwise.train.loop import TrainSpec, remove_checkpoint, train
 
 
 def main(argv=None):
@@ -66,6 +66,9 @@ def main(argv=None):
                                                wall_seconds=round(time.time() - started, 2),
                                                final_val_accuracy=log[-1]["val_accuracy"],
                                                processes=shard.world))
+        # The run is complete: its resumable state is no longer needed (a job killed before
+        # this point keeps it and resumes from it).
+        remove_checkpoint(Path(args.checkpoint))
     finally:
         distributed.shutdown()
 

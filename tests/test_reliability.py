@@ -109,6 +109,7 @@ def test_killed_training_resumes_to_identical_results(digits, uninterrupted, tmp
                             env={**os.environ, "KILL_AT": kill_at})
     assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()[-2000:]
     assert not (tmp_path / "model.safetensors").exists()
+    assert (tmp_path / "ckpt.pt").exists()  # what the restarted job resumes from
 
     resumed = subprocess.run(train_command(digits, tmp_path), capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
@@ -116,6 +117,8 @@ def test_killed_training_resumes_to_identical_results(digits, uninterrupted, tmp
     assert (tmp_path / "model.safetensors").read_bytes() == \
         (uninterrupted / "model.safetensors").read_bytes()
     assert not list(tmp_path.glob(".*.tmp"))  # what the killed writer left is cleaned up
+    assert not (tmp_path / "ckpt.pt").exists()  # a finished run keeps no checkpoint
+    assert not (uninterrupted / "ckpt.pt").exists()
     pd.testing.assert_frame_equal(without_timing(tmp_path / "log.csv"),
                                   without_timing(uninterrupted / "log.csv"))
 

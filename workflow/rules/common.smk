@@ -91,10 +91,10 @@ def summarize_args(w):
         for m, s in PLAN.runs(w.experiment))
 
 
-def run_args(w, patterns, runs=None):
-    """--run NAME SEED FILE... for every run of the experiment, one file per pattern, quoted."""
+def run_args(w, patterns, runs=None, flag="--run"):
+    """FLAG NAME SEED FILE... for every run of the experiment, one file per pattern, quoted."""
     return " ".join(
-        f"--run {shlex.quote(name)} {seed} " + " ".join(
+        f"{flag} {shlex.quote(name)} {seed} " + " ".join(
             shlex.quote(p.format(experiment=w.experiment, method=name, seed=seed))
             for p in patterns)
         for name, seed in PLAN.runs(w.experiment, runs))

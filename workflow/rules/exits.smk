@@ -1,4 +1,4 @@
-# Early exit, saturation and effective depth (BRIEF sections 5 and 6): per run, the threshold
+# Early exit, saturation and effective depth (docs/method.md §6, §7): per run, the threshold
 # sweep and operating points from the stored exit logits and wall-clock timing of the trained
 # model at those points (one job, as a process start costs more than the work); per
 # experiment, the summaries, tables and figures. Depth-study runs (standard_d<depth>)
@@ -84,10 +84,13 @@ rule summarize_exits:
 
 rule depth_study:
     input:
-        lambda w: experiment_runs(w.experiment, rules.analyze_run.output.accuracy,
-                                  PLAN.all_runs(w.experiment)),
+        accuracy=lambda w: experiment_runs(w.experiment, rules.analyze_run.output.accuracy,
+                                           PLAN.all_runs(w.experiment)),
+        logs=lambda w: experiment_runs(w.experiment, rules.train.output.log,
+                                       PLAN.all_runs(w.experiment)),
     output:
         accuracy=f"{EXIT_SUMMARY}/depth_study_accuracy.csv",
+        val_curves=f"{EXIT_SUMMARY}/depth_study_val_accuracy.csv",
         effective_depth=f"{EXIT_SUMMARY}/effective_depth.csv",
         table=table_in_report(multiext(f"{RESULTS}/tables/{{experiment}}/effective_depth",
                                        ".csv", ".md", ".tex"),
@@ -95,6 +98,8 @@ rule depth_study:
     params:
         runs=lambda w: run_args(w, [rules.analyze_run.output.accuracy],
                                 PLAN.all_runs(w.experiment)),
+        logs=lambda w: run_args(w, [rules.train.output.log], PLAN.all_runs(w.experiment),
+                                flag="--log"),
         epsilon=config["analysis"]["effective_depth_epsilon"],
         table=lambda w: f"{RESULTS}/tables/{w.experiment}/effective_depth",
     log:
@@ -107,8 +112,9 @@ rule depth_study:
         mem_mb=2000,
         runtime=10,
     shell:
-        "python scripts/depth_study.py {params.runs} --epsilon {params.epsilon:q}"
-        " --accuracy-out {output.accuracy:q} --effective-depth-out {output.effective_depth:q}"
+        "python scripts/depth_study.py {params.runs} {params.logs} --epsilon {params.epsilon:q}"
+        " --accuracy-out {output.accuracy:q} --val-curves-out {output.val_curves:q}"
+        " --effective-depth-out {output.effective_depth:q}"
         " --table {params.table:q} > {log:q} 2>&1"
 
 
@@ -188,7 +194,8 @@ rule figure_saturation:
 
 rule figure_depth_study:
     input:
-        rules.depth_study.output.accuracy,
+        accuracy=rules.depth_study.output.accuracy,
+        val_curves=rules.depth_study.output.val_curves,
     output:
         pdf=f"{RESULTS}/figures/{{experiment}}/depth_study.pdf",
         png=in_report(f"{RESULTS}/figures/{{experiment}}/depth_study.png", "depth_study",
@@ -206,5 +213,6 @@ rule figure_depth_study:
         runtime=10,
     shell:
         "python scripts/plot_exits.py depth_study --experiment {wildcards.experiment:q}"
-        " --data {input:q} --epsilon {params.epsilon:q} --split train"
+        " --data {input.accuracy:q} --val-curves {input.val_curves:q}"
+        " --epsilon {params.epsilon:q} --split train"
         " --pdf {output.pdf:q} --png {output.png:q} > {log:q} 2>&1"

@@ -1,4 +1,4 @@
-"""The paper's claims (BRIEF section 8), one record each: adding a claim is adding its record to
+"""The paper's claims (docs/method.md §8), one record each: adding a claim is adding its record to
 CLAIMS (and its per-seed statistic here), which the evaluation, the paper values and the table
 all iterate.
 

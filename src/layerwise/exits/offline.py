@@ -1,5 +1,5 @@
 """Early exit on stored per-layer logits: the threshold sweep, the choice of an operating point,
-and the speed-up and FLOPs of an exit pattern (BRIEF section 5).
+and the speed-up and FLOPs of an exit pattern (docs/method.md §6).
 
 Everything here reads exit logits of layers 1..L stacked as (L, N, K), as extraction stores them
 (each layer's own head in a multi-exit model, the shared head otherwise); real early-exit

@@ -1,4 +1,4 @@
-"""Saturation events and effective depth (BRIEF section 6).
+"""Saturation events and effective depth (docs/method.md §7).
 
 The saturation layer of a sample is the smallest layer l such that the prediction at l equals
 the prediction at every later layer up to L: the layer from which the model's own final

@@ -7,7 +7,7 @@ representation of layer l is the [CLS] hidden state after layer l: `hidden_state
 transformers' `output_hidden_states` (layer 0: the embedding output). The tests check both that
 and the logits against transformers' own forward pass.
 
-Decisions (BRIEF section 3):
+Decisions (docs/method.md §4):
 - The pooler belongs to the shared head. `BertForSequenceClassification` never classifies the raw
   [CLS] vector: its classifier path is classifier(dropout(tanh(W_p h + b_p))), and the paper's
   "last-layer classifier" is that path, applied unchanged to every layer's [CLS] vector.

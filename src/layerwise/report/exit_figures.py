@@ -96,8 +96,9 @@ def exit_counts_figure(counts: pd.DataFrame, title: str) -> Figure:
 
 def saturation_figure(saturation: pd.DataFrame, similarity: pd.DataFrame, title: str) -> Figure:
     """Per method, the fraction of samples whose prediction saturates at each layer (bars), its
-    cumulative sum (line) and, on a second axis, COS(l, L) (centered); a last panel overlays
-    the cumulative curves of all methods (the paper's Figs 1c, 3 and 6)."""
+    cumulative sum (line) and COS(l, L) (centered, dashed, on the same [0, 1] scale, so no
+    second axis crowds the next panel); a last panel overlays the cumulative curves of all
+    methods (the paper's Figs 1c, 3 and 6)."""
     last = int(saturation["saturation_layer"].max())
     hist = (saturation.groupby(["method", "seed"])["saturation_layer"]
             .value_counts(normalize=True).rename("fraction").reset_index())
@@ -110,21 +111,18 @@ def saturation_figure(saturation: pd.DataFrame, similarity: pd.DataFrame, title:
             ax.bar(grid.columns, grid.mean().to_numpy(), color=color, alpha=0.55)
             ax.plot(grid.columns, grid.cumsum(axis=1).mean().to_numpy(), color=color,
                     marker="o", markersize=4)
-            ax.set_ylim(0.0, 1.0)
             ax.set_title(method_label(method), color=color)
             layer_axis(ax, list(grid.columns))
             cos = similarity[(similarity["method"] == method) &
                              (similarity["measure"] == "cos")]
+            low = 0.0
             if not cos.empty:
-                twin = ax.twinx()
                 stats = mean_band(similarity_to_last(cos, "cos", last), "layer", "value")
-                twin.plot(stats["layer"], stats["mean"], color="black", linestyle="--",
-                          marker="s", markersize=3)
-                twin.set_ylim(min(0.0, float(stats["mean"].min())), 1.0)
-                twin.grid(False)
-                if method == methods[-1]:
-                    twin.set_ylabel(f"COS(l, {last}) (centered, dashed)")
-        axes[0].set_ylabel("fraction of test samples")
+                ax.plot(stats["layer"], stats["mean"], color="black", linestyle="--",
+                        marker="s", markersize=3)
+                low = min(0.0, float(stats["mean"].min()) - 0.05)
+            ax.set_ylim(low, 1.0)
+        axes[0].set_ylabel(f"fraction of test samples\nand COS(l, {last}) (dashed)")
         for method in methods:
             grid = _per_layer(hist[hist["method"] == method], last).cumsum(axis=1)
             axes[-1].plot(grid.columns, grid.mean().to_numpy(), color=method_color(method),
@@ -137,7 +135,7 @@ def saturation_figure(saturation: pd.DataFrame, similarity: pd.DataFrame, title:
         keys = [Patch(color=grey, alpha=0.55, label="saturating at layer l (bars)"),
                 Line2D([], [], color=grey, marker="o", label="saturated by layer l (cumulative)"),
                 Line2D([], [], color="black", linestyle="--", marker="s", markersize=3,
-                       label=f"COS(l, {last}), right axis")]
+                       label=f"COS(l, {last}), centered (dashed)")]
         handles, _ = axes[-1].get_legend_handles_labels()
         fig.legend(handles=keys + handles, loc="outside lower center", ncols=3)
     return fig
@@ -168,18 +166,22 @@ def _run_styles(runs: list[str]) -> dict[str, tuple[str, str, str]]:
     return styles
 
 
-def depth_study_figure(accuracy: pd.DataFrame, epsilon: float, split: str, title: str
-                       ) -> Figure:
+def depth_study_figure(accuracy: pd.DataFrame, epsilon: float, split: str, title: str,
+                       val_curves: pd.DataFrame | None = None) -> Figure:
     """Layer-wise accuracy of the standard models of every depth and the aligned model (mean
     and sd over seeds), the 1 - epsilon line, and a star at each model's effective depth (of
     its mean curve): the paper's Fig 5. Multi-exit runs, read through their own heads, are
-    left out."""
+    left out. With `val_curves` (run, seed, epoch, val_accuracy from the training logs), a
+    second panel draws each model's validation accuracy per epoch (Fig 5's second panel)."""
     data = accuracy[(accuracy["split"] == split) & (accuracy["layer"] >= 1)]
     data = data[data["run"].map(lambda r: split_run_name(r)[0] in ("standard", "aligned"))]
     runs = sorted(data["run"].unique(), key=lambda r: (split_run_name(r)[1] or 10**6,
                                                        r != "standard"))
     with theme():
-        fig, ax = plt.subplots(figsize=(6.4, 4.2), layout="constrained")
+        if val_curves is None:
+            fig, ax = plt.subplots(figsize=(6.4, 4.2), layout="constrained")
+        else:
+            fig, (ax, right) = plt.subplots(1, 2, figsize=(12.4, 4.4), layout="constrained")
         styles = _run_styles(runs)
         for run in runs:
             color, marker, label = styles[run]
@@ -194,6 +196,26 @@ def depth_study_figure(accuracy: pd.DataFrame, epsilon: float, split: str, title
         layer_axis(ax, sorted(data["layer"].unique()))
         ax.set_ylim(0.0, 1.02)
         ax.set_ylabel(f"{split} accuracy (mean ± 1 sd over seeds)")
-        ax.set_title(title)
+        if val_curves is None:
+            ax.set_title(title)
+        else:
+            ax.set_title(f"(a) layer-wise {split} accuracy")
+            _val_accuracy_panel(right, val_curves, runs, styles)
+            fig.suptitle(title)
         legend_below(fig, ax)
     return fig
+
+
+def _val_accuracy_panel(ax, val_curves: pd.DataFrame, runs: list[str], styles: dict) -> None:
+    """Validation accuracy of each model after every epoch, mean and sd over seeds."""
+    for run in runs:
+        rows = val_curves[val_curves["run"] == run]
+        if rows.empty:
+            continue
+        color, marker, _ = styles[run]
+        draw_band(ax, mean_band(rows, "epoch", "val_accuracy"), "epoch", color=color,
+                  marker=marker)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation accuracy (mean ± 1 sd over seeds)")
+    ax.set_ylim(0.0, 1.02)
+    ax.set_title("(b) validation accuracy per epoch")

@@ -103,7 +103,8 @@ def mean_band(frame: pd.DataFrame, x: str, y: str, band: str = "sd") -> pd.DataF
     return stats[[x, "mean", "lo", "hi", "n"]]
 
 
-def draw_band(ax, stats: pd.DataFrame, x: str, *, color, label: str, marker: str = "o") -> None:
+def draw_band(ax, stats: pd.DataFrame, x: str, *, color, label: str | None = None,
+              marker: str = "o") -> None:
     """A mean line with markers and a shaded band, as returned by :func:`mean_band`."""
     ax.fill_between(stats[x], stats["lo"], stats["hi"], color=color, alpha=0.2, linewidth=0)
     ax.plot(stats[x], stats["mean"], color=color, marker=marker, markersize=5, linewidth=1.8,

@@ -1,7 +1,8 @@
 """The paper's image augmentation, applied on the device to whole batches.
 
-BRIEF section 7: random crop with padding, horizontal flip and rotation within +/- degrees
-(torchvision's RandomCrop(padding), RandomHorizontalFlip, RandomRotation, in that order). Here
+The paper's vision augmentation (docs/method.md §5): random crop with padding, horizontal flip
+and rotation within +/- degrees (torchvision's RandomCrop(padding), RandomHorizontalFlip,
+RandomRotation, in that order). Here
 the three are one affine resampling of the batch where it lives, so a dataset resident on the
 GPU is augmented there and a streamed one right after its copy to the device.
 

@@ -137,6 +137,12 @@ def save_checkpoint(path: Path, state: dict) -> None:
         torch.save(state, tmp)
 
 
+def remove_checkpoint(path: Path) -> None:
+    """Delete a finished run's checkpoint: its final weights are written, so nothing resumes
+    from it, and a study's checkpoints would otherwise stay on disk after every run ended."""
+    path.unlink(missing_ok=True)
+
+
 def load_checkpoint(path: Path, spec_hash: str) -> dict | None:
     """The checkpoint at `path` if it belongs to this run spec, else None (start afresh)."""
     remove_stale_temporaries(path)
