@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from layerwise.models import build_model
-from layerwise.models.bert import BertClassifier, BertState
+from layerwise.models.base import MaskedState
+from layerwise.models.bert import BertClassifier
 from layerwise.train.loop import TrainSpec, training_loss
 from layerwise.train.methods import layer_weights
 
@@ -80,7 +81,7 @@ def test_state_compaction_keeps_hidden_states_and_masks_together():
     state = model.embed(x)
     assert state.shape[0] == 4 and state.device == x.device
     kept = state[torch.tensor([1, 3])]
-    assert isinstance(kept, BertState)
+    assert isinstance(kept, MaskedState)
     full = model.block(0, state)
     torch.testing.assert_close(model.block(0, kept).hidden, full.hidden[[1, 3]])
 

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from layerwise.models import BACKBONES, build_model, build_run_model
-from layerwise.models.gpt2 import GPT2Classifier, GPT2State
+from layerwise.models.base import MaskedState
+from layerwise.models.gpt2 import GPT2Classifier
 
 SPEC = dict(arch="gpt2", depth=3, width=32, heads=4, mlp_ratio=2.0, head_input="raw",
             pretrained="")
@@ -112,7 +113,7 @@ def test_fill_cache_writes_the_keys_and_values_the_block_would():
 
 def test_state_compaction_keeps_samples():
     state = make().embed(tokens())
-    assert isinstance(state, GPT2State) and state.shape == (3, LENGTH, SPEC["width"])
+    assert isinstance(state, MaskedState) and state.shape == (3, LENGTH, SPEC["width"])
     assert torch.equal(state[torch.tensor([2])].hidden, state.hidden[2:])
 
 

@@ -28,16 +28,17 @@ def test_dry_run_plans_every_run(fresh_project, extra):
     runs = planned_runs(config_file)
     assert counts["train"] == counts["extract"] == counts["analyze_run"] == runs
     datasets = {e["dataset"] for e in yaml.safe_load(config_file.read_text())["experiments"]}
-    assert counts["prepare_data"] == len(datasets) == 2 and counts["all"] == 1  # digits, text
+    # digits, review snippets, MNIST
+    assert counts["prepare_data"] == len(datasets) == 3 and counts["all"] == 1
 
 
 def test_one_figure_asks_for_exactly_the_jobs_it_needs(fresh_project):
     target = f"results/figures/{SMOKE}/layerwise_accuracy.png"
     run = snakemake(fresh_project, "-n", target, "--configfile", "config/smoke.yaml")
     assert run.returncode == 0, run.stderr
-    assert job_counts(run.stdout) == {"prepare_data": 1, "train": 6, "extract": 6,
-                                      "analyze_run": 6, "summarize": 1,
-                                      "figure_layerwise_accuracy": 1}
+    assert job_counts(run.stdout) == {"prepare_data": 1, "train": 10, "extract": 10,
+                                      "analyze_run": 10, "summarize": 1,
+                                      "figure_layerwise_accuracy": 1}  # 5 methods x 2 seeds
 
 
 def test_lint_reports_nothing(fresh_project):

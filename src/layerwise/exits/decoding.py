@@ -17,7 +17,6 @@ so that each generated token has an exit decision.
 from __future__ import annotations
 
 import statistics
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -25,7 +24,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from layerwise.exits.offline import speedup
-from layerwise.exits.online import synchronize
+from layerwise.exits.online import time_pass
 from layerwise.exits.policies import OnlineRule, lookup
 from layerwise.models.base import LayeredClassifier
 
@@ -122,15 +121,6 @@ def agreement(tokens: list[torch.Tensor], reference: list[torch.Tensor]) -> tupl
     return prefix / total, equal / total
 
 
-def _seconds(run: Callable, prompts: list[torch.Tensor], device: torch.device) -> float:
-    synchronize(device)
-    started = time.perf_counter()
-    for prompt in prompts:
-        run(prompt)
-    synchronize(device)
-    return time.perf_counter() - started
-
-
 @torch.no_grad()
 def time_decoding(model: LayeredClassifier, prompts: list[torch.Tensor], steps: int,
                   policy: str, threshold: float, warmup: int = 1, repeats: int = 3) -> dict:
@@ -148,11 +138,11 @@ def time_decoding(model: LayeredClassifier, prompts: list[torch.Tensor], steps: 
                "early_exit": lambda p: early_exit_decode(model, p, steps, policy, threshold)}
     for _ in range(warmup):
         for run in runners.values():
-            _seconds(run, prompts, device)
+            time_pass(run, prompts, device)
     rounds: dict[str, list[float]] = {name: [] for name in runners}
     for _ in range(repeats):
         for name, run in runners.items():
-            rounds[name].append(_seconds(run, prompts, device))
+            rounds[name].append(time_pass(run, prompts, device))
     seconds = {name: statistics.median(values) for name, values in rounds.items()}
 
     decoded = [early_exit_decode(model, p, steps, policy, threshold) for p in prompts]

@@ -92,6 +92,16 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def time_pass(run: Callable, items, device: torch.device) -> float:
+    """Wall-clock seconds of `run` on every item in turn, the device synchronized around it."""
+    synchronize(device)
+    started = time.perf_counter()
+    for item in items:
+        run(item)
+    synchronize(device)
+    return time.perf_counter() - started
+
+
 @torch.no_grad()
 def wall_clock(model: LayeredClassifier, inputs: torch.Tensor, batch_size: int,
                exits: dict[str, tuple[str, float]], warmup: int = 1, repeats: int = 3
@@ -110,12 +120,7 @@ def wall_clock(model: LayeredClassifier, inputs: torch.Tensor, batch_size: int,
         runners[name] = lambda b, p=policy, t=threshold: early_exit(model, b, p, t)
 
     def one_pass(run: Callable) -> float:
-        synchronize(device)
-        started = time.perf_counter()
-        for batch in batches:
-            run(batch)
-        synchronize(device)
-        return time.perf_counter() - started
+        return time_pass(run, batches, device)
 
     for _ in range(warmup):
         for run in runners.values():

@@ -16,10 +16,38 @@ layer's own head when the model has them, the shared classifier otherwise.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
 HEAD_INPUTS = ("final_norm", "raw")
+
+
+@dataclass(frozen=True)
+class MaskedState:
+    """What flows between the blocks of a transformers model: the token states and the
+    attention mask built for them (None where nothing is masked, or where the attention kernel
+    applies causality itself).
+
+    It answers the tensor operations early exit applies to a hidden state: `shape`, `device`, and
+    `state[index]`, which keeps the samples `index` selects (compaction) in both parts.
+    """
+
+    hidden: torch.Tensor                     # (B, T, d)
+    attention_mask: torch.Tensor | None      # as transformers builds it
+
+    @property
+    def shape(self) -> torch.Size:
+        return self.hidden.shape
+
+    @property
+    def device(self) -> torch.device:
+        return self.hidden.device
+
+    def __getitem__(self, index) -> "MaskedState":
+        mask = None if self.attention_mask is None else self.attention_mask[index]
+        return MaskedState(self.hidden[index], mask)
 
 
 class LayeredClassifier(nn.Module):

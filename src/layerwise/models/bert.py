@@ -17,37 +17,11 @@ Decisions (docs/method.md §4):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from transformers import BertConfig, BertForSequenceClassification
 from transformers.masking_utils import create_bidirectional_mask
 
-from layerwise.models.base import LayeredClassifier
-
-
-@dataclass(frozen=True)
-class BertState:
-    """What flows between encoder layers: the token states and the attention mask built for them.
-
-    It answers the tensor operations early exit applies to a hidden state: `shape`, `device`, and
-    `state[index]`, which keeps the samples `index` selects (compaction) in both parts.
-    """
-
-    hidden: torch.Tensor                     # (B, T, d)
-    attention_mask: torch.Tensor | None      # as transformers builds it; None if nothing is padded
-
-    @property
-    def shape(self) -> torch.Size:
-        return self.hidden.shape
-
-    @property
-    def device(self) -> torch.device:
-        return self.hidden.device
-
-    def __getitem__(self, index) -> "BertState":
-        mask = None if self.attention_mask is None else self.attention_mask[index]
-        return BertState(self.hidden[index], mask)
+from layerwise.models.base import LayeredClassifier, MaskedState
 
 
 class BertClassifier(LayeredClassifier):
@@ -101,18 +75,18 @@ class BertClassifier(LayeredClassifier):
         length = int(used.max()) + 1 if len(used) else 1
         return ids[:, :length], token_types[:, :length]
 
-    def embed(self, inputs: torch.Tensor) -> BertState:
+    def embed(self, inputs: torch.Tensor) -> MaskedState:
         ids, token_types = self._trim_padding(inputs)
         hidden = self.model.bert.embeddings(input_ids=ids, token_type_ids=token_types)
         mask = create_bidirectional_mask(config=self.model.config, inputs_embeds=hidden,
                                          attention_mask=ids != self.pad_id)
-        return BertState(hidden, mask)
+        return MaskedState(hidden, mask)
 
-    def block(self, index: int, state: BertState) -> BertState:
+    def block(self, index: int, state: MaskedState) -> MaskedState:
         hidden = self.model.bert.encoder.layer[index](state.hidden, state.attention_mask)
-        return BertState(hidden, state.attention_mask)
+        return MaskedState(hidden, state.attention_mask)
 
-    def pool(self, state: BertState) -> torch.Tensor:
+    def pool(self, state: MaskedState) -> torch.Tensor:
         return state.hidden[:, 0]
 
     def final_norm(self, h: torch.Tensor) -> torch.Tensor:

@@ -23,40 +23,13 @@ tokens after it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 from transformers import DynamicCache, GPT2Config, GPT2LMHeadModel
 from transformers.cache_utils import Cache
 from transformers.masking_utils import create_causal_mask
 
-from layerwise.models.base import LayeredClassifier
-
-
-@dataclass(frozen=True)
-class GPT2State:
-    """What flows between blocks: the token states and the causal mask built for them (None
-    where the attention kernel applies causality itself).
-
-    It answers the tensor operations early exit applies to a hidden state: `shape`, `device`, and
-    `state[index]`, which keeps the samples `index` selects in both parts.
-    """
-
-    hidden: torch.Tensor                     # (B, T, d)
-    attention_mask: torch.Tensor | None      # as transformers builds it
-
-    @property
-    def shape(self) -> torch.Size:
-        return self.hidden.shape
-
-    @property
-    def device(self) -> torch.device:
-        return self.hidden.device
-
-    def __getitem__(self, index) -> "GPT2State":
-        mask = None if self.attention_mask is None else self.attention_mask[index]
-        return GPT2State(self.hidden[index], mask)
+from layerwise.models.base import LayeredClassifier, MaskedState
 
 
 class GPT2Classifier(LayeredClassifier):
@@ -76,7 +49,7 @@ class GPT2Classifier(LayeredClassifier):
         return cls(model, model_spec["head_input"])
 
     # --- the backbone interface -----------------------------------------------------------
-    def embed(self, inputs: torch.Tensor, cache: Cache | None = None) -> GPT2State:
+    def embed(self, inputs: torch.Tensor, cache: Cache | None = None) -> MaskedState:
         """Token plus position embeddings, positions counted on from what `cache` holds."""
         transformer = self.model.transformer
         start = cache.get_seq_length() if cache is not None else 0
@@ -84,14 +57,14 @@ class GPT2Classifier(LayeredClassifier):
         hidden = transformer.drop(transformer.wte(inputs) + transformer.wpe(positions))
         mask = create_causal_mask(config=self.model.config, inputs_embeds=hidden,
                                   attention_mask=None, cache=cache, position_ids=positions)
-        return GPT2State(hidden, mask)
+        return MaskedState(hidden, mask)
 
-    def block(self, index: int, state: GPT2State, cache: Cache | None = None) -> GPT2State:
+    def block(self, index: int, state: MaskedState, cache: Cache | None = None) -> MaskedState:
         """Run block `index`; with a `cache`, its keys and values are appended to it."""
         hidden = self.model.transformer.h[index](state.hidden, cache, state.attention_mask)
-        return GPT2State(hidden, state.attention_mask)
+        return MaskedState(hidden, state.attention_mask)
 
-    def pool(self, state: GPT2State) -> torch.Tensor:
+    def pool(self, state: MaskedState) -> torch.Tensor:
         return state.hidden  # (B, T, d): every token predicts the next one
 
     def final_norm(self, h: torch.Tensor) -> torch.Tensor:
@@ -112,7 +85,7 @@ class GPT2Classifier(LayeredClassifier):
         """An empty key/value cache for `embed`, `block` and `fill_cache`."""
         return DynamicCache(config=self.model.config)
 
-    def fill_cache(self, index: int, state: GPT2State, cache: Cache) -> None:
+    def fill_cache(self, index: int, state: MaskedState, cache: Cache) -> None:
         """Append block `index`'s keys and values of `state` to `cache`, computing only their
         projection: no query, attention or MLP."""
         block = self.model.transformer.h[index]

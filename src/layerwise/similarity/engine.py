@@ -76,6 +76,7 @@ __all__ = [
     "cos_per_sample",
     "cka_matrix",
     "cka_cross",
+    "as_tensor",
     "hsic_matrix",
     "route_costs",
 ]
@@ -93,8 +94,9 @@ _GRAM_BLOCK_BYTES = 256 * 2**20
 
 # ----------------------------------------------------------------------------- input handling
 
-def _as_tensor(reps: Any, name: str) -> torch.Tensor:
-    """View `reps` as a 3-D real torch tensor (no copy for numpy arrays or tensors)."""
+def as_tensor(reps: Any, name: str, min_samples: int = 2) -> torch.Tensor:
+    """View `reps` as a 3-D real torch tensor (no copy for numpy arrays or tensors), with at
+    least one layer, one feature and `min_samples` samples; integers become float64."""
     if isinstance(reps, torch.Tensor):
         x = reps.detach()
     else:
@@ -118,8 +120,8 @@ def _as_tensor(reps: Any, name: str) -> torch.Tensor:
     if layers < 1 or features < 1:
         raise ValueError(f"{name} needs at least one layer and one feature, got shape "
                          f"{tuple(x.shape)}")
-    if samples < 2:
-        raise ValueError(f"{name} needs at least 2 samples, got {samples}")
+    if samples < min_samples:
+        raise ValueError(f"{name} needs at least {min_samples} samples, got {samples}")
     return x
 
 
@@ -181,7 +183,7 @@ def cos_matrix(reps: Any, center: bool = True) -> np.ndarray:
     (``center=False``: raw vectors). A sample with an exactly zero (centered) vector contributes
     cosine 0. Values lie in ``[-1, 1]`` (up to rounding: a diagonal entry may be 1 + 1 ulp).
     """
-    x = _as_tensor(reps, "reps")
+    x = as_tensor(reps, "reps")
     layers, n, _ = x.shape
     acc = torch.zeros(layers, layers, dtype=_F64, device=x.device)
     for _, _, u in _unit_chunks(x, center):
@@ -195,7 +197,7 @@ def cos_per_sample(reps: Any, ref_layer: int = -1, center: bool = True) -> np.nd
 
     Same definition as :func:`cos_matrix` (whose entries are the row means of this array).
     """
-    x = _as_tensor(reps, "reps")
+    x = as_tensor(reps, "reps")
     layers, n, _ = x.shape
     if not -layers <= ref_layer < layers:
         raise ValueError(f"ref_layer {ref_layer} out of range for {layers} layers")
@@ -403,8 +405,8 @@ def _hsic_sums(reps_a, reps_b, kernel, estimator, batch_size, rbf_threshold, rou
     if kernel == "rbf" and not rbf_threshold > 0:
         raise ValueError(f"rbf_threshold must be positive, got {rbf_threshold}")
     cross = reps_b is not None
-    a = _as_tensor(reps_a, "reps_a" if cross else "reps")
-    b = _as_tensor(reps_b, "reps_b") if cross else None
+    a = as_tensor(reps_a, "reps_a" if cross else "reps")
+    b = as_tensor(reps_b, "reps_b") if cross else None
     n = a.shape[1]
     if cross:
         if b.shape[1] != n:

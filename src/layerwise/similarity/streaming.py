@@ -31,13 +31,12 @@ float64, in two reused scratch buffers of that size (96 MiB by default). Pass 2 
 
 from __future__ import annotations
 
-import warnings
 from typing import Any, Callable, Iterable
 
 import numpy as np
 import torch
 
-from layerwise.similarity.engine import ESTIMATORS
+from layerwise.similarity.engine import ESTIMATORS, as_tensor
 
 __all__ = ["StreamingSimilarity"]
 
@@ -91,27 +90,8 @@ class StreamingSimilarity:
     # ------------------------------------------------------------------------- input
 
     def _tensor(self, batch: Any) -> torch.Tensor:
-        if isinstance(batch, torch.Tensor):
-            x = batch.detach()
-            if x.is_complex():
-                raise ValueError(f"batches must hold real numbers, got dtype {x.dtype}")
-        else:
-            arr = np.asarray(batch)
-            if arr.dtype.kind not in "biuf":
-                raise ValueError(f"batches must hold real numbers, got dtype {arr.dtype}")
-            try:
-                with warnings.catch_warnings():     # read-only arrays are fine: never written
-                    warnings.simplefilter("ignore", UserWarning)
-                    x = torch.from_numpy(arr)
-            except (TypeError, ValueError):         # negative strides, non-native byte order
-                x = torch.from_numpy(np.array(arr, dtype=np.float64))
-        if x.ndim != 3:
-            raise ValueError(f"a batch must be 3-D (layers, samples, features), got shape "
-                             f"{tuple(x.shape)}")
+        x = as_tensor(batch, "a batch", min_samples=1)
         if self.layers is None:
-            if x.shape[0] < 1 or x.shape[2] < 1:
-                raise ValueError(f"a batch needs at least one layer and one feature, got shape "
-                                 f"{tuple(x.shape)}")
             self.layers, self.features = x.shape[0], x.shape[2]
             self.device = self.device or x.device
         elif (x.shape[0], x.shape[2]) != (self.layers, self.features):
