@@ -11,6 +11,7 @@ from layerwise.report.figures import (METRIC_LABELS, adjacent_cos_figure, cos_bo
                                       heatmap_grid_figure, layerwise_accuracy_figure,
                                       layerwise_panels_figure, similarity_heatmap_figure)
 from layerwise.reference import curves, paper_values, similarity_curves
+from layerwise.report.style import save_figure
 
 FIGURES = ("layerwise_accuracy", "heatmaps", "curves_vs_last", "cos_boxplot", "adjacent_cos",
            "cross_model", "residual_ablation", "text_layerwise")

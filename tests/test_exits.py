@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from layerwise.exits import offline as exits
+from layerwise.exits import policies
 from layerwise.exits.online import early_exit, flop_profile, time_operating_points
 from layerwise.exits.offline import (FlopProfile, candidate_thresholds, evaluate_policy,
                                      exit_layers, exit_metrics, multi_exit_parameters,
@@ -42,7 +43,7 @@ def test_confidence_policy_exits_at_the_first_confident_layer():
 
 
 def test_entropy_policy_uses_the_softmax_entropy():
-    torch.testing.assert_close(exits.entropy(LOGITS[1, 0]),
+    torch.testing.assert_close(policies.entropy(LOGITS[1, 0]),
                                torch.tensor(hand_entropy([0.9, 0.05, 0.05])))
     threshold = hand_entropy([0.9, 0.05, 0.05]) + 1e-4  # 0.394: only peaked layers pass
     assert exit_layers("entropy", LOGITS, threshold).tolist() == [2, 4, 4]
@@ -101,7 +102,7 @@ def test_selection_takes_the_fastest_threshold_within_the_drop():
     logits[0, :, 1] = torch.tensor([3.0, 3.0, 3.0, 3.0])  # layer 1: confident, half wrong
     logits[1, :, :] = torch.tensor([[4.0, 0], [4.0, 0], [0, 4.0], [0, 4.0]])  # layer 2: right
     logits[2, :, :] = logits[1] * 2
-    conf1, conf2 = exits.confidence(logits[0, 0]).item(), exits.confidence(logits[1, 0]).item()
+    conf1, conf2 = policies.confidence(logits[0, 0]).item(), policies.confidence(logits[1, 0]).item()
     assert conf1 < conf2
     threshold = select_threshold("confidence", logits, labels, max_drop=0.01, points=20)
     layers = exit_layers("confidence", logits, threshold)
@@ -118,7 +119,7 @@ def test_selection_has_no_access_to_test_data():
     val = (torch.randn(6, 80, 5) * torch.arange(1, 7).view(6, 1, 1), torch.randint(0, 5, (80,)))
     test = (torch.randn(6, 60, 5), torch.randint(0, 5, (60,)))
     poisoned = (torch.randn(6, 60, 5) * 100, (test[1] + 1) % 5)  # other logits, wrong labels
-    for policy in exits.POLICIES:
+    for policy in policies.POLICIES:
         clean = evaluate_policy(policy, val, test, 0.02, 25)[1]
         dirty = evaluate_policy(policy, val, poisoned, 0.02, 25)[1]
         assert clean["threshold"] == dirty["threshold"]
@@ -219,7 +220,7 @@ def test_compaction_gives_the_exits_of_computing_every_layer(method):
     seen = []  # the batch each block runs on
     for block in model.vit.blocks:
         block.register_forward_hook(lambda _m, inputs, _o: seen.append(inputs[0].shape[0]))
-    for policy in exits.POLICIES:
+    for policy in policies.POLICIES:
         scores = exits.policy_scores(policy, logits[:-1])
         threshold = 1 if policy == "patience" else midpoint_threshold(scores, 0.6)
         expected = exit_layers(policy, logits, threshold)

@@ -4,7 +4,6 @@ layouts; and the config's settings of the language-model sources."""
 
 import gzip
 import hashlib
-import io
 import json
 import subprocess
 import sys

@@ -17,7 +17,6 @@ so that each generated token has an exit decision.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import pandas as pd
 import torch
 
-from layerwise.exits.policies import POLICIES, confidence, entropy, lookup  # noqa: F401 (re-exported)
+from layerwise.exits.policies import lookup
 
 
 def policy_scores(policy: str, logits: torch.Tensor) -> torch.Tensor:
