@@ -131,3 +131,13 @@ def test_registries_and_the_plan_import_without_torch(module):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={"PYTHONPATH": str(SRC)})
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("module", ["layerwise.report.figures", "layerwise.report.exit_figures",
+                                    "layerwise.report.summary", "layerwise.report.exit_tables"])
+def test_figure_and_table_modules_import_without_torch(module):
+    """A figure job starts in about a second when it does not pay for torch's import."""
+    code = f"import sys, {module}; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={"PYTHONPATH": str(SRC)})
+    assert out.stdout.strip() == "False"

@@ -8,9 +8,13 @@ smallest layer whose accuracy reaches a bar (else L).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
-import torch
+
+if TYPE_CHECKING:  # the figures read effective depths without importing torch
+    import torch
 
 
 def saturation_layers(predictions: torch.Tensor) -> torch.Tensor:
@@ -21,12 +25,12 @@ def saturation_layers(predictions: torch.Tensor) -> torch.Tensor:
     # take the first True. A sample that never disagrees saturates at layer 1.
     from_end = differs.flip(0).int().argmax(0)
     last_differing = num_layers - from_end  # 1-based layer of the last disagreement
-    return torch.where(differs.any(0), last_differing + 1, 1)
+    return (last_differing + 1).where(differs.any(0), 1)
 
 
 def layer_histogram(layers: torch.Tensor, num_layers: int) -> np.ndarray:
     """(L,) how many samples have each layer 1..L."""
-    return torch.bincount(layers - 1, minlength=num_layers)[:num_layers].numpy()
+    return (layers - 1).bincount(minlength=num_layers)[:num_layers].numpy()
 
 
 def effective_depth(accuracy, epsilon: float, relative: bool = False) -> int:
