@@ -12,8 +12,8 @@ from layerwise.exits import offline as exits
 from layerwise.exits import policies
 from layerwise.exits.online import early_exit, flop_profile, time_operating_points
 from layerwise.exits.offline import (FlopProfile, candidate_thresholds, evaluate_policy,
-                                     exit_layers, exit_metrics, multi_exit_parameters,
-                                     parameter_saving, select_threshold, speedup)
+                                     exit_layers, exit_metrics, select_threshold, speedup)
+from layerwise.exits.parameters import multi_exit_parameters, parameter_saving
 from layerwise.models import build_run_model
 from layerwise.reference import paper_values
 from layerwise.exits.saturation import effective_depth, layer_histogram, saturation_layers

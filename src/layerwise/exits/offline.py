@@ -162,14 +162,3 @@ def evaluate_policy(policy: str, val: tuple[torch.Tensor, torch.Tensor],
         point["flops_per_sample"] = flops.exit_cost(layers).mean().item()
         point["flops_full_depth"] = flops.full_depth
     return curves, point, layers
-
-
-# --- parameters ---------------------------------------------------------------------------
-def multi_exit_parameters(single: float, num_layers: int, num_classes: int, width: int) -> float:
-    """Parameters of the multi-exit model by the paper's Table 1: single + (L-1) K d."""
-    return single + (num_layers - 1) * num_classes * width
-
-
-def parameter_saving(single: float, multi: float) -> float:
-    """Fraction of the multi-exit model's parameters that one shared classifier saves."""
-    return (multi - single) / multi

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from layerwise.study.config import split_run_name
-from layerwise.exits.offline import multi_exit_parameters, parameter_saving
+from layerwise.exits.parameters import multi_exit_parameters, parameter_saving
 from layerwise.exits.policies import POLICIES
 from layerwise.train.methods import METHODS
 
