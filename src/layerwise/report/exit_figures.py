@@ -195,7 +195,7 @@ def depth_study_figure(accuracy: pd.DataFrame, epsilon: float, split: str, title
                    label=f"1 - ε = {1 - epsilon:g}")
         layer_axis(ax, sorted(data["layer"].unique()))
         ax.set_ylim(0.0, 1.02)
-        ax.set_ylabel(f"{split} accuracy (mean ± 1 sd over seeds)")
+        ax.set_ylabel(f"{split} accuracy\n(mean ± 1 sd over seeds)")
         if val_curves is None:
             ax.set_title(title)
         else:
@@ -216,6 +216,6 @@ def _val_accuracy_panel(ax, val_curves: pd.DataFrame, runs: list[str], styles: d
         draw_band(ax, mean_band(rows, "epoch", "val_accuracy"), "epoch", color=color,
                   marker=marker)
     ax.set_xlabel("epoch")
-    ax.set_ylabel("validation accuracy (mean ± 1 sd over seeds)")
+    ax.set_ylabel("validation accuracy\n(mean ± 1 sd over seeds)")
     ax.set_ylim(0.0, 1.02)
     ax.set_title("(b) validation accuracy per epoch")
