@@ -6,6 +6,7 @@ with exactly the files an uninterrupted run writes. The whole workflow is killed
 rerun; it must finish the missing jobs only and match an uninterrupted study byte for byte.
 """
 
+import base64
 import json
 import os
 import signal
@@ -131,12 +132,20 @@ def test_interrupted_workflow_finishes_only_what_is_missing_and_matches(smoke_pr
                              "config/smoke.yaml"], cwd=project, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     runs = project / "results" / "runs" / SMOKE
+
+    def recorded():
+        """Trained weights of jobs Snakemake has recorded as finished (their metadata is
+        written when a job ends; weights on disk alone may belong to a job still running)."""
+        return [p for p in runs.glob("*/seed*/model.safetensors")
+                if (project / ".snakemake" / "metadata" / base64.urlsafe_b64encode(
+                    str(p.relative_to(project)).encode()).decode()).exists()]
+
     deadline = time.time() + 300
-    while len(list(runs.glob("*/seed*/model.safetensors"))) < 1 and time.time() < deadline:
+    while not recorded() and time.time() < deadline:
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)  # snakemake and every job it started
     proc.wait()
-    finished = {p: p.stat().st_mtime_ns for p in runs.glob("*/seed*/model.safetensors")}
+    finished = {p: p.stat().st_mtime_ns for p in recorded()}
     assert 1 <= len(finished) < 4
 
     # A killed Snakemake leaves its lock behind; the user removes it, then reruns. Only the

@@ -11,8 +11,8 @@ SOURCES = [p for d in ("src", "scripts", "workflow", "benchmarks")
            for p in (ROOT / d).rglob("*") if p.suffix in (".py", ".smk") or p.name == "Snakefile"]
 
 # Shell params that are assembled in Python with shlex.quote or hold validated numbers only.
-PREQUOTED_PARAMS = {"runs", "batch_size", "seeds", "rbf_threshold", "processes", "train_samples",
-                    "metric", "reference", "panels"}
+PREQUOTED_PARAMS = {"runs", "logs", "batch_size", "seeds", "rbf_threshold", "processes",
+                    "train_samples", "metric", "reference", "panels", "norm_ratio"}
 
 
 def test_sources_were_found():

@@ -126,8 +126,10 @@ def test_smoke_study_writes_the_early_exit_outputs(smoke_project):
         for ext in ("csv", "md", "tex"):
             assert (results / "tables" / SMOKE / f"{table}.{ext}").stat().st_size > 0
     points = pd.read_csv(results / "analysis" / SMOKE / "exit_operating_points.csv")
-    assert set(points["method"]) == {"standard", "aligned", "multi_exit"}
-    assert set(points["policy"]) == {"confidence", "entropy", "patience"}
+    config = yaml.safe_load((smoke_project / "config/smoke.yaml").read_text())
+    smoke = next(e for e in config["experiments"] if e["name"] == SMOKE)
+    assert set(points["method"]) == set(smoke["methods"])
+    assert set(points["policy"]) == set(config["exits"]["policies"])
     assert points["mean_exit_layer"].between(1, 4).all()
     assert (points["speedup"] - 4 / points["mean_exit_layer"]).abs().max() < 1e-9
     assert {"wall_speedup_b1", "wall_speedup_b64"} <= set(points.columns)
@@ -137,7 +139,7 @@ def test_smoke_study_writes_the_early_exit_outputs(smoke_project):
     saturation = pd.read_csv(results / "analysis" / SMOKE / "saturation.csv")
     assert saturation["saturation_layer"].between(1, 4).all()
     depths = pd.read_csv(results / "analysis" / SMOKE / "effective_depth.csv")
-    assert {"standard_d2", "standard", "aligned", "multi_exit"} == set(depths["run"])
+    assert {"standard_d2", *smoke["methods"]} == set(depths["run"])
     assert {"train", "test"} <= set(depths["split"])
     shallow = depths[depths["run"] == "standard_d2"]
     assert (shallow["depth"] == 2).all() and (shallow["effective_depth"] <= 2).all()

@@ -184,11 +184,16 @@ def _check_semantics(config: dict) -> None:
         if any(a >= b for a, b in zip(steps, steps[1:])) or any(m >= train["epochs"] for m in steps):
             _fail(at + ["train", "milestones"], steps,
                   f"strictly increasing epochs, each >= 1 and < epochs ({train['epochs']})")
+
+
+def _check_references(config: dict) -> None:
+    """Settings that name experiments, checked after the experiments themselves."""
+    names = [exp["name"] for exp in config["experiments"]]
     ablation = config["analysis"].get("residual_ablation") or {}
     for which, name in ablation.items():
-        if name not in seen:
+        if name not in names:
             _fail(["analysis", "residual_ablation", which], name,
-                  "the name of an experiment: one of " + ", ".join(seen))
+                  "the name of an experiment: one of " + ", ".join(names))
 
 
 def _check_schedules(exp: dict, at: list) -> None:
@@ -331,6 +336,7 @@ def validate_config(config: dict, schema: dict | None = None) -> dict:
     _check_text(filled)
     _check_images(filled)
     _check_models(filled)
+    _check_references(filled)
     return filled
 
 
