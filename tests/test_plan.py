@@ -154,3 +154,10 @@ def test_an_unequal_schedule_needs_a_reason(default):
         validate_config(raw)
     raw["experiments"][0]["schedule_reason"] = "BERxiT's baseline as published"
     assert validate_config(raw)["experiments"][0]["schedule_reason"]
+
+
+def test_the_exit_study_covers_the_papers_three_methods(plan):
+    """Early exit and saturation compare standard, aligned and multi-exit; the two ablation
+    methods enter the layer-wise and similarity results and their claims only."""
+    assert plan.exit_methods("vit_digits") == ["standard", "aligned", "multi_exit"]
+    assert plan.exit_methods("bert_rotten_tomatoes") == ["standard", "aligned", "multi_exit"]

@@ -53,7 +53,8 @@ rule exit_analysis:
 
 rule summarize_exits:
     input:
-        lambda w: experiment_runs(w.experiment, list(rules.exit_analysis.output)),
+        lambda w: experiment_runs(w.experiment, list(rules.exit_analysis.output),
+                                  PLAN.exit_methods(w.experiment)),
     output:
         sweep=f"{EXIT_SUMMARY}/exit_sweep.csv",
         operating_points=f"{EXIT_SUMMARY}/exit_operating_points.csv",
@@ -64,7 +65,7 @@ rule summarize_exits:
                                        ".md", ".tex"),
                               "multi_exit_table", REPORT_EXITS, "early-exit operating points"),
     params:
-        runs=lambda w: run_args(w, list(rules.exit_analysis.output)),
+        runs=lambda w: run_args(w, list(rules.exit_analysis.output), PLAN.exit_methods(w.experiment)),
         table=lambda w: f"{RESULTS}/tables/{w.experiment}/multi_exit",
     log:
         f"{RESULTS}/logs/summarize_exits/{{experiment}}.log",

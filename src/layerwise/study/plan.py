@@ -103,6 +103,10 @@ class StudyPlan:
         """Whether early exit and saturation are evaluated: a method trains every layer's exit."""
         return any(METHODS[m].trains_layers for m in self.experiments[experiment]["methods"])
 
+    def exit_methods(self, experiment: str) -> list[str]:
+        """The methods whose runs get early exit and saturation (their records' exit_study)."""
+        return [m for m in self.experiments[experiment]["methods"] if METHODS[m].exit_study]
+
     def exit_study(self, experiment: str) -> bool:
         """The early-exit tables and figures compare against the multi-exit baseline."""
         return any(METHODS[m].exit_heads for m in self.experiments[experiment]["methods"])

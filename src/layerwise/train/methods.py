@@ -49,6 +49,8 @@ class Method:
     trains_layers: bool = False     # its loss reads every layer through an exit (the study
                                     # evaluates early exit and saturation for it)
     exit_heads: bool = False        # layers 1..L-1 get a classifier of their own
+    exit_study: bool = True         # early exit and saturation are evaluated for its runs (the
+                                    # paper's study compares standard, aligned and multi-exit)
     section: str | None = None      # the experiment key holding its settings
     overrides: dict = field(default_factory=dict)   # settings it fixes whatever the section says
 
@@ -95,8 +97,10 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("multi_exit", "multi-exit", _layerwise_ce(_own_heads), trains_layers=True,
            exit_heads=True, section="multi_exit"),
     Method("aligned_uniform", "aligned, uniform λ", _layerwise_ce(_shared_head),
-           trains_layers=True, section="aligned", overrides={"weights": "uniform"}),
-    Method("cos_regularized", "cos-regularized", _cos_regularized, section="cos_regularized"),
+           trains_layers=True, exit_study=False, section="aligned",
+           overrides={"weights": "uniform"}),
+    Method("cos_regularized", "cos-regularized", _cos_regularized, exit_study=False,
+           section="cos_regularized"),
 )}
 
 
