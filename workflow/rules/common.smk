@@ -71,9 +71,6 @@ def experiment_runs(experiment, patterns, methods=None):
             for m, s in PLAN.runs(experiment, methods) for p in patterns]
 
 
-def final_targets():
-    return PLAN.final_targets()
-
 
 def residual_ablation_input(which, name):
     """A summary file of the experiment named by analysis.residual_ablation.<which>."""
@@ -168,27 +165,3 @@ def table_in_report(files, caption, category, result, subcategory="{experiment}"
     """A table written as .csv, .md and .tex (a multiext list): its CSV goes into the report."""
     return [in_report(f, caption, category, result, subcategory) if f.endswith(".csv") else f
             for f in files]
-
-
-def claims_spec():
-    return PLAN.claims_spec()
-
-
-def spec_files(spec):
-    return PLAN.spec_files(spec)
-
-
-def study_summary_spec():
-    return PLAN.study_summary_spec()
-
-
-def study_summary_inputs():
-    return PLAN.study_summary_inputs()
-
-
-def study_plot_files():
-    return PLAN.study_plot_files()
-
-
-def study_targets():
-    return PLAN.study_targets()

@@ -6,13 +6,13 @@
 
 rule check_claims:
     input:
-        spec_files(claims_spec()),
+        PLAN.spec_files(PLAN.claims_spec()),
     output:
         json=f"{RESULTS}/tables/claims.json",
         table=table_in_report(multiext(f"{RESULTS}/tables/claims", ".csv", ".md", ".tex"),
                               "claims", REPORT_CLAIMS, "claims C1-C8", "all experiments"),
     params:
-        spec=json.dumps(claims_spec(), sort_keys=True),
+        spec=json.dumps(PLAN.claims_spec(), sort_keys=True),
         table=lambda w, output: os.path.splitext(output.table[0])[0],
     log:
         f"{RESULTS}/logs/check_claims.log",
@@ -32,17 +32,17 @@ rule check_claims:
 # before it; the PNG copies under results/plots/figures/ exist for `dvc plots show` only.
 rule study_summary:
     input:
-        final_targets(),
-        study_summary_inputs(),
+        PLAN.final_targets(),
+        PLAN.study_summary_inputs(),
         claims=rules.check_claims.output.json,
     output:
         metrics=f"{RESULTS}/metrics.json",
         summary=f"{RESULTS}/SUMMARY.md",
         runtime=table_in_report(multiext(f"{RESULTS}/tables/runtime", ".csv", ".md", ".tex"),
                                 "runtime", REPORT_RUNTIME, "runtime per step", "all jobs"),
-        plots=study_plot_files(),
+        plots=PLAN.study_plot_files(),
     params:
-        spec=json.dumps(study_summary_spec(), sort_keys=True),
+        spec=json.dumps(PLAN.study_summary_spec(), sort_keys=True),
         runtime=lambda w, output: os.path.splitext(output.runtime[0])[0],
     log:
         f"{RESULTS}/logs/study_summary.log",
