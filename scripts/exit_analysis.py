@@ -13,7 +13,7 @@ from layerwise import cli
 from layerwise.hidden.files import read_hidden
 from layerwise.data.prepared import load_split
 from layerwise.exits.online import flop_profile, time_operating_points
-from layerwise.exits.offline import evaluate_policy
+from layerwise.exits.offline import LayerExits, evaluate_policy
 from layerwise.io import load_tensors, write_csv
 from layerwise.models import build_run_model
 from layerwise.provenance import config_hash
@@ -47,9 +47,10 @@ def main(argv=None):
     spec = json.loads(args.spec)
     spec_hash = config_hash(spec)
     val, test = (read_hidden(path, spec_hash) for path in (args.val, args.test))
-    val = (val["logits"][1:], val["labels"])  # exits are at layers 1..L
-    test = (test["logits"][1:], test["labels"])
-    num_layers = test[0].shape[0]
+    # exits are at layers 1..L
+    val, test = (LayerExits.from_logits(split["logits"][1:], split["labels"], args.policies)
+                 for split in (val, test))
+    num_layers = test.num_layers
     x, _, info = load_split(args.data, "test")
     model = build_run_model(spec, info)
     model.load_state_dict(load_tensors(args.model, metadata={"spec_hash": spec_hash})[0])
@@ -63,7 +64,7 @@ def main(argv=None):
         points.append(point)
         counts.append(pd.DataFrame({"policy": policy, "layer": range(1, num_layers + 1),
                                     "count": layer_histogram(layers, num_layers)}))
-    saturation = saturation_layers(test[0].argmax(-1))
+    saturation = saturation_layers(test.predictions)
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device).eval()

@@ -29,6 +29,14 @@ def draw(args):
     name = args.experiment
     if args.figure == "layerwise_accuracy":
         acc = pd.read_csv(args.accuracy)
+        if "cross_entropy" in acc:  # a language model: next-token accuracy and loss (Fig 9)
+            loss = paper_reference(*args.loss_reference, acc) if args.loss_reference else None
+            return layerwise_panels_figure(
+                {"next-token accuracy": (acc, "accuracy", paper_reference(*args.reference, acc)
+                                         if args.reference else None),
+                 "next-token cross-entropy": (acc, "cross_entropy", loss)},
+                args.split, sharey=False,
+                title=f"{name}: layer-wise {args.split} tokens, shared LM head")
         return layerwise_accuracy_figure(
             acc, args.split, metric=args.metric,
             reference=paper_reference(*args.reference, acc) if args.reference else None,
@@ -101,6 +109,9 @@ def main(argv=None):
     parser.add_argument("--reference", nargs=2, metavar=("KEY", "LABEL"),
                         help="layerwise_accuracy: the paper's curves to draw beside ours (a "
                              "Fig 8 task key or a dotted key, see layerwise.reference.curves)")
+    parser.add_argument("--loss-reference", nargs=2, metavar=("KEY", "LABEL"),
+                        help="layerwise_accuracy of a language model: the paper's per-layer "
+                             "cross-entropy curves (a key of the reference values)")
     parser.add_argument("--task-panel", action="append", nargs=5,
                         metavar=("TITLE", "ACCURACY", "METRIC", "KEY", "LABEL"),
                         help=f"text_layerwise panel; KEY {NO_REFERENCE!r} draws no paper curves")

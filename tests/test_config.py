@@ -84,7 +84,8 @@ def test_minimal_config_gets_defaults():
     assert config["exits"] == {"policies": ["confidence", "entropy", "patience"],
                                "sweep_points": 50, "max_accuracy_drop": 0.01,
                                "timing": {"batch_sizes": [1, 256], "samples": 256,
-                                          "warmup": 1, "repeats": 3}}
+                                          "warmup": 1, "repeats": 3},
+                               "decoding": {"prompts": 4, "prompt_length": 32, "steps": 32}}
 
 
 def test_defaults_fill_partial_nested_objects():
@@ -222,7 +223,7 @@ MALFORMED = [
      "allowed keys: analysis, "),
     ("unknown-nested", _set(*TRAIN, "learning_rate", value=0.1), T + "learning_rate", "allowed keys:"),
     ("unknown-dataset-key", _set("datasets", "digits", "path", value="x"), "datasets.digits.path",
-     "allowed keys: glue, image_size, root, source, split_seed, test_fraction, text, val_fraction"),
+     "allowed keys: glue, image_size, max_samples, root, source, split_seed, test_fraction, text, val_fraction"),
     ("depth-zero", _set(*MODEL, "depth", value=0), M + "depth", ">= 1"),
     ("width-negative", _set(*MODEL, "width", value=-1), M + "width", ">= 1"),
     ("batch-size-zero", _set(*TRAIN, "batch_size", value=0), T + "batch_size", ">= 1"),

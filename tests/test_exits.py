@@ -11,7 +11,7 @@ import torch
 from layerwise.exits import offline as exits
 from layerwise.exits import policies
 from layerwise.exits.online import early_exit, flop_profile, time_operating_points
-from layerwise.exits.offline import (FlopProfile, candidate_thresholds, evaluate_policy,
+from layerwise.exits.offline import (FlopProfile, LayerExits, candidate_thresholds, evaluate_policy,
                                      exit_layers, exit_metrics, select_threshold, speedup)
 from layerwise.exits.parameters import multi_exit_parameters, parameter_saving
 from layerwise.models import build_run_model
@@ -73,7 +73,7 @@ def test_flops_count_every_head_evaluated_up_to_the_exit():
     costs = profile.exit_cost(torch.tensor([1, 2, 4]))
     assert costs.tolist() == [10 + 105, 10 + 210, 10 + 105 + 105 + 125 + 127]
     labels = torch.tensor([0, 0, 2])
-    metrics = exit_metrics(LOGITS, labels, torch.tensor([1, 2, 4]), profile)
+    metrics = exit_metrics(LayerExits.from_logits(LOGITS, labels), torch.tensor([1, 2, 4]), profile)
     assert metrics["flops_ratio"] == pytest.approx((115 + 220 + 472) / 3 / 457)
     assert metrics["mean_exit_layer"] == pytest.approx(7 / 3)
     # sample 0 exits at layer 1 predicting 0 (right), sample 1 at layer 2 predicting 0 (right),
@@ -104,17 +104,17 @@ def test_selection_takes_the_fastest_threshold_within_the_drop():
     logits[2, :, :] = logits[1] * 2
     conf1, conf2 = policies.confidence(logits[0, 0]).item(), policies.confidence(logits[1, 0]).item()
     assert conf1 < conf2
-    threshold = select_threshold("confidence", logits, labels, max_drop=0.01, points=20)
+    threshold = select_threshold("confidence", (logits, labels), max_drop=0.01, points=20)
     layers = exit_layers("confidence", logits, threshold)
     assert layers.tolist() == [2, 2, 2, 2]
     # with room for a 50-point drop the layer-1 exit qualifies
-    threshold = select_threshold("confidence", logits, labels, max_drop=0.5, points=20)
+    threshold = select_threshold("confidence", (logits, labels), max_drop=0.5, points=20)
     assert exit_layers("confidence", logits, threshold).tolist() == [1, 1, 1, 1]
 
 
 def test_selection_has_no_access_to_test_data():
     assert list(inspect.signature(select_threshold).parameters) == [
-        "policy", "val_logits", "val_labels", "max_drop", "points"]
+        "policy", "val", "max_drop", "points"]
     torch.manual_seed(0)
     val = (torch.randn(6, 80, 5) * torch.arange(1, 7).view(6, 1, 1), torch.randint(0, 5, (80,)))
     test = (torch.randn(6, 60, 5), torch.randint(0, 5, (60,)))

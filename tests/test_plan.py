@@ -52,7 +52,8 @@ def test_runs_cover_every_method_and_seed_then_the_depth_study(plan):
 
 def test_claims_cover_the_transformer_experiments_and_the_ablation_pair(plan):
     spec = plan.claims_spec()
-    assert [e["name"] for e in spec["experiments"]] == ["vit_digits", "bert_rotten_tomatoes"]
+    assert [e["name"] for e in spec["experiments"]] == ["vit_digits", "bert_rotten_tomatoes",
+                                                        "gpt2_running_text"]
     assert spec["ablation"]["without"]["name"] == "mlp_mnist_plain"
     assert "sweep" in spec["experiments"][0] and "sweep" not in spec["ablation"]["without"]
     files = plan.spec_files(spec)
@@ -161,3 +162,22 @@ def test_the_exit_study_covers_the_papers_three_methods(plan):
     methods enter the layer-wise and similarity results and their claims only."""
     assert plan.exit_methods("vit_digits") == ["standard", "aligned", "multi_exit"]
     assert plan.exit_methods("bert_rotten_tomatoes") == ["standard", "aligned", "multi_exit"]
+
+
+def test_a_language_model_is_analysed_token_by_token_with_the_exit_study(plan):
+    assert plan.token_experiments == ["gpt2_running_text"]
+    assert "gpt2_running_text" in plan.claim_experiments
+    targets = plan.experiment_targets("gpt2_running_text")
+    base = "results/figures/gpt2_running_text"
+    for stem in ("layerwise_accuracy", "cos_heatmaps", "cka_heatmaps", "cos_boxplot",
+                 "adjacent_cos", "exit_tradeoff", "exit_counts", "saturation",
+                 "curves_vs_last_aligned"):
+        assert f"{base}/{stem}.png" in targets, stem
+    for table in ("layerwise_accuracy", "multi_exit", "parameter_savings"):
+        assert f"results/tables/gpt2_running_text/{table}.md" in targets, table
+    # no stored hidden states to compare across models, no depth study
+    assert not any(("cross_model" in t or "depth_study" in t or "effective_depth" in t)
+                   for t in targets)
+    assert plan.paper_reference("gpt2_running_text")[0] == "fig9_gpt2_wikitext103_token_acc"
+    assert plan.paper_loss_reference("gpt2_running_text")[0] == "fig9_gpt2_wikitext103_token_loss"
+    assert plan.paper_loss_reference("vit_digits") is None

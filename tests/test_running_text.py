@@ -281,3 +281,21 @@ def test_bad_language_model_settings_give_one_line_naming_the_key(datasets, key,
         validate_config(lm_config(**datasets))
     message = str(error.value)
     assert f"config key {key}" in message and expected in message and "\n" not in message
+
+
+def test_max_samples_keeps_a_fixed_ordered_sample_of_a_split(wheel, tmp_path):
+    full = prepare(wheel, tmp_path / "full")
+    capped_spec = {**SPEC, "max_samples": {"train": 5, "val": None}}
+    capped = prepare(wheel, tmp_path / "capped", capped_spec)
+    again = prepare(wheel, tmp_path / "again", capped_spec)
+    assert capped["sizes"] == {**full["sizes"], "train": 5}
+    x_full, y_full, _ = load_split(tmp_path / "full", "train")
+    x, y, _ = load_split(tmp_path / "capped", "train")
+    # the kept blocks are blocks of the full split, in their order, the same every time
+    rows = [next(i for i in range(len(x_full)) if torch.equal(x_full[i], block)) for block in x]
+    assert rows == sorted(rows) and len(set(rows)) == 5
+    assert torch.equal(y, y_full[rows])
+    assert torch.equal(x, load_split(tmp_path / "again", "train")[0])
+    assert capped["tokens"]["train"] == int((y != IGNORE).sum()) < full["tokens"]["train"]
+    assert capped["tokens"]["test"] == full["tokens"]["test"]
+    assert again["sha256"] == capped["sha256"]

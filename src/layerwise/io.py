@@ -75,10 +75,18 @@ METADATA_KEY = "layerwise"
 
 
 def save_tensors(path: str | os.PathLike, tensors: dict, metadata: dict[str, str] | None = None) -> None:
-    """Save torch tensors as safetensors (contiguous, on CPU), atomically."""
+    """Save torch tensors as safetensors (contiguous, on CPU), atomically. A tensor sharing
+    memory with one before it (a language model's tied embedding and head) is stored as a copy
+    of its own, which safetensors requires; loading it back into the tied model restores both."""
     from safetensors.torch import save_file
 
-    tensors = {name: t.detach().cpu().contiguous() for name, t in tensors.items()}
+    stored, seen = {}, set()
+    for name, t in tensors.items():
+        t = t.detach().cpu().contiguous()
+        key = (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape))
+        stored[name] = t.clone() if key in seen and t.numel() else t
+        seen.add(key)
+    tensors = stored
     header = {METADATA_KEY: json.dumps(metadata or {}, sort_keys=True)}
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=header)

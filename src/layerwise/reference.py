@@ -31,12 +31,12 @@ def fig8_curves(key: str, label: str) -> dict[str, list[float]]:
 def curves(key: str, label: str, methods=None) -> dict[str, list[float]]:
     """Reference lines for a layer-wise figure, labelled "<label>: <method>".
 
-    `key` is a Fig 8 task key (e.g. "mrpc_f1", see fig8_curves) or a dotted path into the
+    `key` is a Fig 8 task key (e.g. "mrpc_f1", see fig8_curves) or a (dotted) path into the
     reference values: to a mapping of method -> values (e.g. "fig4_deit_s_imagenet.test_acc")
     or to one list of values, which the paper drew for standard training (e.g.
     "fig12_mlp9_mnist.residual.acc"). With `methods`, only curves of those methods are kept.
     """
-    if "." not in key:
+    if "." not in key and key not in paper_values():
         found = fig8_curves(key, label)
     else:
         node = paper_values()

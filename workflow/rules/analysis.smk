@@ -2,6 +2,8 @@ ANALYSIS = config["analysis"]
 
 
 rule analyze_run:
+    wildcard_constraints:
+        experiment=STORED,
     input:
         train=rules.extract.output.train,
         val=rules.extract.output.val,
@@ -94,3 +96,4 @@ rule cross_model_similarity:
     shell:
         "python scripts/cross_model.py --seeds {params.seeds} --a {input.standard:q}"
         " --b {input.aligned:q} --out {output:q} --threads {threads} > {log:q} 2>&1"
+

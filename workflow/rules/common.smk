@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import shlex
 import sys
 
@@ -39,6 +40,17 @@ wildcard_constraints:
     method="|".join(METHODS) + r"|standard_d\d+",
     seed=r"\d+",
     measure="|".join(HEATMAPS),
+
+
+def one_of(names):
+    """A wildcard pattern matching exactly `names` (nothing when there are none)."""
+    return "|".join(map(re.escape, names)) or "(?!)"
+
+
+# A language model is analysed from its model, token by token (rule analyze_tokens), a
+# classifier from its stored hidden states (extract, analyze_run, exit_analysis).
+TOKEN_LEVEL = one_of(PLAN.token_experiments)
+STORED = one_of([name for name in EXPERIMENTS if name not in PLAN.token_experiments])
 
 
 def run_spec(w):
@@ -119,6 +131,12 @@ def reference_arg(w):
     """--reference KEY LABEL of the paper's curves comparable to an experiment, or ''."""
     curves = PLAN.paper_reference(w.experiment)
     return "" if curves is None else "--reference " + " ".join(map(shlex.quote, curves))
+
+
+def loss_reference_arg(w):
+    """--loss-reference KEY LABEL of a language model's paper cross-entropy curves, or ''."""
+    curves = PLAN.paper_loss_reference(w.experiment)
+    return "" if curves is None else "--loss-reference " + " ".join(map(shlex.quote, curves))
 
 
 def text_panel_args(w, input):

@@ -9,6 +9,8 @@ EXIT_SUMMARY = f"{RESULTS}/analysis/{{experiment}}"
 
 
 rule exit_analysis:
+    wildcard_constraints:
+        experiment=STORED,
     input:
         model=rules.train.output.model,
         val=rules.extract.output.val,
@@ -47,6 +49,58 @@ rule exit_analysis:
         " --max-drop {params.max_drop:q} --batch-sizes {params.batch_sizes:q}"
         " --samples {params.samples:q} --warmup {params.warmup:q} --repeats {params.repeats:q}"
         " --sweep-out {output.sweep:q} --operating-points-out {output.operating_points:q}"
+        " --exit-counts-out {output.exit_counts:q} --saturation-out {output.saturation:q}"
+        " --timing-out {output.timing:q} --threads {threads} > {log:q} 2>&1"
+
+
+# A language model's run: what analyze_run and exit_analysis write for a classifier, computed
+# from the model in streaming passes over the tokens (hidden states of every token are too large
+# to store), plus real early-exit greedy decoding timed against full depth.
+rule analyze_tokens:
+    wildcard_constraints:
+        experiment=TOKEN_LEVEL,
+    input:
+        model=rules.train.output.model,
+        splits=lambda w: f"{data_dir(w)}/splits.safetensors",
+    output:
+        **dict(rules.analyze_run.output.items()),
+        **dict(rules.exit_analysis.output.items()),
+    params:
+        spec=run_spec_json,
+        data=data_dir,
+        similarity_split=ANALYSIS["similarity_split"],
+        cka=ANALYSIS["cka_estimators"],
+        token_samples=ANALYSIS["token_samples"],
+        policies=EXITS["policies"],
+        sweep_points=EXITS["sweep_points"],
+        max_drop=EXITS["max_accuracy_drop"],
+        prompts=EXITS["decoding"]["prompts"],
+        prompt_length=EXITS["decoding"]["prompt_length"],
+        steps=EXITS["decoding"]["steps"],
+        warmup=EXITS["timing"]["warmup"],
+        repeats=EXITS["timing"]["repeats"],
+    log:
+        f"{RESULTS}/logs/analyze_tokens/{{experiment}}/{{method}}/seed{{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/analyze_tokens/{{experiment}}/{{method}}/seed{{seed}}.tsv"
+    threads: 1
+    conda:
+        CONDA_ENV
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    shell:
+        "python scripts/analyze_tokens.py --spec {params.spec:q} --data {params.data:q}"
+        " --model {input.model:q} --similarity-split {params.similarity_split:q}"
+        " --cka {params.cka:q} --token-samples {params.token_samples}"
+        " --policies {params.policies:q} --sweep-points {params.sweep_points}"
+        " --max-drop {params.max_drop} --prompts {params.prompts}"
+        " --prompt-length {params.prompt_length} --steps {params.steps}"
+        " --warmup {params.warmup} --repeats {params.repeats}"
+        " --accuracy-out {output.accuracy:q} --similarity-out {output.similarity:q}"
+        " --cos-per-sample-out {output.per_sample:q} --agreement-out {output.agreement:q}"
+        " --norm-ratio-out {output.norm_ratio:q} --sweep-out {output.sweep:q}"
+        " --operating-points-out {output.operating_points:q}"
         " --exit-counts-out {output.exit_counts:q} --saturation-out {output.saturation:q}"
         " --timing-out {output.timing:q} --threads {threads} > {log:q} 2>&1"
 

@@ -19,6 +19,7 @@ rule figure_layerwise_accuracy:
     params:
         metric=experiment_metric,
         reference=reference_arg,
+        loss_reference=loss_reference_arg,
     log:
         f"{RESULTS}/logs/figures/{{experiment}}/layerwise_accuracy.log",
     benchmark:
@@ -31,6 +32,7 @@ rule figure_layerwise_accuracy:
     shell:
         "python scripts/plot.py layerwise_accuracy --experiment {wildcards.experiment:q}"
         " --accuracy {input.accuracy:q} --metric {params.metric} {params.reference}"
+        " {params.loss_reference}"
         " --pdf {output.pdf:q} --png {output.png:q} > {log:q} 2>&1"
 
 

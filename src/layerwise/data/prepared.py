@@ -42,17 +42,28 @@ def write_prepared(out_dir: Path, arrays: dict[str, tuple[torch.Tensor, torch.Te
                    info: dict) -> None:
     """Write splits and their description; `arrays` maps split -> (inputs, labels).
 
+    A split longer than the spec's `max_samples` for it keeps a fixed sample of that many, drawn
+    with the split seed and kept in order (so every run of a study reads the same samples).
     The class counts count the labels that are not IGNORE: a language model's (N, T) next-token
     targets hold IGNORE at padding, and its classes are the vocabulary."""
-    tensors, sizes, counts, hashes = {}, {}, {}, {}
+    spec = info.get("spec") or {}
+    caps = spec.get("max_samples") or {}
+    tensors, sizes, counts, hashes, targets = {}, {}, {}, {}, {}
     for split, (x, y) in arrays.items():
+        cap = caps.get(split)
+        if cap is not None and len(y) > cap:
+            generator = torch.Generator().manual_seed(int(spec.get("split_seed", 0)))
+            rows = torch.randperm(len(y), generator=generator)[:cap].sort().values
+            x, y = x[rows], y[rows]
         tensors[f"{split}_x"], tensors[f"{split}_y"] = x, y
         sizes[split] = len(y)
+        targets[split] = int((y != IGNORE).sum())
         counts[split] = torch.bincount(y[y != IGNORE], minlength=info["num_classes"]).tolist()
         hashes[split] = {"x": _sha256(x), "y": _sha256(y)}
     save_tensors(out_dir / "splits.safetensors", tensors, {"source": info["source"]})
+    extra = {"tokens": targets} if info.get("kind") == "lm" else {}  # a model's targets
     write_json(out_dir / "info.json", {**info, "sizes": sizes, "class_counts": counts,
-                                       "sha256": hashes})
+                                       "sha256": hashes, **extra})
 
 
 def load_split(data_dir: str | Path, split: str) -> tuple[torch.Tensor, torch.Tensor, dict]:

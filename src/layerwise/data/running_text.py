@@ -193,7 +193,6 @@ def write_lm_dataset(out_dir: Path, sequences: dict[str, list[list[int]]], token
         "max_length": length, "input_shape": [length],
         "tokenizer": {"name": text_spec["tokenizer"], "file": TOKENIZER_FILE},
         "documents": {split: len(sequences[split]) for split in SPLITS},
-        "tokens": {split: int((y != IGNORE).sum()) for split, (_, y) in arrays.items()},
     })
 
 

@@ -65,19 +65,19 @@ def prediction_run(logits: Tensor) -> Tensor:
 
 
 # --- threshold candidates -----------------------------------------------------------------
-def quantile_thresholds(policy: Policy, val_logits: Tensor, points: int) -> list[float]:
-    """`points` evenly spaced quantiles of the validation scores at layers 1..L-1 (where an exit
-    decision is made), plus one that never exits early."""
-    scores = policy.score(val_logits[:-1]).double().flatten().numpy()
+def quantile_thresholds(policy: Policy, val_scores: Tensor, points: int) -> list[float]:
+    """`points` evenly spaced quantiles of the (L, N) validation scores at layers 1..L-1 (where
+    an exit decision is made), plus one that never exits early."""
+    scores = val_scores[:-1].double().flatten().numpy()
     quantiles = np.unique(np.quantile(scores, np.linspace(0, 1, points))) if scores.size else []
     never = math.inf if policy.higher_passes else -math.inf
     return [float(q) for q in quantiles] + [never]
 
 
-def count_thresholds(policy: Policy, val_logits: Tensor, points: int) -> list[float]:
+def count_thresholds(policy: Policy, val_scores: Tensor, points: int) -> list[float]:
     """Every run length 0..L; L never exits early (a run of L equal predictions needs L + 1
     layers)."""
-    return [float(t) for t in range(val_logits.shape[0] + 1)]
+    return [float(t) for t in range(val_scores.shape[0] + 1)]
 
 
 # --- online rules: one per batch of real early exit ---------------------------------------
@@ -132,7 +132,7 @@ class Policy:
 
     `score` maps (L, N, K) logits to (L, N) scores (and, for the policies that look at one layer
     only, (n, K) to (n,)); `higher_passes` says whether a score passes a threshold by being at
-    least (else at most) it; `thresholds(policy, val_logits, points)` gives the candidates of
+    least (else at most) it; `thresholds(policy, val_scores, points)` gives the candidates of
     the sweep, the last never exiting early; `online(policy, threshold)` starts the rule of one
     batch of real early exit.
     """
@@ -153,9 +153,9 @@ class Policy:
         exit: the "more cautious" tie-break of the operating point."""
         return threshold if self.higher_passes else -threshold
 
-    def candidates(self, val_logits: Tensor, points: int) -> list[float]:
-        """Thresholds to sweep, from the validation logits only."""
-        return self.thresholds(self, val_logits, points)
+    def candidates(self, val_scores: Tensor, points: int) -> list[float]:
+        """Thresholds to sweep, from the (L, N) validation scores only."""
+        return self.thresholds(self, val_scores, points)
 
     def rule(self, threshold: float) -> OnlineRule:
         """A fresh online rule for one batch."""

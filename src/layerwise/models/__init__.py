@@ -35,6 +35,8 @@ class Backbone:
     rules: Callable[[dict, dict, str, int | None], Iterator[Violation]] = lambda *_: iter(())
     # model spec -> (key, label) of the paper's layer-wise test accuracy closest to it, or None
     reference: Callable[[dict], tuple[str, str] | None] = lambda _: None
+    # the same for the per-layer cross-entropy of a language model (paper Fig 9, right)
+    loss_reference: tuple[str, str] | None = None
 
 
 def _heads_divide_width(model: dict) -> Iterator[Violation]:
@@ -75,6 +77,8 @@ def _mlp_reference(model: dict) -> tuple[str, str]:
     return f"fig12_mlp9_mnist.{which}.acc", f"paper 9-layer MLP MNIST {words} residuals (Fig 12)"
 
 
+GPT2_REFERENCE = "paper GPT-2 124M fine-tuned on WikiText-103 (Fig 9)"
+
 BACKBONES: dict[str, Backbone] = {b.name: b for b in (
     Backbone("vit", "layerwise.models.vit:ViTClassifier", inputs="image", transformer=True,
              pretrained=True, resizes=True, rules=_vit_rules,
@@ -85,7 +89,9 @@ BACKBONES: dict[str, Backbone] = {b.name: b for b in (
     Backbone("bert", "layerwise.models.bert:BertClassifier", inputs="text", transformer=True,
              pretrained=True, rules=_bert_rules),
     Backbone("gpt2", "layerwise.models.gpt2:GPT2Classifier", inputs="lm", transformer=True,
-             pretrained=True, rules=_gpt2_rules),
+             pretrained=True, rules=_gpt2_rules,
+             reference=lambda _: ("fig9_gpt2_wikitext103_token_acc", GPT2_REFERENCE),
+             loss_reference=("fig9_gpt2_wikitext103_token_loss", GPT2_REFERENCE)),
 )}
 
 

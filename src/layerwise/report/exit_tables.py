@@ -24,7 +24,21 @@ EXIT_COLUMNS = {
     "speedup": ("speed-up L/E[k]", "times"),
     "flops_ratio": ("FLOPs / full", "plain"),
 }
+# A language model's, beside them: the cross-entropy of the next token at full depth and at
+# the exits.
+LOSS_COLUMNS = {
+    "full_depth_cross_entropy": ("full-depth CE (nats)", "plain"),
+    "cross_entropy": ("CE (nats)", "plain"),
+}
 _MISSING = "–"
+
+
+def exit_columns(columns) -> dict[str, tuple[str, str]]:
+    """The operating-point columns a table shows: EXIT_COLUMNS, the losses where the points
+    have them (a language model's), and the measured speed-ups."""
+    names = {c.removesuffix("_mean") for c in columns}
+    losses = {k: v for k, v in LOSS_COLUMNS.items() if k in names}
+    return {**EXIT_COLUMNS, **losses, **wall_clock_columns(columns)}
 
 
 def _rank(value: str, order) -> int:
@@ -73,7 +87,7 @@ def wall_clock_columns(columns) -> dict[str, tuple[str, str]]:
 def exit_table(points: pd.DataFrame) -> pd.DataFrame:
     """Per method and policy, mean and sd over seeds of the test metrics at the operating point
     (full-depth accuracy, accuracy, E[k], speed-up, FLOPs ratio, measured speed-ups)."""
-    columns = list(EXIT_COLUMNS) + list(wall_clock_columns(points.columns))
+    columns = list(exit_columns(points.columns))
     rank = points["policy"].map(lambda p: _rank(p, list(POLICIES))) * 10 + points["method"].map(
         lambda m: _rank(m, METHOD_ORDER))
     points = points.iloc[np.argsort(rank.to_numpy(), kind="stable")]
@@ -81,8 +95,8 @@ def exit_table(points: pd.DataFrame) -> pd.DataFrame:
 
 
 def format_exit_table(table: pd.DataFrame) -> pd.DataFrame:
-    columns = {**EXIT_COLUMNS, **wall_clock_columns(table.columns)}
-    return _format(table, {"policy": "policy", "method": "method", "n": "n"}, columns)
+    return _format(table, {"policy": "policy", "method": "method", "n": "n"},
+                   exit_columns(table.columns))
 
 
 # --- effective depth ----------------------------------------------------------------------

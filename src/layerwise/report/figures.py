@@ -53,7 +53,7 @@ _NEGATIVE_TOLERANCE = 1e-6
 _MAX_ANNOTATED_LAYERS = 16
 
 #: How each layer-wise metric column is named on an axis.
-METRIC_LABELS = {"accuracy": "accuracy", "f1": "F1"}
+METRIC_LABELS = {"accuracy": "accuracy", "f1": "F1", "cross_entropy": "cross-entropy (nats)"}
 
 
 def _draw_layerwise(ax, acc: pd.DataFrame, split: str, metric: str,
@@ -81,7 +81,8 @@ def _draw_layerwise(ax, acc: pd.DataFrame, split: str, metric: str,
         ax.axhline(chance, color="black", linestyle=":", linewidth=1.2,
                    label=f"chance ({chance:.3g})", zorder=1)
     layer_axis(ax, layers)
-    ax.set_ylim(0.0, 1.0)
+    if metric != "cross_entropy":  # a fraction; a loss has no upper bound
+        ax.set_ylim(0.0, 1.0)
     ax.set_ylabel(f"{split} {METRIC_LABELS.get(metric, metric)}\n({BAND_LABELS[band]})")
 
 
@@ -113,8 +114,10 @@ def layerwise_panels_figure(
     split: str,
     title: str,
     band: str = "sd",
+    sharey: bool = True,
 ) -> Figure:
-    """:func:`layerwise_accuracy_figure` for several tasks side by side (paper Fig 8 shape).
+    """:func:`layerwise_accuracy_figure` for several tasks (paper Fig 8 shape) or metrics (Fig 9:
+    a language model's accuracy and cross-entropy, `sharey=False`) side by side.
 
     `panels` maps a panel title to (accuracy frame, metric column, reference curves or None);
     each panel's title names its metric, and so does the shared y axis when all panels agree.
@@ -124,15 +127,15 @@ def layerwise_panels_figure(
     metrics = {metric for _, metric, _ in panels.values()}
     with theme():
         fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.4),
-                                 layout="constrained", squeeze=False, sharey=True)
+                                 layout="constrained", squeeze=False, sharey=sharey)
         for ax, (label, (acc, metric, reference)) in zip(axes[0], panels.items()):
             _draw_layerwise(ax, acc, split, metric, reference, None, band)
             ax.set_title(f"{label} ({METRIC_LABELS.get(metric, metric)})")
             # Below the panel: the paper's curves differ from task to task.
             ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.2))
-        for ax in axes[0][1:]:
+        for ax in axes[0][1:] if sharey else ():
             ax.set_ylabel("")
-        if len(metrics) > 1:
+        if len(metrics) > 1 and sharey:
             axes[0][0].set_ylabel(f"{split} metric\n({BAND_LABELS[band]})")
         fig.suptitle(title, fontweight="bold")
     return fig

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -43,6 +43,9 @@ class Measure:
     short: str | None = None       # its heatmap figure <short>_heatmaps; the paper's curve key
     curve: str | None = None       # its curve against the last layer, "{last}" for L
     agreement: bool = False        # ranked against COS in agreement.csv
+    # the same matrix from the running sums of a StreamingSimilarity (a language model's
+    # tokens); None: it needs every sample at once (a kernel's Gram matrix)
+    streamed: Callable[[Any], np.ndarray] | None = None
 
 
 def _cos(center: bool):
@@ -71,13 +74,15 @@ def _cka(kernel: str, estimator: str, minibatch: bool = False):
 #: the analysis computes it, and its heatmap, curve and agreement follow from its fields.
 MEASURES: dict[str, Measure] = {m.name: m for m in (
     Measure("cos", "COS (centered)", _cos(center=True), short="cos",
-            curve="COS(l, {last}) (centered)"),
-    Measure("cos_raw", "COS (uncentered)", _cos(center=False)),
+            curve="COS(l, {last}) (centered)", streamed=lambda acc: acc.cos(center=True)),
+    Measure("cos_raw", "COS (uncentered)", _cos(center=False),
+            streamed=lambda acc: acc.cos(center=False)),
     Measure("cka_linear_biased", "linear CKA", _cka("linear", "biased"),
             estimator="linear_biased", short="cka", curve="CKA(l, {last}) (linear)",
-            agreement=True),
+            agreement=True, streamed=lambda acc: acc.cka("biased")),
     Measure("cka_linear_unbiased", "linear CKA (debiased)", _cka("linear", "unbiased", True),
-            estimator="linear_unbiased", agreement=True),
+            estimator="linear_unbiased", agreement=True,
+            streamed=lambda acc: acc.cka("unbiased")),
     Measure("cka_rbf", "RBF CKA", _cka("rbf", "biased"), estimator="rbf", agreement=True),
 )}
 #: analysis.cka_estimators name -> measure
@@ -100,6 +105,17 @@ def similarity_frame(reps: torch.Tensor, cka: tuple[str, ...] = ("linear_biased"
     chosen = [m for m in MEASURES.values() if m.estimator is None]
     chosen += [ESTIMATORS[name] for name in cka]
     return pd.concat([matrix_frame(m.matrix(blocks, settings), m.name, first_layer=1)
+                      for m in chosen], ignore_index=True)
+
+
+def streamed_similarity_frame(similarity, cka: tuple[str, ...] = ("linear_biased",)
+                              ) -> pd.DataFrame:
+    """`similarity_frame` from a finished StreamingSimilarity over layers 1..L: the measures
+    that are always computed, then the chosen CKA estimators that running sums can give (a
+    kernel CKA cannot be streamed and is left out)."""
+    chosen = [m for m in MEASURES.values() if m.estimator is None]
+    chosen += [ESTIMATORS[name] for name in cka if ESTIMATORS[name].streamed is not None]
+    return pd.concat([matrix_frame(m.streamed(similarity), m.name, first_layer=1)
                       for m in chosen], ignore_index=True)
 
 

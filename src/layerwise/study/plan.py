@@ -78,6 +78,13 @@ class StudyPlan:
                 if SOURCES[self.dataset(name)["source"]].kind == "text"]
 
     @cached_property
+    def token_experiments(self) -> list[str]:
+        """The causal language models: analysed token by token from the model in streaming
+        passes (no hidden-state files), whose metrics add cross-entropy and perplexity."""
+        return [name for name in self.experiments
+                if SOURCES[self.dataset(name)["source"]].kind == "lm"]
+
+    @cached_property
     def claim_experiments(self) -> list[str]:
         """The experiments C1-C7 are evaluated on: those of a transformer backbone (the MLPs of
         the residual ablation only enter C8)."""
@@ -94,6 +101,12 @@ class StudyPlan:
             return key, reference_label(key)
         return paper_curves(self.dataset(experiment)) or backbone(exp["model"]).reference(
             exp["model"])
+
+    def paper_loss_reference(self, experiment: str) -> tuple[str, str] | None:
+        """(key, label) of the paper's per-layer cross-entropy drawn beside a language model's."""
+        if experiment not in self.token_experiments:
+            return None
+        return backbone(self.experiments[experiment]["model"]).loss_reference
 
     def has_norm_ratio(self, experiment: str) -> bool:
         """The residual stream against each block's update (Fig 11b) is a transformer's."""
@@ -120,6 +133,15 @@ class StudyPlan:
         targets += [f for short in HEATMAPS for f in figure_files(f"{fig}/{short}_heatmaps")]
         targets += [f for m in exp["methods"] for f in figure_files(f"{fig}/curves_vs_last_{m}")]
         targets += figure_files(f"{fig}/cos_boxplot") + figure_files(f"{fig}/adjacent_cos")
+        if experiment in self.token_experiments:
+            # no stored states to compare across models, and no depth study: a language
+            # model's layer-wise accuracy never nears 1 - epsilon
+            if self.exit_study(experiment):
+                targets += [f for table in ("multi_exit", "parameter_savings")
+                            for f in table_files(f"{tables}/{table}")]
+                targets += [f for name in ("exit_tradeoff", "exit_counts", "saturation")
+                            for f in figure_files(f"{fig}/{name}")]
+            return targets
         if {"standard", "aligned"} <= set(exp["methods"]):
             targets += figure_files(f"{fig}/cross_model_cka")
         if self.exit_study(experiment):

@@ -1,0 +1,138 @@
+"""Everything the study reads of one language-model run, from its model in streaming passes
+over the tokens (no hidden-state file: they are too large): per-layer next-token accuracy,
+cross-entropy and perplexity, COS and linear CKA between layers, per-token samples for the
+figures, the early-exit sweep and operating points of every policy on per-token exits, the
+saturation layer of every test token, and real early-exit greedy decoding timed against full
+depth. The files are those analyze_run and exit_analysis write for a classification run."""
+
+import argparse
+import json
+
+import pandas as pd
+import torch
+
+from layerwise import cli
+from layerwise.data import IGNORE
+from layerwise.data.prepared import load_split
+from layerwise.exits.decoding import time_decoding
+from layerwise.exits.offline import evaluate_policy
+from layerwise.exits.online import flop_profile
+from layerwise.exits.saturation import layer_histogram, saturation_layers
+from layerwise.hidden.tokens import finish_similarity, sample_positions, summarize_split
+from layerwise.io import load_tensors, write_csv
+from layerwise.models import build_run_model
+from layerwise.provenance import config_hash
+from layerwise.similarity.measures import (cos_cka_agreement, cos_to_last_frame,
+                                           norm_ratio_frame, streamed_similarity_frame)
+from layerwise.similarity.streaming import StreamingSimilarity
+
+SPLITS = ("train", "val", "test")
+
+
+def sample_blocks(x: torch.Tensor, y: torch.Tensor, count: int | None, seed: int):
+    """A fixed seeded sample of `count` blocks of a split (all with None), in order."""
+    if count is None:
+        return x, y
+    rows = sample_positions(len(x), count, seed)
+    return x[rows], y[rows]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--spec", required=True, help="the run spec, as JSON")
+    parser.add_argument("--data", required=True, help="prepared dataset folder")
+    parser.add_argument("--model", required=True, help="trained weights (safetensors)")
+    parser.add_argument("--blocks", type=int, default=None,
+                        help="blocks of each split to read (a fixed seeded sample; default all)")
+    parser.add_argument("--similarity-split", required=True)
+    parser.add_argument("--cka", nargs="+", default=["linear_biased"])
+    parser.add_argument("--token-samples", type=int, required=True,
+                        help="test tokens whose states the per-token figures show")
+    parser.add_argument("--policies", nargs="+", required=True)
+    parser.add_argument("--sweep-points", type=int, required=True)
+    parser.add_argument("--max-drop", type=float, required=True)
+    parser.add_argument("--prompts", type=int, required=True, help="test prompts to decode")
+    parser.add_argument("--prompt-length", type=int, required=True)
+    parser.add_argument("--steps", type=int, required=True, help="tokens decoded per prompt")
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=16, help="blocks per forward pass")
+    for name in ("accuracy", "similarity", "cos-per-sample", "agreement", "norm-ratio", "sweep",
+                 "operating-points", "exit-counts", "saturation", "timing"):
+        parser.add_argument(f"--{name}-out", required=True)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    cli.set_threads(args.threads)
+
+    spec = json.loads(args.spec)
+    spec_hash = config_hash(spec)
+    info = load_split(args.data, "test")[2]
+    model = build_run_model(spec, info)
+    model.load_state_dict(load_tensors(args.model, metadata={"spec_hash": spec_hash})[0])
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model.to(device).eval()
+
+    rows, summaries, similarity_data = [], {}, None
+    similarity, kept = None, None
+    for split in SPLITS:
+        x, y = sample_blocks(*load_split(args.data, split)[:2], args.blocks, spec["seed"])
+        streaming = split == args.similarity_split
+        keep = None
+        if streaming:
+            similarity = StreamingSimilarity()
+            tokens = int((y != IGNORE).sum())
+            keep = sample_positions(tokens, args.token_samples, spec["seed"])
+            similarity_data = (x, y)
+        summary, states = summarize_split(model, x, y, args.policies, args.batch_size,
+                                          similarity if streaming else None, keep)
+        if streaming:
+            kept = states
+        summaries[split] = summary
+        for layer in range(len(summary.accuracy)):
+            rows.append({"split": split, "layer": layer,
+                         "accuracy": float(summary.accuracy[layer]),
+                         "cross_entropy": float(summary.cross_entropy[layer]),
+                         "perplexity": float(summary.perplexity[layer]),
+                         "tokens": summary.tokens})
+    if similarity is None:
+        raise SystemExit(f"error: similarity split {args.similarity_split!r} is not one of "
+                         f"{', '.join(SPLITS)}")
+    finish_similarity(model, *similarity_data, args.batch_size, similarity)
+    similarity_frame = streamed_similarity_frame(similarity, tuple(args.cka))
+
+    # early exit on per-token exits (FLOPs per token: a block's count over its positions)
+    x_test, y_test = sample_blocks(*load_split(args.data, "test")[:2], args.blocks, spec["seed"])
+    flops = flop_profile(model, x_test[:1].to(device)).scaled(1 / x_test.shape[1])
+    val, test = summaries["val"].exits, summaries["test"].exits
+    curves, points, counts = [], [], []
+    for policy in args.policies:
+        curve, point, layers = evaluate_policy(policy, val, test, args.max_drop,
+                                               args.sweep_points, flops)
+        curves.append(curve)
+        points.append(point)
+        counts.append(pd.DataFrame({"policy": policy, "layer": range(1, test.num_layers + 1),
+                                    "count": layer_histogram(layers, test.num_layers)}))
+    saturation = saturation_layers(test.predictions)
+
+    # prompts: the first tokens of the first sampled test blocks that are real to their end
+    whole = (y_test[:, :args.prompt_length] != IGNORE).all(1)
+    prompts = [block[:args.prompt_length].to(device) for block in x_test[whole][:args.prompts]]
+    timing = pd.DataFrame([{**time_decoding(model, prompts, args.steps, p["policy"],
+                                            p["threshold"], args.warmup, args.repeats),
+                            "batch_size": 1} for p in points])
+
+    write_csv(args.accuracy_out, pd.DataFrame(rows))
+    write_csv(args.similarity_out, similarity_frame)
+    write_csv(args.cos_per_sample_out, cos_to_last_frame(kept))
+    write_csv(args.agreement_out, cos_cka_agreement(similarity_frame))
+    write_csv(args.norm_ratio_out, norm_ratio_frame(kept))
+    write_csv(args.sweep_out, pd.concat(curves, ignore_index=True))
+    write_csv(args.operating_points_out, pd.DataFrame(points))
+    write_csv(args.exit_counts_out, pd.concat(counts, ignore_index=True))
+    write_csv(args.saturation_out, pd.DataFrame({
+        "split": "test", "sample": range(len(saturation)), "saturation_layer": saturation}))
+    write_csv(args.timing_out, timing)
+
+
+if __name__ == "__main__":
+    cli.run(main)
