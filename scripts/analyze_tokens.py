@@ -56,7 +56,9 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, required=True, help="tokens decoded per prompt")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=16, help="blocks per forward pass")
+    parser.add_argument("--logit-budget", type=int, default=2**28,
+                        help="float32 logits (every layer's, vocabulary-wide) held at once, "
+                             "which sets the blocks per forward pass (default 1 GiB)")
     for name in ("accuracy", "similarity", "cos-per-sample", "agreement", "norm-ratio", "sweep",
                  "operating-points", "exit-counts", "saturation", "timing"):
         parser.add_argument(f"--{name}-out", required=True)
@@ -72,6 +74,8 @@ def main(argv=None):
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device).eval()
 
+    per_block = info["max_length"] * (model.num_layers + 1) * info["vocab_size"]
+    batch_blocks = max(1, min(64, args.logit_budget // per_block))
     rows, summaries, similarity_data = [], {}, None
     similarity, kept = None, None
     for split in SPLITS:
@@ -83,7 +87,7 @@ def main(argv=None):
             tokens = int((y != IGNORE).sum())
             keep = sample_positions(tokens, args.token_samples, spec["seed"])
             similarity_data = (x, y)
-        summary, states = summarize_split(model, x, y, args.policies, args.batch_size,
+        summary, states = summarize_split(model, x, y, args.policies, batch_blocks,
                                           similarity if streaming else None, keep)
         if streaming:
             kept = states
@@ -97,7 +101,7 @@ def main(argv=None):
     if similarity is None:
         raise SystemExit(f"error: similarity split {args.similarity_split!r} is not one of "
                          f"{', '.join(SPLITS)}")
-    finish_similarity(model, *similarity_data, args.batch_size, similarity)
+    finish_similarity(model, *similarity_data, batch_blocks, similarity)
     similarity_frame = streamed_similarity_frame(similarity, tuple(args.cka))
 
     # early exit on per-token exits (FLOPs per token: a block's count over its positions)

@@ -45,6 +45,16 @@ def test_paper_config_covers_the_paper_and_names_its_reference_values():
             assert train["weight_decay"] == 1e-4 and train["augment"]["crop_padding"] == 4
         assert exp["paper_reference"], exp["name"]
         assert curves(exp["paper_reference"], "paper")  # resolves to drawable curves
+    gpt2 = names["gpt2_wikitext103"]  # the first author's GPT-2 setting (Fig 9)
+    assert config["datasets"][gpt2["dataset"]]["wikitext"]["config"] == "wikitext-103-raw-v1"
+    text = config["datasets"][gpt2["dataset"]]["text"]
+    assert (text["tokenizer"], text["max_length"]) == ("gpt2", 255)
+    assert gpt2["model"]["pretrained"] == "gpt2" and gpt2["model"]["head_input"] == "raw"
+    assert {k: gpt2["train"][k] for k in ("lr", "batch_size", "schedule", "grad_clip")} == {
+        "lr": 2e-5, "batch_size": 128, "schedule": "linear", "grad_clip": 1.0}
+    assert gpt2["train"]["warmup_epochs"] * 10 == gpt2["train"]["epochs"]  # 10 % warm-up
+    assert gpt2["aligned"]["alternate"] and gpt2["methods"] == ["standard", "aligned",
+                                                                "multi_exit"]
     assert config["analysis"]["residual_ablation"] == {"without": "mlp_mnist_plain",
                                                        "with": "mlp_mnist_residual"}
 

@@ -67,6 +67,31 @@ def test_learning_rate_schedules():
     m = spec(schedule="multistep", milestones=(2, 3), gamma=0.1, warmup_epochs=0)
     assert [lr_factor(e * 10, 10, m) for e in range(4)] == pytest.approx([1, 1, 0.1, 0.01])
     assert lr_factor(25, 10, spec(schedule="constant", warmup_epochs=0)) == 1.0
+    # linear (transformers' get_linear_schedule_with_warmup): 1 after warm-up, 0 at the end
+    lin = spec(schedule="linear", epochs=4, warmup_epochs=1)
+    assert [lr_factor(t, 10, lin) for t in (0, 9, 10, 25, 40)] == pytest.approx(
+        [0.1, 1.0, 1.0, 0.5, 0.0])
+
+
+def test_gradients_are_clipped_before_each_update_when_asked(tmp_path, monkeypatch):
+    real, seen = torch.nn.utils.clip_grad_norm_, []
+
+    def clip(parameters, max_norm):
+        parameters = list(parameters)
+        total = real(parameters, max_norm)
+        after = torch.linalg.vector_norm(torch.stack(
+            [p.grad.norm() for p in parameters if p.grad is not None]))
+        seen.append((max_norm, float(total), float(after)))
+        return total
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", clip)
+    train(fresh_model(), tiny_data(), spec(epochs=1), tmp_path / "a.pt", "h", torch.device("cpu"))
+    assert seen == []  # no clipping unless grad_clip is set
+    train(fresh_model(), tiny_data(), spec(epochs=1, grad_clip=1e-3), tmp_path / "b.pt", "h",
+          torch.device("cpu"))
+    assert len(seen) == 3  # every step: 48 samples in batches of 16
+    assert all(max_norm == 1e-3 and total > 1e-3 and after == pytest.approx(1e-3, rel=1e-4)
+               for max_norm, total, after in seen)
 
 
 def tiny_data():

@@ -1,4 +1,4 @@
-"""Token-level analysis of a causal language model in streaming passes (docs/method.md §8).
+"""Token-level analysis of a causal language model in streaming passes (docs/method.md §10).
 
 A language model's hidden states and vocabulary-wide logits of every token are too large to
 store (the paper's GPT-2 test split: 16.7 GB of float32 states per run), so everything the

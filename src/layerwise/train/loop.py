@@ -37,6 +37,7 @@ class TrainSpec:
     gamma: float = 0.1
     warmup_epochs: int = 0
     label_smoothing: float = 0.0
+    grad_clip: float | None = None   # max global gradient norm; None: no clipping
     weights: str = "linear"          # the method's per-layer loss weights (methods.layer_weights)
     alternate: bool = False          # every other step plain last-layer cross-entropy
     beta: float = 0.0                # cos_regularized: weight of the cosine penalty
@@ -54,6 +55,7 @@ class TrainSpec:
                    milestones=tuple(train["milestones"]), gamma=train["gamma"],
                    warmup_epochs=train["warmup_epochs"],
                    label_smoothing=train["label_smoothing"],
+                   grad_clip=train.get("grad_clip"),
                    weights=settings.get("weights", "linear"),
                    alternate=settings.get("alternate", False),
                    beta=settings.get("beta", 0.0),
@@ -86,9 +88,11 @@ def lr_factor(step: int, steps_per_epoch: int, spec: TrainSpec) -> float:
     warmup = spec.warmup_epochs * steps_per_epoch
     if step < warmup:
         return (step + 1) / warmup
+    total = spec.epochs * steps_per_epoch
     if spec.schedule == "cosine":
-        total = spec.epochs * steps_per_epoch
         return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+    if spec.schedule == "linear":  # to zero at the last step, as transformers' linear schedule
+        return max(0.0, (total - step) / max(1, total - warmup))
     if spec.schedule == "multistep":
         epoch = step // steps_per_epoch
         return spec.gamma ** sum(epoch >= m for m in spec.milestones)
@@ -186,6 +190,8 @@ def run_epoch(model: LayeredClassifier, optimizer, scheduler, x_train: torch.Ten
             raise TrainingError(f"loss became {loss.item()} at epoch {epoch + 1}, step {step}")
         optimizer.zero_grad(set_to_none=True)
         (loss if share == 1 else loss * share).backward()
+        if spec.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), spec.grad_clip)
         optimizer.step()
         scheduler.step()
         mine = len(shard.take(index))  # 0 for a process that only stood in (see TrainBatches)
