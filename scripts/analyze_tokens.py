@@ -3,7 +3,8 @@ over the tokens (no hidden-state file: they are too large): per-layer next-token
 cross-entropy and perplexity, COS and linear CKA between layers, per-token samples for the
 figures, the early-exit sweep and operating points of every policy on per-token exits, the
 saturation layer of every test token, and real early-exit greedy decoding timed against full
-depth. The files are those analyze_run and exit_analysis write for a classification run."""
+depth. The files are those analyze_run.py writes for a classification run in the exit study,
+but the hidden states."""
 
 import argparse
 import json

@@ -245,7 +245,7 @@ def test_the_profile_asks_for_gpus_as_resources_and_keeps_plots_local():
     assert 1 <= profile["retries"] <= 3
     assert re.fullmatch(r"\d+\s*[smhd]", profile["default-resources"]["runtime"])
     assert {"mem_mb", "slurm_partition"} <= set(profile["default-resources"])
-    for rule in ("train", "extract", "exit_analysis"):
+    for rule in ("train", "analyze_run", "analyze_exit_run", "analyze_tokens"):
         assert profile["set-resources"][rule]["gpu"] >= 1
     assert "slurm_extra" not in yaml.safe_dump(profile)
     rules = {m for f in (ROOT / "workflow/rules").glob("*.smk")
@@ -308,8 +308,8 @@ def test_smoke_study_runs_through_the_slurm_profile(slurm_cluster, tmp_path):
         state = re.search(r"JobState=(\w+)", line).group(1)
         assert state == "COMPLETED", line
         rules.setdefault(rule.group(1), []).append(bool(re.search(r"TresPerJob=\S*gpu", line)))
-    assert {"prepare_data", "train", "extract", "analyze_run"} <= set(rules), sorted(rules)
-    assert all(rules["train"]) and all(rules["extract"]), "GPU rules ran without a GPU"
+    assert {"prepare_data", "train", "analyze_exit_run"} <= set(rules), sorted(rules)
+    assert all(rules["train"] + rules["analyze_exit_run"]), "GPU rules ran without a GPU"
     assert not any(rules["prepare_data"]), "a CPU rule asked for a GPU"
     # ...and the plots ran on the submitting host.
     assert not [r for r in rules if r.startswith("figure_")], sorted(rules)

@@ -27,19 +27,28 @@ def test_dry_run_plans_every_run(fresh_project, extra):
     counts = job_counts(run.stdout)
     config_file = fresh_project / (extra[1] if extra else "config/config.yaml")
     runs = planned_runs(config_file)
-    assert counts["train"] == counts["extract"] == counts["analyze_run"] == runs
+    # one analysis job per run: stored hidden states (with the exit study or without), or a
+    # language model's token passes
+    analysed = sum(counts.get(rule, 0)
+                   for rule in ("analyze_run", "analyze_exit_run", "analyze_tokens"))
+    assert counts["train"] == analysed == runs
+    assert counts["analyze_tokens"] == sum(
+        len(e["methods"]) * len(e["seeds"])
+        for e in yaml.safe_load(config_file.read_text())["experiments"]
+        if e["model"]["arch"] == "gpt2")
     datasets = {e["dataset"] for e in yaml.safe_load(config_file.read_text())["experiments"]}
-    # digits, review snippets, MNIST
-    assert counts["prepare_data"] == len(datasets) == 3 and counts["all"] == 1
+    # digits, review snippets, running text, MNIST
+    assert counts["prepare_data"] == len(datasets) == 4 and counts["all"] == 1
 
 
 def test_one_figure_asks_for_exactly_the_jobs_it_needs(fresh_project):
     target = f"results/figures/{SMOKE}/layerwise_accuracy.png"
     run = snakemake(fresh_project, "-n", target, "--configfile", "config/smoke.yaml")
     assert run.returncode == 0, run.stderr
-    assert job_counts(run.stdout) == {"prepare_data": 1, "train": 10, "extract": 10,
-                                      "analyze_run": 10, "summarize": 1,
-                                      "figure_layerwise_accuracy": 1}  # 5 methods x 2 seeds
+    # 5 methods x 2 seeds, 3 of the methods in the exit study
+    assert job_counts(run.stdout) == {"prepare_data": 1, "train": 10, "analyze_run": 4,
+                                      "analyze_exit_run": 6, "summarize": 1,
+                                      "figure_layerwise_accuracy": 1}
 
 
 def test_lint_reports_nothing(fresh_project):
@@ -158,7 +167,8 @@ def test_changing_an_exit_setting_retrains_nothing(smoke_project, tmp_path):
     exit_runs = sum(len([m for m in e["methods"] if METHODS[m].exit_study]) * len(e["seeds"])
                     for e in config["experiments"] if {"aligned", "multi_exit"} & set(e["methods"]))
     assert counts["train"] == 2  # the multi_exit runs of the changed experiment (2 seeds)
-    assert counts["exit_analysis"] == exit_runs  # every operating point moves
+    # every operating point moves
+    assert counts["analyze_exit_run"] + counts["analyze_tokens"] == exit_runs
     trained = re.findall(r"rule train:\n.*?wildcards: experiment=\S+, method=(\w+),",
                          run.stdout, re.DOTALL)
     assert trained and set(trained) == {"multi_exit"}

@@ -1,30 +1,27 @@
 ANALYSIS = config["analysis"]
 
 
+# Per run: the hidden states and the layer-wise analysis, in one job that loads the model once
+# (its import costs more than the work); analyze_exit_run also runs the early-exit study
+# (docs/method.md §6, §7) for the runs of the exit study, and takes precedence for them.
+EXITS = config["exits"]  # analysis_args (common.smk) gives both per-run rules their options
+
+
 rule analyze_run:
     wildcard_constraints:
         experiment=STORED,
     input:
-        train=rules.extract.output.train,
-        val=rules.extract.output.val,
-        test=rules.extract.output.test,
+        model=rules.train.output.model,
+        splits=lambda w: f"{data_dir(w)}/splits.safetensors",
     output:
-        accuracy=f"{RESULTS}/analysis/{{experiment}}/{{method}}/seed{{seed}}/layer_accuracy.csv",
-        similarity=f"{RESULTS}/analysis/{{experiment}}/{{method}}/seed{{seed}}/similarity.csv",
-        per_sample=f"{RESULTS}/analysis/{{experiment}}/{{method}}/seed{{seed}}/cos_per_sample.csv",
-        agreement=f"{RESULTS}/analysis/{{experiment}}/{{method}}/seed{{seed}}/agreement.csv",
-        norm_ratio=f"{RESULTS}/analysis/{{experiment}}/{{method}}/seed{{seed}}/norm_ratio.csv",
+        **HIDDEN_FILES,
+        **ANALYSIS_FILES,
     params:
-        spec_hash=run_spec_hash,
-        similarity_split=ANALYSIS["similarity_split"],
-        cka=ANALYSIS["cka_estimators"],
-        rbf_threshold=ANALYSIS["rbf_threshold"],
-        batch_size=cka_batch_size_arg,
-        metric=experiment_metric,
+        options=lambda w, output, threads: analysis_args(w, output, threads),
     log:
-        f"{RESULTS}/logs/analyze_run/{{experiment}}/{{method}}/seed{{seed}}.log",
+        f"{RESULTS}/logs/analyze_run/{RUN}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/analyze_run/{{experiment}}/{{method}}/seed{{seed}}.tsv"
+        f"{RESULTS}/benchmarks/analyze_run/{RUN}.tsv"
     threads: 1
     conda:
         CONDA_ENV
@@ -32,20 +29,107 @@ rule analyze_run:
         mem_mb=4000,
         runtime=30,
     shell:
-        "python scripts/analyze_run.py --hidden train {input.train:q} --hidden val {input.val:q}"
-        " --hidden test {input.test:q}"
-        " --spec-hash {params.spec_hash:q} --similarity-split {params.similarity_split:q}"
-        " --cka {params.cka:q} --rbf-threshold {params.rbf_threshold} {params.batch_size}"
-        " --metric {params.metric}"
-        " --accuracy-out {output.accuracy:q} --similarity-out {output.similarity:q}"
-        " --cos-per-sample-out {output.per_sample:q} --agreement-out {output.agreement:q}"
-        " --norm-ratio-out {output.norm_ratio:q}"
-        " --threads {threads} > {log:q} 2>&1"
+        "python scripts/analyze_run.py --model {input.model:q} {params.options} > {log:q} 2>&1"
+
+
+rule analyze_exit_run:
+    wildcard_constraints:
+        experiment=EXIT_STORED,
+        method=EXIT_METHODS,
+    input:
+        model=rules.train.output.model,
+        splits=lambda w: f"{data_dir(w)}/splits.safetensors",
+    output:
+        **HIDDEN_FILES,
+        **ANALYSIS_FILES,
+        **EXIT_FILES,
+    params:
+        options=lambda w, output, threads: analysis_args(w, output, threads),
+        policies=EXITS["policies"],
+        sweep_points=EXITS["sweep_points"],
+        max_drop=EXITS["max_accuracy_drop"],
+        batch_sizes=EXITS["timing"]["batch_sizes"],
+        samples=EXITS["timing"]["samples"],
+        warmup=EXITS["timing"]["warmup"],
+        repeats=EXITS["timing"]["repeats"],
+    log:
+        f"{RESULTS}/logs/analyze_run/{RUN}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/analyze_run/{RUN}.tsv"
+    threads: 1
+    conda:
+        CONDA_ENV
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    shell:
+        "python scripts/analyze_run.py --model {input.model:q} {params.options}"
+        " --policies {params.policies:q} --sweep-points {params.sweep_points}"
+        " --max-drop {params.max_drop} --batch-sizes {params.batch_sizes}"
+        " --samples {params.samples} --warmup {params.warmup} --repeats {params.repeats}"
+        " --sweep-out {output.sweep:q} --operating-points-out {output.operating_points:q}"
+        " --exit-counts-out {output.exit_counts:q} --saturation-out {output.saturation:q}"
+        " --timing-out {output.timing:q} > {log:q} 2>&1"
+
+
+ruleorder: analyze_exit_run > analyze_run
+
+
+# A language model's run: the files analyze_exit_run writes but the hidden states, computed from
+# the model in streaming passes over the tokens (every token's states are too many to store),
+# plus real early-exit greedy decoding timed against full depth.
+rule analyze_tokens:
+    wildcard_constraints:
+        experiment=TOKEN_LEVEL,
+    input:
+        model=rules.train.output.model,
+        splits=lambda w: f"{data_dir(w)}/splits.safetensors",
+    output:
+        **ANALYSIS_FILES,
+        **EXIT_FILES,
+    params:
+        spec=run_spec_json,
+        data=data_dir,
+        similarity_split=ANALYSIS["similarity_split"],
+        cka=ANALYSIS["cka_estimators"],
+        token_samples=ANALYSIS["token_samples"],
+        policies=EXITS["policies"],
+        sweep_points=EXITS["sweep_points"],
+        max_drop=EXITS["max_accuracy_drop"],
+        prompts=EXITS["decoding"]["prompts"],
+        prompt_length=EXITS["decoding"]["prompt_length"],
+        steps=EXITS["decoding"]["steps"],
+        warmup=EXITS["timing"]["warmup"],
+        repeats=EXITS["timing"]["repeats"],
+    log:
+        f"{RESULTS}/logs/analyze_tokens/{RUN}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/analyze_tokens/{RUN}.tsv"
+    threads: 1
+    conda:
+        CONDA_ENV
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    shell:
+        "python scripts/analyze_tokens.py --spec {params.spec:q} --data {params.data:q}"
+        " --model {input.model:q} --similarity-split {params.similarity_split:q}"
+        " --cka {params.cka:q} --token-samples {params.token_samples}"
+        " --policies {params.policies:q} --sweep-points {params.sweep_points}"
+        " --max-drop {params.max_drop} --prompts {params.prompts}"
+        " --prompt-length {params.prompt_length} --steps {params.steps}"
+        " --warmup {params.warmup} --repeats {params.repeats}"
+        " --accuracy-out {output.layer_accuracy:q} --similarity-out {output.similarity:q}"
+        " --cos-per-sample-out {output.cos_per_sample:q} --agreement-out {output.agreement:q}"
+        " --norm-ratio-out {output.norm_ratio:q} --sweep-out {output.sweep:q}"
+        " --operating-points-out {output.operating_points:q}"
+        " --exit-counts-out {output.exit_counts:q} --saturation-out {output.saturation:q}"
+        " --timing-out {output.timing:q} --threads {threads} > {log:q} 2>&1"
 
 
 rule summarize:
     input:
-        lambda w: experiment_runs(w.experiment, rules.analyze_run.output),
+        lambda w: experiment_runs(w.experiment, list(ANALYSIS_FILES.values())),
     output:
         accuracy=f"{RESULTS}/analysis/{{experiment}}/layer_accuracy.csv",
         similarity=f"{RESULTS}/analysis/{{experiment}}/similarity.csv",
@@ -77,8 +161,8 @@ rule summarize:
 
 rule cross_model_similarity:
     input:
-        standard=lambda w: experiment_runs(w.experiment, rules.extract.output.test, ["standard"]),
-        aligned=lambda w: experiment_runs(w.experiment, rules.extract.output.test, ["aligned"]),
+        standard=lambda w: experiment_runs(w.experiment, HIDDEN_FILES["test"], ["standard"]),
+        aligned=lambda w: experiment_runs(w.experiment, HIDDEN_FILES["test"], ["aligned"]),
     output:
         f"{RESULTS}/analysis/{{experiment}}/cross_model_cka.csv",
     params:

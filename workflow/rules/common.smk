@@ -47,10 +47,26 @@ def one_of(names):
     return "|".join(map(re.escape, names)) or "(?!)"
 
 
-# A language model is analysed from its model, token by token (rule analyze_tokens), a
-# classifier from its stored hidden states (extract, analyze_run, exit_analysis).
+# Every run is analysed by one job that loads its model once: a classifier's by analyze_run
+# (hidden states stored, then the layer-wise analysis), or analyze_exit_run for the runs of the
+# early-exit study (the same, plus the exit study); a language model's by analyze_tokens,
+# token by token in streaming passes. The patterns of what they write:
+RUN = "{experiment}/{method}/seed{seed}"
+HIDDEN_FILES = {split: f"{RESULTS}/hidden/{RUN}/{split}.safetensors"
+                for split in ("train", "val", "test")}
+ANALYSIS_FILES = {name: f"{RESULTS}/analysis/{RUN}/{name}.csv" for name in
+                  ("layer_accuracy", "similarity", "cos_per_sample", "agreement", "norm_ratio")}
+EXIT_FILES = {name: f"{RESULTS}/exits/{RUN}/{name}.csv" for name in
+              ("sweep", "operating_points", "exit_counts", "saturation", "timing")}
 TOKEN_LEVEL = one_of(PLAN.token_experiments)
 STORED = one_of([name for name in EXPERIMENTS if name not in PLAN.token_experiments])
+# An exit run is a run of an experiment with exits under one of its exit-study methods; the
+# methods of every such experiment together pick exactly those runs (a run exists only for an
+# experiment's own methods).
+EXIT_STORED = one_of([name for name in EXPERIMENTS if name not in PLAN.token_experiments
+                      and PLAN.has_exits(name)])
+EXIT_METHODS = one_of(sorted({m for name in EXPERIMENTS if PLAN.has_exits(name)
+                              for m in PLAN.exit_methods(name)}))
 
 
 def run_spec(w):
@@ -131,6 +147,21 @@ def reference_arg(w):
     """--reference KEY LABEL of the paper's curves comparable to an experiment, or ''."""
     curves = PLAN.paper_reference(w.experiment)
     return "" if curves is None else "--reference " + " ".join(map(shlex.quote, curves))
+
+
+def analysis_args(w, output, threads):
+    """The options of scripts/analyze_run.py shared by both per-run rules, quoted."""
+    files = " ".join(f"--{flag}-out {shlex.quote(output[key])}" for flag, key in (
+        ("train", "train"), ("val", "val"), ("test", "test"),
+        ("accuracy", "layer_accuracy"), ("similarity", "similarity"),
+        ("cos-per-sample", "cos_per_sample"), ("agreement", "agreement"),
+        ("norm-ratio", "norm_ratio")))
+    return (f"--spec {shlex.quote(run_spec_json(w))} --data {shlex.quote(data_dir(w))}"
+            f" {files} {train_samples_arg(w)}"
+            f" --similarity-split {shlex.quote(config['analysis']['similarity_split'])}"
+            f" --cka {' '.join(map(shlex.quote, config['analysis']['cka_estimators']))}"
+            f" --rbf-threshold {config['analysis']['rbf_threshold']} {cka_batch_size_arg(w)}"
+            f" --metric {experiment_metric(w)} --threads {threads}")
 
 
 def loss_reference_arg(w):

@@ -1,113 +1,13 @@
-# Early exit, saturation and effective depth (docs/method.md §6, §7): per run, the threshold
-# sweep and operating points from the stored exit logits and wall-clock timing of the trained
-# model at those points (one job, as a process start costs more than the work); per
-# experiment, the summaries, tables and figures. Depth-study runs (standard_d<depth>)
-# reuse train/extract/analyze_run and only feed the depth study.
-EXITS = config["exits"]
-EXIT_RUN = f"{RESULTS}/exits/{{experiment}}/{{method}}/seed{{seed}}"
+# Early exit, saturation and effective depth (docs/method.md §6, §7) per experiment: the
+# summaries, tables and figures of what each run's analysis job wrote (analysis.smk).
+# Depth-study runs (standard_d<depth>) are trained and analysed like any run and only feed the
+# depth study.
 EXIT_SUMMARY = f"{RESULTS}/analysis/{{experiment}}"
-
-
-rule exit_analysis:
-    wildcard_constraints:
-        experiment=STORED,
-    input:
-        model=rules.train.output.model,
-        val=rules.extract.output.val,
-        test=rules.extract.output.test,
-        splits=lambda w: f"{data_dir(w)}/splits.safetensors",
-    output:
-        sweep=f"{EXIT_RUN}/sweep.csv",
-        operating_points=f"{EXIT_RUN}/operating_points.csv",
-        exit_counts=f"{EXIT_RUN}/exit_counts.csv",
-        saturation=f"{EXIT_RUN}/saturation.csv",
-        timing=f"{EXIT_RUN}/timing.csv",
-    params:
-        spec=run_spec_json,
-        data=data_dir,
-        policies=EXITS["policies"],
-        sweep_points=EXITS["sweep_points"],
-        max_drop=EXITS["max_accuracy_drop"],
-        batch_sizes=EXITS["timing"]["batch_sizes"],
-        samples=EXITS["timing"]["samples"],
-        warmup=EXITS["timing"]["warmup"],
-        repeats=EXITS["timing"]["repeats"],
-    log:
-        f"{RESULTS}/logs/exit_analysis/{{experiment}}/{{method}}/seed{{seed}}.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/exit_analysis/{{experiment}}/{{method}}/seed{{seed}}.tsv"
-    threads: 1
-    conda:
-        CONDA_ENV
-    resources:
-        mem_mb=4000,
-        runtime=30,
-    shell:
-        "python scripts/exit_analysis.py --spec {params.spec:q} --data {params.data:q}"
-        " --model {input.model:q} --val {input.val:q} --test {input.test:q}"
-        " --policies {params.policies:q} --sweep-points {params.sweep_points:q}"
-        " --max-drop {params.max_drop:q} --batch-sizes {params.batch_sizes:q}"
-        " --samples {params.samples:q} --warmup {params.warmup:q} --repeats {params.repeats:q}"
-        " --sweep-out {output.sweep:q} --operating-points-out {output.operating_points:q}"
-        " --exit-counts-out {output.exit_counts:q} --saturation-out {output.saturation:q}"
-        " --timing-out {output.timing:q} --threads {threads} > {log:q} 2>&1"
-
-
-# A language model's run: what analyze_run and exit_analysis write for a classifier, computed
-# from the model in streaming passes over the tokens (hidden states of every token are too large
-# to store), plus real early-exit greedy decoding timed against full depth.
-rule analyze_tokens:
-    wildcard_constraints:
-        experiment=TOKEN_LEVEL,
-    input:
-        model=rules.train.output.model,
-        splits=lambda w: f"{data_dir(w)}/splits.safetensors",
-    output:
-        **dict(rules.analyze_run.output.items()),
-        **dict(rules.exit_analysis.output.items()),
-    params:
-        spec=run_spec_json,
-        data=data_dir,
-        similarity_split=ANALYSIS["similarity_split"],
-        cka=ANALYSIS["cka_estimators"],
-        token_samples=ANALYSIS["token_samples"],
-        policies=EXITS["policies"],
-        sweep_points=EXITS["sweep_points"],
-        max_drop=EXITS["max_accuracy_drop"],
-        prompts=EXITS["decoding"]["prompts"],
-        prompt_length=EXITS["decoding"]["prompt_length"],
-        steps=EXITS["decoding"]["steps"],
-        warmup=EXITS["timing"]["warmup"],
-        repeats=EXITS["timing"]["repeats"],
-    log:
-        f"{RESULTS}/logs/analyze_tokens/{{experiment}}/{{method}}/seed{{seed}}.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/analyze_tokens/{{experiment}}/{{method}}/seed{{seed}}.tsv"
-    threads: 1
-    conda:
-        CONDA_ENV
-    resources:
-        mem_mb=4000,
-        runtime=60,
-    shell:
-        "python scripts/analyze_tokens.py --spec {params.spec:q} --data {params.data:q}"
-        " --model {input.model:q} --similarity-split {params.similarity_split:q}"
-        " --cka {params.cka:q} --token-samples {params.token_samples}"
-        " --policies {params.policies:q} --sweep-points {params.sweep_points}"
-        " --max-drop {params.max_drop} --prompts {params.prompts}"
-        " --prompt-length {params.prompt_length} --steps {params.steps}"
-        " --warmup {params.warmup} --repeats {params.repeats}"
-        " --accuracy-out {output.accuracy:q} --similarity-out {output.similarity:q}"
-        " --cos-per-sample-out {output.per_sample:q} --agreement-out {output.agreement:q}"
-        " --norm-ratio-out {output.norm_ratio:q} --sweep-out {output.sweep:q}"
-        " --operating-points-out {output.operating_points:q}"
-        " --exit-counts-out {output.exit_counts:q} --saturation-out {output.saturation:q}"
-        " --timing-out {output.timing:q} --threads {threads} > {log:q} 2>&1"
 
 
 rule summarize_exits:
     input:
-        lambda w: experiment_runs(w.experiment, list(rules.exit_analysis.output),
+        lambda w: experiment_runs(w.experiment, list(EXIT_FILES.values()),
                                   PLAN.exit_methods(w.experiment)),
     output:
         sweep=f"{EXIT_SUMMARY}/exit_sweep.csv",
@@ -119,7 +19,7 @@ rule summarize_exits:
                                        ".md", ".tex"),
                               "multi_exit_table", REPORT_EXITS, "early-exit operating points"),
     params:
-        runs=lambda w: run_args(w, list(rules.exit_analysis.output), PLAN.exit_methods(w.experiment)),
+        runs=lambda w: run_args(w, list(EXIT_FILES.values()), PLAN.exit_methods(w.experiment)),
         table=lambda w: f"{RESULTS}/tables/{w.experiment}/multi_exit",
     log:
         f"{RESULTS}/logs/summarize_exits/{{experiment}}.log",
@@ -139,7 +39,7 @@ rule summarize_exits:
 
 rule depth_study:
     input:
-        accuracy=lambda w: experiment_runs(w.experiment, rules.analyze_run.output.accuracy,
+        accuracy=lambda w: experiment_runs(w.experiment, ANALYSIS_FILES["layer_accuracy"],
                                            PLAN.all_runs(w.experiment)),
         logs=lambda w: experiment_runs(w.experiment, rules.train.output.log,
                                        PLAN.all_runs(w.experiment)),
@@ -151,7 +51,7 @@ rule depth_study:
                                        ".csv", ".md", ".tex"),
                               "effective_depth", REPORT_SATURATION, "effective depth"),
     params:
-        runs=lambda w: run_args(w, [rules.analyze_run.output.accuracy],
+        runs=lambda w: run_args(w, [ANALYSIS_FILES["layer_accuracy"]],
                                 PLAN.all_runs(w.experiment)),
         logs=lambda w: run_args(w, [rules.train.output.log], PLAN.all_runs(w.experiment),
                                 flag="--log"),

@@ -30,31 +30,3 @@ rule train:
         " --provenance {output.provenance:q} --threads {threads}"
         " --processes {params.processes} > {log:q} 2>&1"
 
-
-rule extract:
-    input:
-        model=rules.train.output.model,
-        splits=lambda w: f"{data_dir(w)}/splits.safetensors",
-    output:
-        train=f"{RESULTS}/hidden/{{experiment}}/{{method}}/seed{{seed}}/train.safetensors",
-        val=f"{RESULTS}/hidden/{{experiment}}/{{method}}/seed{{seed}}/val.safetensors",
-        test=f"{RESULTS}/hidden/{{experiment}}/{{method}}/seed{{seed}}/test.safetensors",
-    params:
-        spec=run_spec_json,
-        data=data_dir,
-        train_samples=train_samples_arg,
-    log:
-        f"{RESULTS}/logs/extract/{{experiment}}/{{method}}/seed{{seed}}.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/extract/{{experiment}}/{{method}}/seed{{seed}}.tsv"
-    threads: 1
-    conda:
-        CONDA_ENV
-    resources:
-        mem_mb=4000,
-        runtime=30,
-    shell:
-        "python scripts/extract.py --spec {params.spec:q} --data {params.data:q}"
-        " --model {input.model:q} --split train {output.train:q} --split val {output.val:q}"
-        " --split test {output.test:q} {params.train_samples}"
-        " --threads {threads} > {log:q} 2>&1"
