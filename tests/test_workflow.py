@@ -1,9 +1,11 @@
 """The workflow as a user drives it: dry runs, lint, bad configs, and the smoke study end to end."""
 
+import json
 import re
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -173,3 +175,29 @@ def test_changing_an_exit_setting_retrains_nothing(smoke_project, tmp_path):
                          run.stdout, re.DOTALL)
     assert trained and set(trained) == {"multi_exit"}
 
+
+
+def test_smoke_study_analyses_the_language_model_token_by_token(smoke_project):
+    results, lm = smoke_project / "results", "gpt2_smoke"
+    for stem in ("layerwise_accuracy", "cos_heatmaps", "cka_heatmaps", "cos_boxplot",
+                 "adjacent_cos", "exit_tradeoff", "exit_counts", "saturation"):
+        assert (results / "figures" / lm / f"{stem}.png").stat().st_size > 1000, stem
+    assert not (results / "hidden" / lm).exists()  # nothing per token is stored
+    acc = pd.read_csv(results / "analysis" / lm / "layer_accuracy.csv")
+    assert {"accuracy", "cross_entropy", "perplexity", "tokens"} <= set(acc.columns)
+    assert (acc["perplexity"] - np.exp(acc["cross_entropy"])).abs().max() < 1e-9
+    info = json.loads((results / "data" / "running_text" / "info.json").read_text())
+    test = acc[acc["split"] == "test"]
+    assert (test["tokens"] == info["tokens"]["test"]).all()  # every test token is counted
+    sim = pd.read_csv(results / "analysis" / lm / "similarity.csv")
+    assert {"cos", "cos_raw", "cka_linear_biased", "cka_linear_unbiased"} == set(sim["measure"])
+    points = pd.read_csv(results / "analysis" / lm / "exit_operating_points.csv")
+    assert {"cross_entropy", "full_depth_cross_entropy", "wall_speedup_b1"} <= set(points.columns)
+    timing = pd.read_csv(results / "analysis" / lm / "exit_timing.csv")
+    assert timing["agreement_prefix"].between(0, 1).all() and (timing["batch_size"] == 1).all()
+    saturation = pd.read_csv(results / "analysis" / lm / "saturation.csv")
+    assert len(saturation) == 3 * info["tokens"]["test"]  # one row per test token and method
+    claims = pd.read_csv(results / "tables" / "claims.csv")
+    rows = claims[claims["experiment"] == lm]
+    evaluated = rows[rows["claim"].isin([f"C{i}" for i in range(1, 8)])]
+    assert len(evaluated) == 7 and evaluated["status"].isin(["holds", "fails", "mixed"]).all()

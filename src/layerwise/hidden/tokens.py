@@ -54,7 +54,7 @@ class SplitSummary:
     tokens: int
     accuracy: np.ndarray        # (L+1,) top-1 next-token accuracy of layers 0..L
     cross_entropy: np.ndarray   # (L+1,) mean -log p(target), nats
-    exits: LayerExits           # layers 1..L
+    exits: LayerExits | None    # layers 1..L (None when no policy was asked for)
 
     @property
     def perplexity(self) -> np.ndarray:
@@ -76,9 +76,9 @@ def summarize_split(model: LayeredClassifier, x: torch.Tensor, y: torch.Tensor,
                     similarity: StreamingSimilarity | None = None,
                     keep: torch.Tensor | None = None
                     ) -> tuple[SplitSummary, torch.Tensor | None]:
-    """One pass over a split: its per-layer metrics and exits; with `similarity`, its first
-    (means) pass over layers 1..L; with `keep` (sorted sample indices), the (L+1, len(keep), d)
-    states of those samples."""
+    """One pass over a split: its per-layer metrics and (with `policies`) its exits; with
+    `similarity`, its first (means) pass over layers 1..L; with `keep` (sorted sample indices),
+    the (L+1, len(keep), d) states of those samples."""
     correct = nll_sum = None
     exits, kept, seen = [], [], 0
     for reps, targets in token_states(model, x, y, batch_size):
@@ -92,8 +92,10 @@ def summarize_split(model: LayeredClassifier, x: torch.Tensor, y: torch.Tensor,
         loss = torch.cat([embedding.nll, batch.nll]).sum(1, dtype=torch.float64)
         correct = right if correct is None else correct + right
         nll_sum = loss if nll_sum is None else nll_sum + loss
-        exits.append(LayerExits(batch.predictions.cpu(), targets.cpu(),
-                                {p: s.cpu() for p, s in batch.scores.items()}, batch.nll.cpu()))
+        if policies:
+            exits.append(LayerExits(batch.predictions.cpu(), targets.cpu(),
+                                    {p: s.cpu() for p, s in batch.scores.items()},
+                                    batch.nll.cpu()))
         if similarity is not None:
             similarity.update_means(reps[1:])
         if keep is not None:
@@ -103,7 +105,7 @@ def summarize_split(model: LayeredClassifier, x: torch.Tensor, y: torch.Tensor,
     if seen == 0:
         raise ValueError("the split has no position with a target")
     summary = SplitSummary(seen, (correct / seen).cpu().numpy(), (nll_sum / seen).cpu().numpy(),
-                           LayerExits.concat(exits))
+                           LayerExits.concat(exits) if exits else None)
     return summary, (torch.cat(kept, dim=1) if keep is not None else None)
 
 
