@@ -119,7 +119,11 @@ def test_state_compaction_keeps_samples():
 
 def test_the_record_checks_heads_only_for_a_new_model():
     rules = BACKBONES["gpt2"].rules
-    assert BACKBONES["gpt2"].inputs == "lm" and BACKBONES["gpt2"].reference(SPEC) is None
+    record = BACKBONES["gpt2"]
+    assert record.inputs == "lm"
+    # drawn beside it: the author's GPT-2 per-layer accuracy and loss (Fig 9)
+    assert record.reference(SPEC)[0] == "fig9_gpt2_wikitext103_token_acc"
+    assert record.loss_reference[0] == "fig9_gpt2_wikitext103_token_loss"
     assert not list(rules(SPEC, {}, "lm", None))
     assert [v[0] for v in rules({**SPEC, "heads": 5}, {}, "lm", None)] == ["width"]
     assert not list(rules({**SPEC, "heads": 5, "pretrained": "gpt2"}, {}, "lm", None))
