@@ -15,9 +15,9 @@ import torch
 
 from layerwise import cli
 from layerwise.data.prepared import load_split
-from layerwise.exits.offline import LayerExits, evaluate_policy
+from layerwise.exits import offline
+from layerwise.exits.offline import LayerExits
 from layerwise.exits.online import flop_profile, time_operating_points
-from layerwise.exits.saturation import layer_histogram, saturation_layers
 from layerwise.hidden.extract import predict_layers
 from layerwise.hidden.metrics import LAYER_METRICS, layer_accuracy
 from layerwise.io import load_tensors, save_tensors, write_csv
@@ -31,8 +31,9 @@ SPLITS = ("train", "val", "test")
 EXIT_OUTPUTS = ("sweep", "operating_points", "exit_counts", "saturation", "timing")
 
 
-def extract(model, spec: dict, spec_hash: str, args, device) -> dict[str, dict]:
-    """Each split's representations, exit logits and labels, also written to its file."""
+def extract(model, spec_hash: str, args) -> tuple[dict[str, dict], torch.Tensor]:
+    """Each split's representations, exit logits and labels, also written to its file, and the
+    test split's inputs (what real early exit is timed on)."""
     hidden = {}
     for split, out in zip(SPLITS, (args.train_out, args.val_out, args.test_out)):
         x, y, _ = load_split(args.data, split)
@@ -43,7 +44,7 @@ def extract(model, spec: dict, spec_hash: str, args, device) -> dict[str, dict]:
         reps, logits, targets = predict_layers(model, x, y, workers=max(0, args.threads - 1))
         hidden[split] = {"representations": reps, "logits": logits, "labels": targets}
         save_tensors(out, hidden[split], {"spec_hash": spec_hash, "split": split})
-    return hidden
+    return hidden, x
 
 
 def layerwise_analysis(hidden: dict[str, dict], args) -> None:
@@ -66,31 +67,18 @@ def layerwise_analysis(hidden: dict[str, dict], args) -> None:
     write_csv(args.norm_ratio_out, norm_ratio_frame(reps))
 
 
-def exit_study(model, hidden: dict[str, dict], args, device) -> None:
+def exit_study(model, hidden: dict[str, dict], test_inputs, args, device) -> None:
     """The early-exit sweep and operating points on the stored exit logits, saturation, and
     real early exit timed against full depth."""
     val, test = (LayerExits.from_logits(hidden[split]["logits"][1:], hidden[split]["labels"],
                                         args.policies)  # exits are at layers 1..L
                  for split in ("val", "test"))
-    x, _, _ = load_split(args.data, "test")
-    flops = flop_profile(model, x[:1].to(device))
-    curves, points, counts = [], [], []
-    for policy in args.policies:
-        curve, point, layers = evaluate_policy(policy, val, test, args.max_drop,
-                                               args.sweep_points, flops)
-        curves.append(curve)
-        points.append(point)
-        counts.append(pd.DataFrame({"policy": policy, "layer": range(1, test.num_layers + 1),
-                                    "count": layer_histogram(layers, test.num_layers)}))
-    saturation = saturation_layers(test.predictions)
-    exits = {p["policy"]: (p["policy"], p["threshold"]) for p in points}
-    timing = time_operating_points(model, x[:args.samples].to(device), exits, args.batch_sizes,
-                                   args.warmup, args.repeats)
-    write_csv(args.sweep_out, pd.concat(curves, ignore_index=True))
-    write_csv(args.operating_points_out, pd.DataFrame(points))
-    write_csv(args.exit_counts_out, pd.concat(counts, ignore_index=True))
-    write_csv(args.saturation_out, pd.DataFrame({
-        "split": "test", "sample": range(len(saturation)), "saturation_layer": saturation}))
+    flops = flop_profile(model, test_inputs[:1].to(device))
+    study = offline.exit_study(args.policies, val, test, args.max_drop, args.sweep_points, flops)
+    timing = time_operating_points(model, test_inputs[:args.samples].to(device), study.exits(),
+                                   args.batch_sizes, args.warmup, args.repeats)
+    study.write(args.sweep_out, args.operating_points_out, args.exit_counts_out,
+                args.saturation_out)
     write_csv(args.timing_out, timing)
 
 
@@ -141,11 +129,11 @@ def main(argv=None):
     model = build_run_model(spec, load_split(args.data, "val")[2])
     model.load_state_dict(weights)
     model.to(device)
-    hidden = extract(model, spec, spec_hash, args, device)
+    hidden, test_inputs = extract(model, spec_hash, args)
     layerwise_analysis(hidden, args)
     if all(given):
         model.eval()
-        exit_study(model, hidden, args, device)
+        exit_study(model, hidden, test_inputs, args, device)
 
 
 if __name__ == "__main__":

@@ -16,9 +16,8 @@ from layerwise import cli
 from layerwise.data import IGNORE
 from layerwise.data.prepared import load_split
 from layerwise.exits.decoding import time_decoding
-from layerwise.exits.offline import evaluate_policy
+from layerwise.exits.offline import exit_study
 from layerwise.exits.online import flop_profile
-from layerwise.exits.saturation import layer_histogram, saturation_layers
 from layerwise.hidden.tokens import finish_similarity, sample_positions, summarize_split
 from layerwise.io import load_tensors, write_csv
 from layerwise.models import build_run_model
@@ -30,21 +29,11 @@ from layerwise.similarity.streaming import StreamingSimilarity
 SPLITS = ("train", "val", "test")
 
 
-def sample_blocks(x: torch.Tensor, y: torch.Tensor, count: int | None, seed: int):
-    """A fixed seeded sample of `count` blocks of a split (all with None), in order."""
-    if count is None:
-        return x, y
-    rows = sample_positions(len(x), count, seed)
-    return x[rows], y[rows]
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--spec", required=True, help="the run spec, as JSON")
     parser.add_argument("--data", required=True, help="prepared dataset folder")
     parser.add_argument("--model", required=True, help="trained weights (safetensors)")
-    parser.add_argument("--blocks", type=int, default=None,
-                        help="blocks of each split to read (a fixed seeded sample; default all)")
     parser.add_argument("--similarity-split", required=True)
     parser.add_argument("--cka", nargs="+", default=["linear_biased"])
     parser.add_argument("--token-samples", type=int, required=True,
@@ -81,7 +70,7 @@ def main(argv=None):
     rows, summaries, similarity_data = [], {}, None
     similarity, kept = None, None
     for split in SPLITS:
-        x, y = sample_blocks(*load_split(args.data, split)[:2], args.blocks, spec["seed"])
+        x, y, _ = load_split(args.data, split)
         streaming = split == args.similarity_split
         keep = None
         if streaming:
@@ -89,6 +78,8 @@ def main(argv=None):
             tokens = int((y != IGNORE).sum())
             keep = sample_positions(tokens, args.token_samples, spec["seed"])
             similarity_data = (x, y)
+        if split == "test":
+            x_test, y_test = x, y
         # exits are calibrated on validation and reported on test; train gets its metrics only
         policies = args.policies if split in ("val", "test") else ()
         summary, states = summarize_split(model, x, y, policies, batch_blocks,
@@ -109,36 +100,24 @@ def main(argv=None):
     similarity_frame = streamed_similarity_frame(similarity, tuple(args.cka))
 
     # early exit on per-token exits (FLOPs per token: a block's count over its positions)
-    x_test, y_test = sample_blocks(*load_split(args.data, "test")[:2], args.blocks, spec["seed"])
     flops = flop_profile(model, x_test[:1].to(device)).scaled(1 / x_test.shape[1])
-    val, test = summaries["val"].exits, summaries["test"].exits
-    curves, points, counts = [], [], []
-    for policy in args.policies:
-        curve, point, layers = evaluate_policy(policy, val, test, args.max_drop,
-                                               args.sweep_points, flops)
-        curves.append(curve)
-        points.append(point)
-        counts.append(pd.DataFrame({"policy": policy, "layer": range(1, test.num_layers + 1),
-                                    "count": layer_histogram(layers, test.num_layers)}))
-    saturation = saturation_layers(test.predictions)
+    study = exit_study(args.policies, summaries["val"].exits, summaries["test"].exits,
+                       args.max_drop, args.sweep_points, flops)
 
     # prompts: the first tokens of the first sampled test blocks that are real to their end
     whole = (y_test[:, :args.prompt_length] != IGNORE).all(1)
     prompts = [block[:args.prompt_length].to(device) for block in x_test[whole][:args.prompts]]
-    timing = pd.DataFrame([{**time_decoding(model, prompts, args.steps, p["policy"],
-                                            p["threshold"], args.warmup, args.repeats),
-                            "batch_size": 1} for p in points])
+    timing = pd.DataFrame([{**time_decoding(model, prompts, args.steps, p,
+                                            threshold, args.warmup, args.repeats),
+                            "batch_size": 1} for p, threshold in study.exits().values()])
 
     write_csv(args.accuracy_out, pd.DataFrame(rows))
     write_csv(args.similarity_out, similarity_frame)
     write_csv(args.cos_per_sample_out, cos_to_last_frame(kept))
     write_csv(args.agreement_out, cos_cka_agreement(similarity_frame))
     write_csv(args.norm_ratio_out, norm_ratio_frame(kept))
-    write_csv(args.sweep_out, pd.concat(curves, ignore_index=True))
-    write_csv(args.operating_points_out, pd.DataFrame(points))
-    write_csv(args.exit_counts_out, pd.concat(counts, ignore_index=True))
-    write_csv(args.saturation_out, pd.DataFrame({
-        "split": "test", "sample": range(len(saturation)), "saturation_layer": saturation}))
+    study.write(args.sweep_out, args.operating_points_out, args.exit_counts_out,
+                args.saturation_out)
     write_csv(args.timing_out, timing)
 
 

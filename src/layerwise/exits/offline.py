@@ -234,3 +234,46 @@ def evaluate_policy(policy: str, val, test, max_drop: float, points: int,
         point["flops_per_sample"] = flops.exit_cost(layers).mean().item()
         point["flops_full_depth"] = flops.full_depth
     return curves, point, layers
+
+
+@dataclass(frozen=True)
+class ExitStudy:
+    """A run's early-exit study as the tidy frames the workflow writes."""
+
+    sweep: pd.DataFrame             # every policy's sweep on val and test
+    operating_points: pd.DataFrame  # one row per policy
+    exit_counts: pd.DataFrame       # policy, layer, count at the operating point (test)
+    saturation: pd.DataFrame        # split, sample, saturation_layer of every test sample
+
+    def write(self, sweep, operating_points, exit_counts, saturation) -> None:
+        """Write the four frames as CSV files (atomically) to the given paths."""
+        from layerwise.io import write_csv
+
+        for path, frame in ((sweep, self.sweep), (operating_points, self.operating_points),
+                            (exit_counts, self.exit_counts), (saturation, self.saturation)):
+            write_csv(path, frame)
+
+    def exits(self) -> dict[str, tuple[str, float]]:
+        """Each policy's operating point as (policy, threshold), what real early exit runs."""
+        return {p: (p, float(t)) for p, t in zip(self.operating_points["policy"],
+                                          self.operating_points["threshold"])}
+
+
+def exit_study(policies: Sequence[str], val: LayerExits, test: LayerExits, max_drop: float,
+               points: int, flops: FlopProfile | None = None) -> ExitStudy:
+    """`evaluate_policy` for every policy, the exit counts of its operating point, and the
+    saturation layer of every test sample."""
+    from layerwise.exits.saturation import layer_histogram, saturation_layers
+
+    curves, rows, counts = [], [], []
+    for policy in policies:
+        curve, point, layers = evaluate_policy(policy, val, test, max_drop, points, flops)
+        curves.append(curve)
+        rows.append(point)
+        counts.append(pd.DataFrame({"policy": policy, "layer": range(1, test.num_layers + 1),
+                                    "count": layer_histogram(layers, test.num_layers)}))
+    saturation = saturation_layers(test.predictions)
+    return ExitStudy(pd.concat(curves, ignore_index=True), pd.DataFrame(rows),
+                     pd.concat(counts, ignore_index=True),
+                     pd.DataFrame({"split": "test", "sample": range(len(saturation)),
+                                   "saturation_layer": saturation}))

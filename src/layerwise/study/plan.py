@@ -71,18 +71,21 @@ class StudyPlan:
         """accuracy, or f1 for the GLUE tasks the paper scores by F1."""
         return dataset_metric(self.dataset(experiment))
 
+    def experiments_of_kind(self, kind: str) -> list[str]:
+        """The experiments whose dataset source is of `kind` ("image", "text" or "lm")."""
+        return [name for name in self.experiments
+                if SOURCES[self.dataset(name)["source"]].kind == kind]
+
     @cached_property
     def text_experiments(self) -> list[str]:
         """The text classification tasks (drawn together beside the paper's Fig 8)."""
-        return [name for name in self.experiments
-                if SOURCES[self.dataset(name)["source"]].kind == "text"]
+        return self.experiments_of_kind("text")
 
     @cached_property
     def token_experiments(self) -> list[str]:
         """The causal language models: analysed token by token from the model in streaming
         passes (no hidden-state files), whose metrics add cross-entropy and perplexity."""
-        return [name for name in self.experiments
-                if SOURCES[self.dataset(name)["source"]].kind == "lm"]
+        return self.experiments_of_kind("lm")
 
     @cached_property
     def claim_experiments(self) -> list[str]:
