@@ -134,3 +134,16 @@ def test_a_pretrained_multi_exit_model_sizes_its_exits_from_the_checkpoint(tmp_p
     reps = model.layer_representations(batch([16, 5, 9]))
     assert model.width == reps.shape[-1] == SPEC["width"]
     assert model.layer_exit_logits(reps).shape == (SPEC["depth"] + 1, 3, INFO["num_classes"])
+
+
+@pytest.mark.parametrize("dropout", [None, 0.0, 0.3])
+def test_model_dropout_sets_every_dropout_layer(tmp_path, dropout):
+    """Embeddings, attention, hidden states and the classifier's, new or loaded; unset keeps
+    transformers' 0.1."""
+    spec = {**SPEC} if dropout is None else {**SPEC, "dropout": dropout}
+    expected = 0.1 if dropout is None else dropout
+    make().model.save_pretrained(tmp_path / "checkpoint")
+    for model in (build_model(spec, INFO),
+                  build_model({**spec, "pretrained": str(tmp_path / "checkpoint")}, INFO)):
+        layers = [m for m in model.modules() if isinstance(m, torch.nn.Dropout)]
+        assert len(layers) > SPEC["depth"] and {m.p for m in layers} == {expected}

@@ -66,6 +66,18 @@ def test_a_locally_saved_checkpoint_loads_as_the_pretrained_model(tmp_path):
     torch.testing.assert_close(loaded(ids), saved(ids), rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("dropout", [None, 0.0, 0.3])
+def test_model_dropout_sets_every_dropout_layer(tmp_path, dropout):
+    spec = {} if dropout is None else {"dropout": dropout}
+    expected = 0.1 if dropout is None else dropout  # transformers' default when unset
+    make().model.save_pretrained(tmp_path)
+    for model in (make(**spec), make(pretrained=str(tmp_path), **spec)):
+        layers = [m for m in model.modules() if isinstance(m, torch.nn.Dropout)]
+        assert layers and {m.p for m in layers} == {expected}
+        config = model.model.config
+        assert config.embd_pdrop == config.attn_pdrop == config.resid_pdrop == expected
+
+
 def test_right_padding_leaves_real_positions_unchanged():
     model, ids = make(), tokens()
     padded = ids.clone()

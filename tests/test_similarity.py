@@ -480,3 +480,13 @@ def test_invalid_arguments_rejected():
         cos_per_sample(reps, ref_layer=2)
     with pytest.raises(ValueError, match="rbf_threshold"):
         cka_matrix(reps, kernel="rbf", rbf_threshold=0.0)
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 10, 11, 40_000])
+def test_rbf_bandwidth_median_is_numpys(size):
+    """The median of the squared distances (numpy's introselect on the CPU) equals np.median
+    for odd and even counts, ties included."""
+    values = torch.from_numpy(np.random.default_rng(size).integers(0, 7, size).astype(np.float64))
+    median = sim._median(values)
+    assert median.dtype == torch.float64 and median.shape == ()
+    assert median.item() == np.median(values.numpy())

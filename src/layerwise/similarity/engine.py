@@ -235,11 +235,16 @@ def _center(x: torch.Tensor, name: str) -> torch.Tensor:
 
 
 def _median(v: torch.Tensor) -> torch.Tensor:
-    """Median as numpy defines it (mean of the two middle values for an even count)."""
+    """Median as numpy defines it (mean of the two middle values for an even count).
+
+    On the CPU numpy's introselect finds both middle values in one pass, several times faster
+    than two torch.kthvalue calls on the n^2 distances of an RBF bandwidth; both are exact."""
     m = v.numel()
-    lo = torch.kthvalue(v, (m + 1) // 2).values
-    hi = torch.kthvalue(v, m // 2 + 1).values
-    return (lo + hi) / 2
+    lo, hi = (m + 1) // 2 - 1, m // 2                                  # 0-based middle ranks
+    if v.device.type == "cpu":
+        middle = np.partition(v.numpy(), (lo, hi))[[lo, hi]]
+        return (torch.from_numpy(middle[:1]) + torch.from_numpy(middle[1:]))[0] / 2
+    return (torch.kthvalue(v, lo + 1).values + torch.kthvalue(v, hi + 1).values) / 2
 
 
 class _Grams:

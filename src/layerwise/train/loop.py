@@ -203,8 +203,11 @@ def run_epoch(model: LayeredClassifier, optimizer, scheduler, x_train: torch.Ten
 
 
 def make_optimizer(model: LayeredClassifier, spec: TrainSpec, steps_per_epoch: int):
-    """AdamW and its per-step schedule."""
-    optimizer = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
+    """AdamW and its per-step schedule. `foreach` (torch's default on CUDA only) updates all
+    parameters with one kernel per operation: the same arithmetic, and on the CPU a tenth less
+    step time for a model of many small tensors."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay,
+                                  foreach=True)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: lr_factor(step, steps_per_epoch, spec))
     return optimizer, scheduler
