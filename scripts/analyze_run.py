@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 
 from layerwise import cli
-from layerwise.data.prepared import load_split
+from layerwise.data.prepared import load_split, subset_order
 from layerwise.exits import offline
 from layerwise.exits.offline import LayerExits
 from layerwise.exits.online import flop_profile, time_operating_points
@@ -38,8 +38,7 @@ def extract(model, spec_hash: str, args) -> tuple[dict[str, dict], torch.Tensor]
     for split, out in zip(SPLITS, (args.train_out, args.val_out, args.test_out)):
         x, y, _ = load_split(args.data, split)
         if split == "train" and args.train_samples and args.train_samples < len(y):
-            subset = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))
-            subset = subset[:args.train_samples].sort().values
+            subset = subset_order(len(y))[:args.train_samples].sort().values
             x, y = take(x, subset), y[subset]
         reps, logits, targets = predict_layers(model, x, y, workers=max(0, args.threads - 1))
         hidden[split] = {"representations": reps, "logits": logits, "labels": targets}

@@ -18,7 +18,8 @@ from layerwise.data.prepared import load_split
 from layerwise.exits.decoding import time_decoding
 from layerwise.exits.offline import exit_study
 from layerwise.exits.online import flop_profile
-from layerwise.hidden.tokens import finish_similarity, sample_positions, summarize_split
+from layerwise.hidden.tokens import (finish_similarity, sample_positions, summarize_split,
+                                     train_subset)
 from layerwise.io import load_tensors, write_csv
 from layerwise.models import build_run_model
 from layerwise.provenance import config_hash
@@ -29,12 +30,16 @@ from layerwise.similarity.streaming import StreamingSimilarity
 SPLITS = ("train", "val", "test")
 
 
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--spec", required=True, help="the run spec, as JSON")
     parser.add_argument("--data", required=True, help="prepared dataset folder")
     parser.add_argument("--model", required=True, help="trained weights (safetensors)")
     parser.add_argument("--similarity-split", required=True)
+    parser.add_argument("--train-samples", type=int,
+                        help="training-split metrics over about this many tokens (whole blocks "
+                             "of a fixed random subset)")
     parser.add_argument("--cka", nargs="+", default=["linear_biased"])
     parser.add_argument("--token-samples", type=int, required=True,
                         help="test tokens whose states the per-token figures show")
@@ -71,6 +76,8 @@ def main(argv=None):
     similarity, kept = None, None
     for split in SPLITS:
         x, y, _ = load_split(args.data, split)
+        if split == "train":
+            x, y = train_subset(x, y, args.train_samples)
         streaming = split == args.similarity_split
         keep = None
         if streaming:

@@ -13,7 +13,9 @@ from layerwise.data import IGNORE
 from layerwise.exits.offline import LayerExits, evaluate_policy
 from layerwise.exits.policies import POLICIES
 from layerwise.hidden.extract import predict_layers
-from layerwise.hidden.tokens import finish_similarity, sample_positions, summarize_split
+from layerwise.data.prepared import subset_order
+from layerwise.hidden.tokens import (finish_similarity, sample_positions, summarize_split,
+                                     train_subset)
 from layerwise.io import load_tensors, save_tensors
 from layerwise.models import build_run_model
 from layerwise.similarity.measures import similarity_frame, streamed_similarity_frame
@@ -102,6 +104,26 @@ def test_exit_sweep_reports_the_cross_entropy_at_the_exits():
     _, plain, _ = evaluate_policy("confidence", (logits, labels), (logits, labels), 1.0, 10)
     assert plain["threshold"] == point["threshold"] and "cross_entropy" not in plain
     assert math.isclose(plain["accuracy"], point["accuracy"])
+
+
+@pytest.mark.parametrize("tokens", [1, 12, 13, 30, 60])
+def test_the_training_subset_is_the_fewest_blocks_holding_the_tokens(tokens):
+    x, y = blocks(n=7)                       # 6 blocks of 12 targets each, minus the padded ones
+    order = subset_order(len(y))
+    sub_x, sub_y = train_subset(x, y, tokens)
+    held = int((sub_y != IGNORE).sum())
+    assert held >= tokens
+    chosen = order[:len(sub_y)].sort().values
+    assert torch.equal(sub_x, x[chosen]) and torch.equal(sub_y, y[chosen])
+    fewer = order[:len(sub_y) - 1]
+    assert int((y[fewer] != IGNORE).sum()) < tokens       # one block fewer would not do
+
+
+@pytest.mark.parametrize("tokens", [None, 66, 10_000])
+def test_the_training_subset_is_everything_when_the_split_is_short(tokens):
+    x, y = blocks(n=7)                       # 66 targets in all
+    sub_x, sub_y = train_subset(x, y, tokens)
+    assert sub_x is x and sub_y is y
 
 
 def test_tied_weights_survive_a_save_and_load(tmp_path):

@@ -93,6 +93,7 @@ rule analyze_tokens:
         similarity_split=ANALYSIS["similarity_split"],
         cka=ANALYSIS["cka_estimators"],
         token_samples=ANALYSIS["token_samples"],
+        train_samples=train_samples_arg,
         policies=EXITS["policies"],
         sweep_points=EXITS["sweep_points"],
         max_drop=EXITS["max_accuracy_drop"],
@@ -114,7 +115,7 @@ rule analyze_tokens:
     shell:
         "python scripts/analyze_tokens.py --spec {params.spec:q} --data {params.data:q}"
         " --model {input.model:q} --similarity-split {params.similarity_split:q}"
-        " --cka {params.cka:q} --token-samples {params.token_samples:q}"
+        " --cka {params.cka:q} --token-samples {params.token_samples:q} {params.train_samples}"
         " --policies {params.policies:q} --sweep-points {params.sweep_points:q}"
         " --max-drop {params.max_drop:q} --prompts {params.prompts:q}"
         " --prompt-length {params.prompt_length:q} --steps {params.steps:q}"

@@ -66,6 +66,13 @@ def write_prepared(out_dir: Path, arrays: dict[str, tuple[torch.Tensor, torch.Te
                                        "sha256": hashes, **extra})
 
 
+def subset_order(n: int) -> torch.Tensor:
+    """The order a split's fixed random subsets are drawn in (analysis.train_samples): one
+    permutation of its n samples, the same for every run of a dataset; a subset of k is the
+    first k, ascending."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(0))
+
+
 def load_split(data_dir: str | Path, split: str) -> tuple[torch.Tensor, torch.Tensor, dict]:
     """Inputs, labels and the dataset description of one split, checked against info.json."""
     data_dir = Path(data_dir)

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from layerwise.data import IGNORE
+from layerwise.data.prepared import subset_order
 from layerwise.exits.offline import LayerExits
 from layerwise.models.base import LayeredClassifier
 from layerwise.similarity.streaming import StreamingSimilarity
@@ -117,3 +118,15 @@ def finish_similarity(model: LayeredClassifier, x: torch.Tensor, y: torch.Tensor
     for reps, _ in token_states(model, x, y, batch_size):
         similarity.update(reps[1:])
     return similarity
+
+
+def train_subset(x: torch.Tensor, y: torch.Tensor, tokens: int | None
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The fewest blocks, in the fixed subset order, that hold `tokens` next-token targets (all
+    blocks when None): the training split gets its metrics only, on a sample as a classifier's."""
+    order = subset_order(len(y))
+    held = (y[order] != IGNORE).sum(dim=1).cumsum(0)
+    if tokens is None or tokens >= int(held[-1]):
+        return x, y
+    blocks = order[:int(torch.searchsorted(held, tokens)) + 1].sort().values
+    return x[blocks], y[blocks]
