@@ -1,6 +1,9 @@
-"""Draw one figure from an experiment's summary tables (PDF and PNG)."""
+"""Draw a figure from an experiment's summary tables (PDF and PNG); with --batch, every
+figure of a list in one process (the workflow draws an experiment's figures so: each takes a
+second to draw after seconds of imports)."""
 
 import argparse
+import json
 
 import pandas as pd
 
@@ -11,10 +14,13 @@ from layerwise.report.figures import (METRIC_LABELS, adjacent_cos_figure, cos_bo
                                       heatmap_grid_figure, layerwise_accuracy_figure,
                                       layerwise_panels_figure, similarity_heatmap_figure)
 from layerwise.reference import curves, paper_values, similarity_curves
+from layerwise.report.exit_figures import (depth_study_figure, exit_counts_figure,
+                                           exit_tradeoff_figure, saturation_figure)
 from layerwise.report.style import save_figure
 
 FIGURES = ("layerwise_accuracy", "heatmaps", "curves_vs_last", "cos_boxplot", "adjacent_cos",
-           "cross_model", "residual_ablation", "text_layerwise")
+           "cross_model", "residual_ablation", "text_layerwise", "exit_tradeoff", "exit_counts",
+           "saturation", "depth_study")
 NO_REFERENCE = "-"
 
 
@@ -27,6 +33,20 @@ def paper_reference(key: str, label: str, acc: pd.DataFrame | None = None) -> di
 
 def draw(args):
     name = args.experiment
+    if args.figure == "exit_tradeoff":
+        return exit_tradeoff_figure(pd.read_csv(args.data), f"{name}: early exit, {args.split} "
+                                    "accuracy against speed-up over the threshold sweep",
+                                    args.split)
+    if args.figure == "exit_counts":
+        return exit_counts_figure(pd.read_csv(args.data),
+                                  f"{name}: exit layer at the operating point (test)")
+    if args.figure == "saturation":
+        return saturation_figure(pd.read_csv(args.data), pd.read_csv(args.similarity),
+                                 f"{name}: saturation layer of each test sample")
+    if args.figure == "depth_study":
+        return depth_study_figure(pd.read_csv(args.data), args.epsilon, args.split,
+                                  f"{name}: layer-wise {args.split} accuracy by model depth",
+                                  None if args.val_curves is None else pd.read_csv(args.val_curves))
     if args.figure == "layerwise_accuracy":
         acc = pd.read_csv(args.accuracy)
         if "cross_entropy" in acc:  # a language model: next-token accuracy and loss (Fig 9)
@@ -89,7 +109,7 @@ def draw(args):
                                         "accuracy", reference=references)
 
 
-def main(argv=None):
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("figure", choices=FIGURES)
     parser.add_argument("--experiment", default="")
@@ -115,13 +135,31 @@ def main(argv=None):
     parser.add_argument("--task-panel", action="append", nargs=5,
                         metavar=("TITLE", "ACCURACY", "METRIC", "KEY", "LABEL"),
                         help=f"text_layerwise panel; KEY {NO_REFERENCE!r} draws no paper curves")
+    parser.add_argument("--data", help="exit_tradeoff, exit_counts, saturation, depth_study: the "
+                                       "summary table the figure draws")
+    parser.add_argument("--epsilon", type=float, help="depth_study: effective-depth epsilon")
+    parser.add_argument("--val-curves", help="depth_study: validation accuracy per epoch")
     parser.add_argument("--measure", choices=sorted(HEATMAPS), default="cos")
     parser.add_argument("--method")
     parser.add_argument("--split", default="test")
     parser.add_argument("--pdf", required=True)
     parser.add_argument("--png", required=True)
-    args = parser.parse_args(argv)
-    save_figure(draw(args), args.pdf, args.png)
+    return parser
+
+
+def main(argv=None):
+    batch = argparse.ArgumentParser(add_help=False)
+    batch.add_argument("--batch", help="a JSON list of argument lists, one figure each")
+    known, rest = batch.parse_known_args(argv)
+    if known.batch is None:
+        figures = [rest]
+    else:
+        if rest:
+            raise SystemExit(f"error: --batch takes no other arguments, got {' '.join(rest)}")
+        figures = json.loads(known.batch)
+    arguments = [parser().parse_args(figure) for figure in figures]  # all checked first
+    for args in arguments:
+        save_figure(draw(args), args.pdf, args.png)
 
 
 if __name__ == "__main__":

@@ -15,9 +15,9 @@ INFO = dict(num_classes=3, pad_id=0, vocab_size=60, max_length=16, input_shape=[
 CLS, SEP = 2, 3
 
 
-def make(head_input="final_norm", seed=0):
+def make(head_input="final_norm", seed=0, **spec):
     torch.manual_seed(seed)
-    return build_model({**SPEC, "head_input": head_input}, INFO).eval()
+    return build_model({**SPEC, "head_input": head_input, **spec}, INFO).eval()
 
 
 def batch(lengths, max_length=16, seed=0):
@@ -38,10 +38,12 @@ def reference(model, x):
                        output_hidden_states=True)
 
 
+@pytest.mark.parametrize("attention", [None, "eager", "sdpa"])
 @pytest.mark.parametrize("lengths", [[16, 5, 9, 3, 12], [6, 5, 9, 3, 12]],
                          ids=["one-full-row", "all-padded-at-the-end"])
-def test_layers_and_logits_match_transformers(lengths):
-    model = make()
+def test_layers_and_logits_match_transformers(lengths, attention):
+    model = make(attention=attention)
+    assert model.model.config._attn_implementation == (attention or "sdpa")
     x = batch(lengths)
     reps = model.layer_representations(x)
     assert reps.shape == (SPEC["depth"] + 1, len(lengths), SPEC["width"])
@@ -136,14 +138,15 @@ def test_a_pretrained_multi_exit_model_sizes_its_exits_from_the_checkpoint(tmp_p
     assert model.layer_exit_logits(reps).shape == (SPEC["depth"] + 1, 3, INFO["num_classes"])
 
 
-@pytest.mark.parametrize("dropout", [None, 0.0, 0.3])
-def test_model_dropout_sets_every_dropout_layer(tmp_path, dropout):
-    """Embeddings, attention, hidden states and the classifier's, new or loaded; unset keeps
-    transformers' 0.1."""
-    spec = {**SPEC} if dropout is None else {**SPEC, "dropout": dropout}
-    expected = 0.1 if dropout is None else dropout
+@pytest.mark.parametrize("dropout, attention", [(None, None), (0.0, "eager"), (0.3, "sdpa")])
+def test_model_options_set_dropout_and_attention(tmp_path, dropout, attention):
+    """Every dropout layer (embeddings, attention, hidden states, classifier) and the attention
+    implementation, new or loaded; unset keeps transformers' 0.1 and sdpa."""
+    spec = {**SPEC, "dropout": dropout, "attention": attention}
     make().model.save_pretrained(tmp_path / "checkpoint")
     for model in (build_model(spec, INFO),
                   build_model({**spec, "pretrained": str(tmp_path / "checkpoint")}, INFO)):
         layers = [m for m in model.modules() if isinstance(m, torch.nn.Dropout)]
-        assert len(layers) > SPEC["depth"] and {m.p for m in layers} == {expected}
+        assert len(layers) > SPEC["depth"]
+        assert {m.p for m in layers} == {0.1 if dropout is None else dropout}
+        assert model.model.config._attn_implementation == (attention or "sdpa")

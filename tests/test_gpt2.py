@@ -23,8 +23,10 @@ def tokens(batch=3, length=LENGTH, seed=0):
     return torch.randint(1, VOCAB, (batch, length), generator=generator)
 
 
-def test_layers_match_transformers_hidden_states():
-    model, ids = make(), tokens()
+@pytest.mark.parametrize("attention", [None, "eager", "sdpa"])
+def test_layers_match_transformers_hidden_states(attention):
+    model, ids = make(attention=attention), tokens()
+    assert model.model.config._attn_implementation == (attention or "sdpa")
     reps = model.layer_representations(ids)
     assert reps.shape == (SPEC["depth"] + 1, 3, LENGTH, SPEC["width"])
     own = model.model(ids, output_hidden_states=True)
@@ -66,16 +68,17 @@ def test_a_locally_saved_checkpoint_loads_as_the_pretrained_model(tmp_path):
     torch.testing.assert_close(loaded(ids), saved(ids), rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("dropout", [None, 0.0, 0.3])
-def test_model_dropout_sets_every_dropout_layer(tmp_path, dropout):
-    spec = {} if dropout is None else {"dropout": dropout}
-    expected = 0.1 if dropout is None else dropout  # transformers' default when unset
+@pytest.mark.parametrize("dropout, attention", [(None, None), (0.0, "eager"), (0.3, "sdpa")])
+def test_model_options_set_dropout_and_attention(tmp_path, dropout, attention):
+    expected = 0.1 if dropout is None else dropout  # transformers' defaults when unset
     make().model.save_pretrained(tmp_path)
+    spec = {"dropout": dropout, "attention": attention}
     for model in (make(**spec), make(pretrained=str(tmp_path), **spec)):
         layers = [m for m in model.modules() if isinstance(m, torch.nn.Dropout)]
         assert layers and {m.p for m in layers} == {expected}
         config = model.model.config
         assert config.embd_pdrop == config.attn_pdrop == config.resid_pdrop == expected
+        assert config._attn_implementation == (attention or "sdpa")
 
 
 def test_right_padding_leaves_real_positions_unchanged():
@@ -101,8 +104,9 @@ def test_multi_exit_heads_are_bias_free_and_vocabulary_wide():
     torch.testing.assert_close(logits[-1], model.model(ids).logits)
 
 
-def test_cached_stepping_matches_the_whole_sequence():
-    model, ids = make(), tokens(batch=1)
+@pytest.mark.parametrize("attention", ["eager", "sdpa"])
+def test_cached_stepping_matches_the_whole_sequence(attention):
+    model, ids = make(attention=attention), tokens(batch=1)
     whole = model.layer_representations(ids)[-1]
     cache, steps = model.new_cache(), []
     for chunk in (ids[:, :5], *ids[:, 5:].split(1, dim=1)):

@@ -181,3 +181,29 @@ def test_a_language_model_is_analysed_token_by_token_with_the_exit_study(plan):
     assert plan.paper_reference("gpt2_running_text")[0] == "fig9_gpt2_wikitext103_token_acc"
     assert plan.paper_loss_reference("gpt2_running_text")[0] == "fig9_gpt2_wikitext103_token_loss"
     assert plan.paper_loss_reference("vit_digits") is None
+
+
+def _plot_parser():
+    """scripts/plot.py's argument parser (scripts are not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("plot_script", ROOT / "scripts" / "plot.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.parser()
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "smoke.yaml", "paper.yaml"])
+def test_every_figure_job_is_a_valid_plot_command_reading_its_inputs(name):
+    config = load_config_file(ROOT / "config" / "config.yaml")
+    if name != "config.yaml":
+        config = merge_configs(config, load_config_file(ROOT / "config" / name))
+    plan, parser = StudyPlan(validate_config(config)), _plot_parser()
+    for experiment in plan.experiments:
+        jobs = plan.figure_jobs(experiment)
+        assert len({job.stem for job in jobs}) == len(jobs)
+        for job in jobs:
+            args = parser.parse_args(list(job.argv))
+            assert args.figure == job.kind and args.experiment == experiment
+            assert (args.pdf, args.png) == tuple(job.files)
+            assert job.inputs and set(job.inputs) <= set(job.argv)

@@ -256,6 +256,9 @@ def test_the_profile_asks_for_gpus_as_resources_and_keeps_plots_local():
     local = set(re.findall(r"\w+", local.group(1)))
     assert {r for r in rules if r.startswith("figure_")} <= local
     assert local <= rules | {"all"}
+    # an experiment's figures are one rule per experiment, defined in a loop, local itself
+    figures = (ROOT / "workflow/rules/figures.smk").read_text()
+    assert re.search(r'name: f"figures_\{.*\}"\n\s+localrule: True', figures)
 
 
 def smoke_slice(project: Path) -> Path:
@@ -312,4 +315,4 @@ def test_smoke_study_runs_through_the_slurm_profile(slurm_cluster, tmp_path):
     assert all(rules["train"] + rules["analyze_exit_run"]), "GPU rules ran without a GPU"
     assert not any(rules["prepare_data"]), "a CPU rule asked for a GPU"
     # ...and the plots ran on the submitting host.
-    assert not [r for r in rules if r.startswith("figure_")], sorted(rules)
+    assert not [r for r in rules if r.startswith("figure")], sorted(rules)

@@ -43,14 +43,17 @@ def test_dry_run_plans_every_run(fresh_project, extra):
     assert counts["prepare_data"] == len(datasets) == 4 and counts["all"] == 1
 
 
-def test_one_figure_asks_for_exactly_the_jobs_it_needs(fresh_project):
+def test_one_figure_asks_for_exactly_the_jobs_its_experiments_figures_need(fresh_project):
+    """One job draws an experiment's figures: asking for one asks for what all of them read
+    (its summaries, the exit and depth studies, the cross-model CKA) and nothing else."""
     target = f"results/figures/{SMOKE}/layerwise_accuracy.png"
     run = snakemake(fresh_project, "-n", target, "--configfile", "config/smoke.yaml")
     assert run.returncode == 0, run.stderr
-    # 5 methods x 2 seeds, 3 of the methods in the exit study
-    assert job_counts(run.stdout) == {"prepare_data": 1, "train": 10, "analyze_run": 4,
+    # 5 methods and one depth-study run x 2 seeds, 3 of the methods in the exit study
+    assert job_counts(run.stdout) == {"prepare_data": 1, "train": 12, "analyze_run": 6,
                                       "analyze_exit_run": 6, "summarize": 1,
-                                      "figure_layerwise_accuracy": 1}
+                                      "summarize_exits": 1, "depth_study": 1,
+                                      "cross_model_similarity": 1, f"figures_{SMOKE}": 1}
 
 
 def test_lint_reports_nothing(fresh_project):
@@ -123,7 +126,7 @@ def test_changing_an_aligned_setting_reruns_only_aligned_runs(smoke_project, tmp
     assert run.returncode == 0, run.stderr
     counts = job_counts(run.stdout)
     assert counts["train"] == 2  # aligned x 2 seeds; standard runs stay as they are
-    assert "figure_layerwise_accuracy" in counts
+    assert f"figures_{SMOKE}" in counts
     trained = re.findall(r"wildcards: experiment=\S+, method=(\w+), seed=\d+", run.stdout)
     assert trained and set(trained) == {"aligned"}
 

@@ -1,152 +1,61 @@
-# Every figure goes into the HTML report (`snakemake --report results/report.html`): wrap its PNG
-# in in_report(path, caption, category, result) from common.smk, with a one-line caption in
-# workflow/report/<caption>.rst (Jinja may use snakemake.wildcards / params), a category
-# (REPORT_SIMILARITY, REPORT_ACCURACY, REPORT_SATURATION, REPORT_EXITS; text experiments go to
-# REPORT_TEXT by themselves) and the experiment as subcategory; a table's CSV goes in through
-# table_in_report(multiext(...), ...). Figure rules added later follow the same pattern, and a
+# Every figure goes into the HTML report (`snakemake --report results/report.html`) with a
+# one-line caption in workflow/report/<caption>.rst, a category (REPORT_SIMILARITY,
+# REPORT_ACCURACY, REPORT_SATURATION, REPORT_EXITS; text experiments go to REPORT_TEXT) and the
+# experiment as subcategory. An experiment's figures are listed by the plan
+# (StudyPlan.figure_jobs: paths, inputs, the arguments of scripts/plot.py) and drawn by one job
+# per experiment: each figure is a second of drawing after seconds of imports. A new figure is
+# a kind in scripts/plot.py, a FigureJob in the plan and its caption and category below; a
 # figure with a counterpart in the paper draws the paper's digitized values beside ours
 # (layerwise.reference), labelled "paper ...".
-SUMMARY = rules.summarize.output
+FIGURE_REPORT = {  # kind: (caption, category)
+    "layerwise_accuracy": ("layerwise_accuracy", REPORT_ACCURACY),
+    "heatmaps": ("heatmaps", REPORT_SIMILARITY),
+    "curves_vs_last": ("curves_vs_last", REPORT_SIMILARITY),
+    "cos_boxplot": ("cos_boxplot", REPORT_SIMILARITY),
+    "adjacent_cos": ("adjacent_cos", REPORT_SIMILARITY),
+    "cross_model": ("cross_model_cka", REPORT_SIMILARITY),
+    "exit_tradeoff": ("exit_tradeoff", REPORT_EXITS),
+    "exit_counts": ("exit_counts", REPORT_EXITS),
+    "saturation": ("saturation", REPORT_SATURATION),
+    "depth_study": ("depth_study", REPORT_SATURATION),
+}
 
 
-rule figure_layerwise_accuracy:
-    input:
-        accuracy=SUMMARY.accuracy,
-    output:
-        pdf=f"{RESULTS}/figures/{{experiment}}/layerwise_accuracy.pdf",
-        png=in_report(f"{RESULTS}/figures/{{experiment}}/layerwise_accuracy.png",
-                      "layerwise_accuracy", REPORT_ACCURACY, "layer-wise accuracy"),
-    params:
-        metric=experiment_metric,
-        reference=reference_arg,
-        loss_reference=loss_reference_arg,
-    log:
-        f"{RESULTS}/logs/figures/{{experiment}}/layerwise_accuracy.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/figures/{{experiment}}/layerwise_accuracy.tsv"
-    conda:
-        CONDA_ENV
-    resources:
-        mem_mb=1000,
-        runtime=10,
-    shell:
-        "python scripts/plot.py layerwise_accuracy --experiment {wildcards.experiment:q}"
-        " --accuracy {input.accuracy:q} --metric {params.metric} {params.reference}"
-        " {params.loss_reference}"
-        " --pdf {output.pdf:q} --png {output.png:q} > {log:q} 2>&1"
+def figure_outputs(experiment, jobs):
+    """Each figure's PDF, and its PNG marked for the report."""
+    outputs = []
+    for job in jobs:
+        caption, category = FIGURE_REPORT[job.kind]
+        if experiment in TEXT_EXPERIMENTS:
+            category = REPORT_TEXT
+        outputs += [f"{job.stem}.pdf",
+                    in_report(f"{job.stem}.png", caption, category, job.label, experiment)]
+    return outputs
 
 
-rule figure_heatmaps:
-    input:
-        similarity=SUMMARY.similarity,
-    output:
-        pdf=f"{RESULTS}/figures/{{experiment}}/{{measure}}_heatmaps.pdf",
-        png=in_report(f"{RESULTS}/figures/{{experiment}}/{{measure}}_heatmaps.png", "heatmaps",
-                      REPORT_SIMILARITY, "{measure} heatmaps"),
-    log:
-        f"{RESULTS}/logs/figures/{{experiment}}/{{measure}}_heatmaps.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/figures/{{experiment}}/{{measure}}_heatmaps.tsv"
-    conda:
-        CONDA_ENV
-    resources:
-        mem_mb=1000,
-        runtime=10,
-    shell:
-        "python scripts/plot.py heatmaps --experiment {wildcards.experiment:q}"
-        " --similarity {input.similarity:q} --measure {wildcards.measure:q}"
-        " --pdf {output.pdf:q} --png {output.png:q} > {log:q} 2>&1"
+for _experiment in EXPERIMENTS:
+    _jobs = PLAN.figure_jobs(_experiment)
 
-
-rule figure_curves_vs_last:
-    input:
-        accuracy=SUMMARY.accuracy,
-        similarity=SUMMARY.similarity,
-    output:
-        pdf=f"{RESULTS}/figures/{{experiment}}/curves_vs_last_{{method}}.pdf",
-        png=in_report(f"{RESULTS}/figures/{{experiment}}/curves_vs_last_{{method}}.png",
-                      "curves_vs_last", REPORT_SIMILARITY, "similarity to the last layer, {method}"),
-    log:
-        f"{RESULTS}/logs/figures/{{experiment}}/curves_vs_last_{{method}}.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/figures/{{experiment}}/curves_vs_last_{{method}}.tsv"
-    conda:
-        CONDA_ENV
-    resources:
-        mem_mb=1000,
-        runtime=10,
-    shell:
-        "python scripts/plot.py curves_vs_last --experiment {wildcards.experiment:q}"
-        " --accuracy {input.accuracy:q} --similarity {input.similarity:q}"
-        " --method {wildcards.method:q} --pdf {output.pdf:q} --png {output.png:q} > {log:q} 2>&1"
-
-
-rule figure_cos_boxplot:
-    input:
-        per_sample=SUMMARY.per_sample,
-    output:
-        pdf=f"{RESULTS}/figures/{{experiment}}/cos_boxplot.pdf",
-        png=in_report(f"{RESULTS}/figures/{{experiment}}/cos_boxplot.png", "cos_boxplot",
-                      REPORT_SIMILARITY, "per-sample COS"),
-    log:
-        f"{RESULTS}/logs/figures/{{experiment}}/cos_boxplot.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/figures/{{experiment}}/cos_boxplot.tsv"
-    conda:
-        CONDA_ENV
-    resources:
-        mem_mb=1000,
-        runtime=10,
-    shell:
-        "python scripts/plot.py cos_boxplot --experiment {wildcards.experiment:q}"
-        " --per-sample {input.per_sample:q} --pdf {output.pdf:q} --png {output.png:q} > {log:q} 2>&1"
-
-
-rule figure_adjacent_cos:
-    input:
-        similarity=SUMMARY.similarity,
-        norm_ratio=lambda w: SUMMARY.norm_ratio if PLAN.has_norm_ratio(w.experiment) else [],
-    output:
-        pdf=f"{RESULTS}/figures/{{experiment}}/adjacent_cos.pdf",
-        png=in_report(f"{RESULTS}/figures/{{experiment}}/adjacent_cos.png", "adjacent_cos",
-                      REPORT_SIMILARITY, "adjacent-layer COS"),
-    params:
-        norm_ratio=lambda w, input: (f"--norm-ratio {shlex.quote(input.norm_ratio)}"
-                                     if input.norm_ratio else ""),
-    log:
-        f"{RESULTS}/logs/figures/{{experiment}}/adjacent_cos.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/figures/{{experiment}}/adjacent_cos.tsv"
-    conda:
-        CONDA_ENV
-    resources:
-        mem_mb=1000,
-        runtime=10,
-    shell:
-        "python scripts/plot.py adjacent_cos --experiment {wildcards.experiment:q}"
-        " --similarity {input.similarity:q} {params.norm_ratio}"
-        " --pdf {output.pdf:q} --png {output.png:q} > {log:q} 2>&1"
-
-
-rule figure_cross_model:
-    input:
-        similarity=rules.cross_model_similarity.output[0],
-    output:
-        pdf=f"{RESULTS}/figures/{{experiment}}/cross_model_cka.pdf",
-        png=in_report(f"{RESULTS}/figures/{{experiment}}/cross_model_cka.png", "cross_model_cka",
-                      REPORT_SIMILARITY, "CKA standard vs aligned"),
-    log:
-        f"{RESULTS}/logs/figures/{{experiment}}/cross_model_cka.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/figures/{{experiment}}/cross_model_cka.tsv"
-    conda:
-        CONDA_ENV
-    resources:
-        mem_mb=1000,
-        runtime=10,
-    shell:
-        "python scripts/plot.py cross_model --experiment {wildcards.experiment:q}"
-        " --similarity {input.similarity:q} --pdf {output.pdf:q} --png {output.png:q} > {log:q} 2>&1"
+    rule:
+        name: f"figures_{_experiment.replace('-', '_')}"
+        localrule: True  # seconds of plotting: on a cluster they run on the submitting host
+        input:
+            sorted({path for job in _jobs for path in job.inputs}),
+        output:
+            figure_outputs(_experiment, _jobs),
+        params:
+            batch=json.dumps([list(job.argv) for job in _jobs]),
+        log:
+            f"{RESULTS}/logs/figures/{_experiment}.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/figures/{_experiment}.tsv"
+        conda:
+            CONDA_ENV
+        resources:
+            mem_mb=1000,
+            runtime=10,
+        shell:
+            "python scripts/plot.py --batch {params.batch:q} > {log:q} 2>&1"
 
 
 rule figure_residual_ablation:

@@ -31,7 +31,9 @@ class Backbone:
     transformer: bool     # the paper's claims C1-C7 are about transformers
     pretrained: bool      # whether `model.pretrained` can name a checkpoint to load
     resizes: bool = False  # whether `model.input_size` resizes the images inside the model
-    dropout: bool = False  # whether `model.dropout` sets the probability of its dropout layers
+    # the optional `model` keys it takes: dropout (every dropout layer's probability),
+    # attention (transformers' attention implementation)
+    options: tuple[str, ...] = ()
     # (model spec, dataset spec, dataset name, image side or None) -> the rules it breaks
     rules: Callable[[dict, dict, str, int | None], Iterator[Violation]] = lambda *_: iter(())
     # model spec -> (key, label) of the paper's layer-wise test accuracy closest to it, or None
@@ -78,6 +80,7 @@ def _mlp_reference(model: dict) -> tuple[str, str]:
     return f"fig12_mlp9_mnist.{which}.acc", f"paper 9-layer MLP MNIST {words} residuals (Fig 12)"
 
 
+TRANSFORMERS_OPTIONS = ("dropout", "attention")
 GPT2_REFERENCE = "paper GPT-2 124M fine-tuned on WikiText-103 (Fig 9)"
 
 BACKBONES: dict[str, Backbone] = {b.name: b for b in (
@@ -88,9 +91,9 @@ BACKBONES: dict[str, Backbone] = {b.name: b for b in (
     Backbone("mlp", "layerwise.models.mlp:MLPClassifier", inputs="image", transformer=False,
              pretrained=False, reference=_mlp_reference),
     Backbone("bert", "layerwise.models.bert:BertClassifier", inputs="text", transformer=True,
-             pretrained=True, dropout=True, rules=_bert_rules),
+             pretrained=True, options=TRANSFORMERS_OPTIONS, rules=_bert_rules),
     Backbone("gpt2", "layerwise.models.gpt2:GPT2Classifier", inputs="lm", transformer=True,
-             pretrained=True, dropout=True, rules=_gpt2_rules,
+             pretrained=True, options=TRANSFORMERS_OPTIONS, rules=_gpt2_rules,
              reference=lambda _: ("fig9_gpt2_wikitext103_token_acc", GPT2_REFERENCE),
              loss_reference=("fig9_gpt2_wikitext103_token_loss", GPT2_REFERENCE)),
 )}

@@ -24,10 +24,15 @@ from transformers.masking_utils import create_bidirectional_mask
 from layerwise.models.base import LayeredClassifier, MaskedState
 
 
-def _dropout(p: float | None) -> dict:
-    """BertConfig's dropout probabilities for `model.dropout` (the classifier's follows the hidden
-    states'); none for the default."""
-    return {} if p is None else {"hidden_dropout_prob": p, "attention_probs_dropout_prob": p}
+def config_options(model_spec: dict) -> dict:
+    """BertConfig's settings for the spec's `dropout` and `attention` (the classifier's dropout
+    follows the hidden states'); transformers' defaults for those unset."""
+    options, p = {}, model_spec.get("dropout")
+    if p is not None:
+        options.update(hidden_dropout_prob=p, attention_probs_dropout_prob=p)
+    if model_spec.get("attention") is not None:
+        options["attn_implementation"] = model_spec["attention"]
+    return options
 
 
 class BertClassifier(LayeredClassifier):
@@ -43,7 +48,7 @@ class BertClassifier(LayeredClassifier):
     def from_spec(cls, model_spec: dict, data_info: dict) -> "BertClassifier":
         """A pretrained checkpoint (`model.pretrained`), or a BERT of the given size."""
         common = dict(num_classes=data_info["num_classes"], pad_id=data_info["pad_id"],
-                      head_input=model_spec["head_input"], dropout=model_spec.get("dropout"))
+                      head_input=model_spec["head_input"], options=config_options(model_spec))
         if model_spec["pretrained"]:
             return cls.from_pretrained(model_spec["pretrained"], **common)
         return cls.from_config(
@@ -54,23 +59,23 @@ class BertClassifier(LayeredClassifier):
     @classmethod
     def from_config(cls, *, vocab_size: int, max_length: int, num_classes: int, depth: int,
                     width: int, heads: int, mlp_ratio: float, pad_id: int,
-                    head_input: str = "final_norm", dropout: float | None = None
+                    head_input: str = "final_norm", options: dict | None = None
                     ) -> "BertClassifier":
         """A randomly initialised BERT of the given size (the default study trains one)."""
         config = BertConfig(vocab_size=vocab_size, hidden_size=width, num_hidden_layers=depth,
                             num_attention_heads=heads, intermediate_size=round(width * mlp_ratio),
                             max_position_embeddings=max_length, type_vocab_size=2,
-                            pad_token_id=pad_id, num_labels=num_classes, **_dropout(dropout))
+                            pad_token_id=pad_id, num_labels=num_classes, **(options or {}))
         return cls(BertForSequenceClassification(config), pad_id, head_input)
 
     @classmethod
     def from_pretrained(cls, name: str, *, num_classes: int, pad_id: int,
-                        head_input: str = "final_norm", dropout: float | None = None
+                        head_input: str = "final_norm", options: dict | None = None
                         ) -> "BertClassifier":
         """A pretrained checkpoint (e.g. bert-base-uncased) with a new classifier, as transformers
         loads it; the tokens must come from the same checkpoint's tokenizer."""
         model = BertForSequenceClassification.from_pretrained(name, num_labels=num_classes,
-                                                              **_dropout(dropout))
+                                                              **(options or {}))
         return cls(model, pad_id, head_input)
 
     def _trim_padding(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

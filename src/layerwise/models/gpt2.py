@@ -44,7 +44,7 @@ class GPT2Classifier(LayeredClassifier):
         """A pretrained checkpoint (`model.pretrained`), or a GPT-2 of the given size."""
         if model_spec["pretrained"]:
             model = GPT2LMHeadModel.from_pretrained(model_spec["pretrained"],
-                                                    **dropout_of(model_spec))
+                                                    **config_options(model_spec))
         else:
             model = GPT2LMHeadModel(config_of(model_spec, data_info))
         return cls(model, model_spec["head_input"])
@@ -107,10 +107,15 @@ def config_of(model_spec: dict, data_info: dict) -> GPT2Config:
                       n_embd=width, n_layer=model_spec["depth"], n_head=model_spec["heads"],
                       n_inner=round(width * model_spec["mlp_ratio"]), tie_word_embeddings=True,
                       bos_token_id=data_info.get("bos_id"), eos_token_id=data_info.get("eos_id"),
-                      pad_token_id=data_info.get("pad_id"), **dropout_of(model_spec))
+                      pad_token_id=data_info.get("pad_id"), **config_options(model_spec))
 
 
-def dropout_of(model_spec: dict) -> dict:
-    """GPT2Config's dropout probabilities for `model.dropout`; none for the default."""
-    p = model_spec.get("dropout")
-    return {} if p is None else {"embd_pdrop": p, "attn_pdrop": p, "resid_pdrop": p}
+def config_options(model_spec: dict) -> dict:
+    """GPT2Config's settings for the spec's `dropout` and `attention`; transformers' defaults
+    for those unset."""
+    options, p = {}, model_spec.get("dropout")
+    if p is not None:
+        options.update(embd_pdrop=p, attn_pdrop=p, resid_pdrop=p)
+    if model_spec.get("attention") is not None:
+        options["attn_implementation"] = model_spec["attention"]
+    return options

@@ -269,7 +269,7 @@ def _check_tokenizer(at: list, text: dict, source: str) -> None:
 
 def _check_models(config: dict) -> None:
     """Each experiment's model against its backbone's record: the kind of data it reads, the
-    keys it takes (pretrained, input_size, dropout) and the backbone's own rules."""
+    keys it takes (pretrained, input_size, its options) and the backbone's own rules."""
     for i, exp in enumerate(config["experiments"]):
         at, model = ["experiments", i, "model"], exp["model"]
         record, data = BACKBONES[model["arch"]], config["datasets"][exp["dataset"]]
@@ -285,9 +285,10 @@ def _check_models(config: dict) -> None:
         if model.get("input_size") is not None and not record.resizes:
             resizers = " and ".join(b.name for b in BACKBONES.values() if b.resizes)
             _fail(at + ["input_size"], model["input_size"], f"null: only {resizers} resizes")
-        if model.get("dropout") is not None and not record.dropout:
-            droppers = " and ".join(b.name for b in BACKBONES.values() if b.dropout)
-            _fail(at + ["dropout"], model["dropout"], f"unset: only {droppers} take a dropout")
+        for key in ("dropout", "attention"):
+            if model.get(key) is not None and key not in record.options:
+                takers = " and ".join(b.name for b in BACKBONES.values() if key in b.options)
+                _fail(at + [key], model[key], f"unset: only {takers} take {key}")
         for key, value, expected in record.rules(model, data, exp["dataset"], image_side(data)):
             _fail(at + [key], value, expected)
 

@@ -9,6 +9,7 @@ workflow; the .smk files keep only config loading, wildcards, paths of rules and
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from functools import cached_property
 
 from layerwise.data.sources import SOURCES, dataset_metric, paper_curves
@@ -27,6 +28,22 @@ def figure_files(stem: str) -> list[str]:
 
 def table_files(stem: str) -> list[str]:
     return [f"{stem}.{ext}" for ext in TABLE_EXTENSIONS]
+
+
+@dataclass(frozen=True)
+class FigureJob:
+    """One figure of an experiment: where it goes (stem.pdf, stem.png), its kind (the report's
+    caption and category), its label in the report, what it reads, and the arguments of
+    scripts/plot.py that draw it."""
+    stem: str
+    kind: str
+    label: str
+    inputs: tuple[str, ...]
+    argv: tuple[str, ...]
+
+    @property
+    def files(self) -> list[str]:
+        return figure_files(self.stem)
 
 
 class StudyPlan:
@@ -127,37 +144,80 @@ class StudyPlan:
         """The early-exit tables and figures compare against the multi-exit baseline."""
         return any(METHODS[m].exit_heads for m in self.experiments[experiment]["methods"])
 
-    # --- targets ------------------------------------------------------------------------------
-    def experiment_targets(self, experiment: str) -> list[str]:
+    # --- figures and targets --------------------------------------------------------------
+    def figure_jobs(self, experiment: str) -> list[FigureJob]:
+        """Every figure of an experiment, in the order the study summary shows them; one job
+        draws them all (each is seconds of drawing after seconds of imports)."""
         exp = self.experiments[experiment]
-        fig, tables = f"{self.results}/figures/{experiment}", f"{self.results}/tables/{experiment}"
-        targets = table_files(f"{tables}/layerwise_accuracy")
-        targets += figure_files(f"{fig}/layerwise_accuracy")
-        targets += [f for short in HEATMAPS for f in figure_files(f"{fig}/{short}_heatmaps")]
-        targets += [f for m in exp["methods"] for f in figure_files(f"{fig}/curves_vs_last_{m}")]
-        targets += figure_files(f"{fig}/cos_boxplot") + figure_files(f"{fig}/adjacent_cos")
-        if experiment in self.token_experiments:
-            # no stored states to compare across models, and no depth study: a language
-            # model's layer-wise accuracy never nears 1 - epsilon
-            if self.exit_study(experiment):
-                targets += [f for table in ("multi_exit", "parameter_savings")
-                            for f in table_files(f"{tables}/{table}")]
-                targets += [f for name in ("exit_tradeoff", "exit_counts", "saturation")
-                            for f in figure_files(f"{fig}/{name}")]
-            return targets
-        if {"standard", "aligned"} <= set(exp["methods"]):
-            targets += figure_files(f"{fig}/cross_model_cka")
+        fig, data = f"{self.results}/figures/{experiment}", f"{self.results}/analysis/{experiment}"
+        accuracy, similarity = f"{data}/layer_accuracy.csv", f"{data}/similarity.csv"
+        jobs = []
+
+        def add(name, kind, label, *args, **files):
+            argv = [kind, "--experiment", experiment, *args]
+            for flag, path in files.items():
+                argv += [f"--{flag.replace('_', '-')}", path]
+            jobs.append(FigureJob(f"{fig}/{name}", kind, label, tuple(files.values()),
+                                  tuple(argv + ["--pdf", f"{fig}/{name}.pdf",
+                                                "--png", f"{fig}/{name}.png"])))
+
+        references = []
+        for flag, curves in (("--reference", self.paper_reference(experiment)),
+                             ("--loss-reference", self.paper_loss_reference(experiment))):
+            references += [flag, *curves] if curves else []
+        add("layerwise_accuracy", "layerwise_accuracy", "layer-wise accuracy",
+            "--metric", self.metric(experiment), *references, accuracy=accuracy)
+        for short in HEATMAPS:
+            add(f"{short}_heatmaps", "heatmaps", f"{short} heatmaps", "--measure", short,
+                similarity=similarity)
+        for method in exp["methods"]:
+            add(f"curves_vs_last_{method}", "curves_vs_last",
+                f"similarity to the last layer, {method}", "--method", method,
+                accuracy=accuracy, similarity=similarity)
+        add("cos_boxplot", "cos_boxplot", "per-sample COS",
+            per_sample=f"{data}/cos_per_sample.csv")
+        norm_ratio = {"norm_ratio": f"{data}/norm_ratio.csv"} if self.has_norm_ratio(
+            experiment) else {}
+        add("adjacent_cos", "adjacent_cos", "adjacent-layer COS", similarity=similarity,
+            **norm_ratio)
+        if (experiment not in self.token_experiments
+                and {"standard", "aligned"} <= set(exp["methods"])):
+            add("cross_model_cka", "cross_model", "CKA standard vs aligned",
+                similarity=f"{data}/cross_model_cka.csv")
         if self.exit_study(experiment):
-            targets += [f for table in ("multi_exit", "parameter_savings", "effective_depth")
-                        for f in table_files(f"{tables}/{table}")]
-            targets += [f for name in ("exit_tradeoff", "exit_counts", "saturation", "depth_study")
-                        for f in figure_files(f"{fig}/{name}")]
-        elif "aligned" in exp["methods"]:
-            # saturation (paper Fig 1, 3) and the depth study (Fig 5) need no multi-exit baseline
+            add("exit_tradeoff", "exit_tradeoff", "exit_tradeoff", data=f"{data}/exit_sweep.csv")
+            add("exit_counts", "exit_counts", "exit_counts", data=f"{data}/exit_counts.csv")
+        # a language model has no depth study: its layer-wise accuracy never nears 1 - epsilon
+        if self.has_saturation(experiment):
+            add("saturation", "saturation", "saturation layers",
+                data=f"{data}/saturation.csv", similarity=similarity)
+        if self.has_depth_study(experiment):
+            add("depth_study", "depth_study", "depth study", "--epsilon",
+                str(self.config["analysis"]["effective_depth_epsilon"]), "--split", "train",
+                data=f"{data}/depth_study_accuracy.csv",
+                val_curves=f"{data}/depth_study_val_accuracy.csv")
+        return jobs
+
+    def has_saturation(self, experiment: str) -> bool:
+        """Whether saturation layers are drawn (paper Fig 1, 3, 6): with the early-exit study,
+        or for a classifier with aligned runs."""
+        if self.exit_study(experiment) or experiment in self.token_experiments:
+            return self.exit_study(experiment)
+        return "aligned" in self.experiments[experiment]["methods"]
+
+    def has_depth_study(self, experiment: str) -> bool:
+        """Effective depth (Fig 5) is a classifier's, wherever saturation is."""
+        return experiment not in self.token_experiments and self.has_saturation(experiment)
+
+    def experiment_targets(self, experiment: str) -> list[str]:
+        tables = f"{self.results}/tables/{experiment}"
+        targets = table_files(f"{tables}/layerwise_accuracy")
+        if self.exit_study(experiment):
+            targets += table_files(f"{tables}/multi_exit") + table_files(
+                f"{tables}/parameter_savings")
+        if self.has_depth_study(experiment):
             targets += table_files(f"{tables}/effective_depth")
-            targets += [f for name in ("saturation", "depth_study")
-                        for f in figure_files(f"{fig}/{name}")]
-        return targets
+        return targets + [f for job in self.figure_jobs(experiment) for f in job.files]
 
     def final_targets(self) -> list[str]:
         targets = [t for name in self.experiments for t in self.experiment_targets(name)]
