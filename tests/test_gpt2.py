@@ -144,3 +144,14 @@ def test_the_record_checks_heads_only_for_a_new_model():
     assert [v[0] for v in rules({**SPEC, "heads": 5}, {}, "lm", None)] == ["width"]
     assert not list(rules({**SPEC, "heads": 5, "pretrained": "gpt2"}, {}, "lm", None))
     assert isinstance(make(), GPT2Classifier)
+
+
+def test_a_new_model_computes_gpt2s_gelu_with_the_fused_kernel():
+    """gelu_pytorch_tanh is the function gelu_new computes (the tanh approximation)."""
+    from transformers.activations import ACT2FN
+
+    model = make()
+    assert model.model.config.activation_function == "gelu_pytorch_tanh"
+    x = torch.linspace(-6, 6, 1001)
+    torch.testing.assert_close(ACT2FN["gelu_pytorch_tanh"](x), ACT2FN["gelu_new"](x),
+                               rtol=0, atol=1e-6)

@@ -101,11 +101,15 @@ class GPT2Classifier(LayeredClassifier):
 
 def config_of(model_spec: dict, data_info: dict) -> GPT2Config:
     """A GPT-2 of the spec's size for a dataset's vocabulary and length. Special tokens the
-    dataset does not name are None rather than GPT-2's 50256, outside a smaller vocabulary."""
+    dataset does not name are None rather than GPT-2's 50256, outside a smaller vocabulary.
+    The MLP's activation is GPT-2's tanh approximation of GELU as torch's one fused kernel
+    (gelu_pytorch_tanh) rather than transformers' five-operation gelu_new: the same function,
+    a sixth less CPU time per step of a small model."""
     width = model_spec["width"]
     return GPT2Config(vocab_size=data_info["vocab_size"], n_positions=data_info["max_length"],
                       n_embd=width, n_layer=model_spec["depth"], n_head=model_spec["heads"],
                       n_inner=round(width * model_spec["mlp_ratio"]), tie_word_embeddings=True,
+                      activation_function="gelu_pytorch_tanh",
                       bos_token_id=data_info.get("bos_id"), eos_token_id=data_info.get("eos_id"),
                       pad_token_id=data_info.get("pad_id"), **config_options(model_spec))
 
