@@ -194,3 +194,49 @@ def test_aligned_uniform_trains_with_uniform_weights_whatever_aligned_says():
     train_spec = TrainSpec.from_config("aligned_uniform", 0, run["train"], run["aligned_uniform"])
     assert train_spec.weights == "uniform" and train_spec.alternate is True
     assert plan.run_spec("vit_digits", "cos_regularized", 0)["cos_regularized"]["beta"] == 1.0
+
+
+def test_length_grouped_batches_cover_the_epoch_and_hold_similar_lengths():
+    from layerwise.train import batches as batching
+    from layerwise.train.batches import TrainBatches
+
+    n, size = 2_000, 16
+    lengths = torch.randint(1, 33, (n,), generator=torch.Generator().manual_seed(0))
+    x, y = torch.arange(n), torch.zeros(n, dtype=torch.long)
+    plain = TrainBatches(x, y, size, torch.device("cpu"), seed=3)
+    grouped = TrainBatches(x, y, size, torch.device("cpu"), seed=3, lengths=lengths)
+    for epoch in range(2):
+        batches = grouped.global_batches(epoch)
+        assert len(batches) == plain.steps and sum(map(len, batches)) == n
+        assert torch.equal(torch.cat(batches).sort().values, torch.arange(n))  # each once
+        # the padding a batch trimmed to its longest sample holds: far less than at random
+        def padding(bs):
+            return sum(int((lengths[b].max() - lengths[b]).sum()) for b in bs)
+        assert padding(batches) < 0.2 * padding(plain.global_batches(epoch))
+        # the runs sorted by length come from the plain epoch order, batches shuffled after
+        group = size * batching.LENGTH_GROUP_BATCHES
+        order = torch.randperm(n, generator=batching.epoch_generator(3, epoch))
+        first_run = set(order[:group].tolist())
+        assert sum(set(b.tolist()) <= first_run for b in batches) == batching.LENGTH_GROUP_BATCHES
+        assert [b.tolist() for b in batches] == [b.tolist() for b in
+                                                 grouped.global_batches(epoch)]  # deterministic
+    assert grouped.global_batches(0)[0].tolist() != grouped.global_batches(1)[0].tolist()
+
+
+def test_group_by_length_trains_a_text_model_on_the_lengths_it_reports(tmp_path):
+    """A BERT's samples report their unpadded length, and a run grouped by length trains."""
+    bert_spec = dict(arch="bert", depth=2, width=16, heads=2, mlp_ratio=2.0,
+                     head_input="final_norm", pretrained="", dropout=0.0)
+    info = dict(num_classes=2, pad_id=0, vocab_size=30, max_length=12, input_shape=[2, 12])
+    generator = torch.Generator().manual_seed(0)
+    ids = torch.randint(3, 30, (64, 12), generator=generator)
+    real = torch.randint(2, 13, (64,), generator=generator)
+    ids[torch.arange(12)[None, :] >= real[:, None]] = 0
+    x, y = torch.stack([ids, torch.zeros_like(ids)], dim=1), (real > 6).long()
+    seed_everything(0)
+    model = build_model(bert_spec, info)
+    assert torch.equal(model.sample_lengths(x), real)
+    log = train(model, {"train": (x, y), "val": (x, y)},
+                spec(method="standard", batch_size=8, group_by_length=True),
+                tmp_path / "c.pt", "h", torch.device("cpu"))
+    assert len(log) == 3 and all(math.isfinite(r["loss"]) for r in log)

@@ -89,6 +89,11 @@ class LayeredClassifier(nn.Module):
         """The model's own classifier: pooled (normed) features -> logits."""
         raise NotImplementedError
 
+    def sample_lengths(self, inputs) -> torch.Tensor | None:
+        """Each sample's length, for a backbone whose cost follows the longest sample of a batch
+        (train.group_by_length); None for inputs of one fixed size."""
+        return None
+
     # --- written once for every backbone --------------------------------------------------
     def classify(self, h: torch.Tensor, layer: int) -> torch.Tensor:
         """Logits of the shared classifier for representations `h` of layer `layer`."""

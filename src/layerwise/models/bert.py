@@ -78,6 +78,10 @@ class BertClassifier(LayeredClassifier):
                                                               **(options or {}))
         return cls(model, pad_id, head_input)
 
+    def sample_lengths(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Tokens before the padding (what `_trim_padding` keeps of a batch's longest)."""
+        return (inputs[:, 0] != self.pad_id).sum(dim=1)
+
     def _trim_padding(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Token ids and token types without the columns that are padding in every sample.
 

@@ -285,6 +285,10 @@ def _check_models(config: dict) -> None:
         if model.get("input_size") is not None and not record.resizes:
             resizers = " and ".join(b.name for b in BACKBONES.values() if b.resizes)
             _fail(at + ["input_size"], model["input_size"], f"null: only {resizers} resizes")
+        if exp["train"].get("group_by_length") and record.inputs != "text":
+            _fail(["experiments", i, "train", "group_by_length"], True,
+                  f"false: only a text classifier's batches are grouped by length, not "
+                  f"{model['arch']}'s")
         for key in ("dropout", "attention"):
             if model.get(key) is not None and key not in record.options:
                 takers = " and ".join(b.name for b in BACKBONES.values() if key in b.options)

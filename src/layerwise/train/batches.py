@@ -45,13 +45,23 @@ def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
     return x
 
 
+# Length-grouped batches sort each run of this many batches of the epoch's order by length.
+LENGTH_GROUP_BATCHES = 50
+
+
 class TrainBatches:
-    """This process's batches of each epoch: (inputs, labels, global batch size) on the device."""
+    """This process's batches of each epoch: (inputs, labels, global batch size) on the device.
+
+    With `lengths` (one per sample), each epoch's batches hold samples of similar length, so a
+    model that trims a batch to its longest sample (BERT) computes little padding: the epoch's
+    order is cut into runs of LENGTH_GROUP_BATCHES batches, each run sorted by length and cut
+    into batches, and the batches are shuffled (transformers' group_by_length does the same).
+    """
 
     def __init__(self, x, y: torch.Tensor, batch_size: int, device: torch.device, seed: int,
                  augment: AugmentSpec | None = None, shard: Shard | None = None,
-                 workers: int = 0):
-        self.x, self.y = x, y
+                 workers: int = 0, lengths: torch.Tensor | None = None):
+        self.x, self.y, self.lengths = x, y, lengths
         self.batch_size, self.device, self.seed = batch_size, device, seed
         self.augment = augment or AugmentSpec()
         self.shard = shard or Shard()
@@ -68,8 +78,16 @@ class TrainBatches:
         return math.ceil(len(self.y) / self.batch_size)
 
     def global_batches(self, epoch: int) -> list[torch.Tensor]:
-        order = torch.randperm(len(self.y), generator=epoch_generator(self.seed, epoch))
-        return [order[i * self.batch_size:(i + 1) * self.batch_size] for i in range(self.steps)]
+        generator = epoch_generator(self.seed, epoch)
+        order = torch.randperm(len(self.y), generator=generator)
+        if self.lengths is not None:
+            group = self.batch_size * LENGTH_GROUP_BATCHES
+            order = torch.cat([run[torch.sort(self.lengths[run], descending=True, stable=True)[1]]
+                               for run in order.split(group)])
+        batches = [order[i * self.batch_size:(i + 1) * self.batch_size] for i in range(self.steps)]
+        if self.lengths is not None:
+            batches = [batches[i] for i in torch.randperm(len(batches), generator=generator)]
+        return batches
 
     def local_index(self, index: torch.Tensor) -> torch.Tensor:
         """This process's part of a global batch; never empty (a process left without samples

@@ -42,6 +42,7 @@ class TrainSpec:
     alternate: bool = False          # every other step plain last-layer cross-entropy
     beta: float = 0.0                # cos_regularized: weight of the cosine penalty
     augment: dict | None = None     # train.augment: crop_padding, flip, rotation_degrees
+    group_by_length: bool = False   # train.group_by_length: batches of similar length
     compile: bool = False           # train.compile: torch.compile the training step
 
     @classmethod
@@ -59,7 +60,8 @@ class TrainSpec:
                    weights=settings.get("weights", "linear"),
                    alternate=settings.get("alternate", False),
                    beta=settings.get("beta", 0.0),
-                   augment=train.get("augment"), compile=train.get("compile", False))
+                   augment=train.get("augment"), compile=train.get("compile", False),
+                   group_by_length=train.get("group_by_length", False))
 
 # --- the step's loss ----------------------------------------------------------------------
 def training_loss(model: LayeredClassifier, x, y, spec: TrainSpec, step: int,
@@ -231,8 +233,9 @@ def train(model: LayeredClassifier, data: dict, spec: TrainSpec, checkpoint: Pat
     model.to(device)
     if device.type == "cuda":  # convolution weights (a ViT's patch embedding) in cuDNN's layout
         model.to(memory_format=torch.channels_last)
+    lengths = model.sample_lengths(data["train"][0]) if spec.group_by_length else None
     batches = TrainBatches(*data["train"], spec.batch_size, device, spec.seed,
-                           AugmentSpec.from_config(spec.augment), shard, workers)
+                           AugmentSpec.from_config(spec.augment), shard, workers, lengths)
     x_val, y_val = data["val"]
     steps_per_epoch = batches.steps
     weights = layer_weights(model.num_layers, spec.weights).to(device)
