@@ -100,8 +100,8 @@ def test_defaults_fill_partial_nested_objects():
 def test_run_ids_and_experiment_lookup(default_config):
     config = validate_config(default_config)
     ids = [i for i in run_ids(config) if i[0] == "vit_digits"]
-    assert len(ids) == 21 and ids[0] == ("vit_digits", "standard", 0)  # 5 methods + 2 depths
-    assert ids[-1] == ("vit_digits", "standard_d9", 2)
+    assert len(ids) == 18 and ids[0] == ("vit_digits", "standard", 0)  # 5 methods + 1 depth
+    assert ids[-1] == ("vit_digits", "standard_d6", 2)
     with pytest.raises(ConfigError, match="vit_digits"):
         experiment_by_name(config, "nope")
 

@@ -47,7 +47,7 @@ def test_runs_cover_every_method_and_seed_then_the_depth_study(plan):
     assert plan.runs("vit_digits", ["standard"]) == [("standard", 0), ("standard", 1),
                                                       ("standard", 2)]
     assert plan.all_runs("vit_digits") == ["standard", "aligned", "multi_exit", "aligned_uniform",
-                                           "cos_regularized", "standard_d6", "standard_d9"]
+                                           "cos_regularized", "standard_d6"]
 
 
 def test_claims_cover_the_transformer_experiments_and_the_ablation_pair(plan):

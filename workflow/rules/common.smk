@@ -214,3 +214,30 @@ def table_in_report(files, caption, category, result, subcategory="{experiment}"
     """A table written as .csv, .md and .tex (a multiext list): its CSV goes into the report."""
     return [in_report(f, caption, category, result, subcategory) if f.endswith(".csv") else f
             for f in files]
+
+
+# The report's caption and category of each kind of figure (figures.smk).
+FIGURE_REPORT = {  # kind: (caption, category)
+    "layerwise_accuracy": ("layerwise_accuracy", REPORT_ACCURACY),
+    "heatmaps": ("heatmaps", REPORT_SIMILARITY),
+    "curves_vs_last": ("curves_vs_last", REPORT_SIMILARITY),
+    "cos_boxplot": ("cos_boxplot", REPORT_SIMILARITY),
+    "adjacent_cos": ("adjacent_cos", REPORT_SIMILARITY),
+    "cross_model": ("cross_model_cka", REPORT_SIMILARITY),
+    "exit_tradeoff": ("exit_tradeoff", REPORT_EXITS),
+    "exit_counts": ("exit_counts", REPORT_EXITS),
+    "saturation": ("saturation", REPORT_SATURATION),
+    "depth_study": ("depth_study", REPORT_SATURATION),
+}
+
+
+def figure_outputs(experiment, jobs):
+    """Each figure's PDF, and its PNG marked for the report."""
+    outputs = []
+    for job in jobs:
+        caption, category = FIGURE_REPORT[job.kind]
+        if experiment in TEXT_EXPERIMENTS:
+            category = REPORT_TEXT
+        outputs += [f"{job.stem}.pdf",
+                    in_report(f"{job.stem}.png", caption, category, job.label, experiment)]
+    return outputs

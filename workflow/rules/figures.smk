@@ -4,35 +4,10 @@
 # experiment as subcategory. An experiment's figures are listed by the plan
 # (StudyPlan.figure_jobs: paths, inputs, the arguments of scripts/plot.py) and drawn by one job
 # per experiment: each figure is a second of drawing after seconds of imports. A new figure is
-# a kind in scripts/plot.py, a FigureJob in the plan and its caption and category below; a
+# a kind in scripts/plot.py, a FigureJob in the plan, a caption and its FIGURE_REPORT entry
+# (common.smk); a
 # figure with a counterpart in the paper draws the paper's digitized values beside ours
 # (layerwise.reference), labelled "paper ...".
-FIGURE_REPORT = {  # kind: (caption, category)
-    "layerwise_accuracy": ("layerwise_accuracy", REPORT_ACCURACY),
-    "heatmaps": ("heatmaps", REPORT_SIMILARITY),
-    "curves_vs_last": ("curves_vs_last", REPORT_SIMILARITY),
-    "cos_boxplot": ("cos_boxplot", REPORT_SIMILARITY),
-    "adjacent_cos": ("adjacent_cos", REPORT_SIMILARITY),
-    "cross_model": ("cross_model_cka", REPORT_SIMILARITY),
-    "exit_tradeoff": ("exit_tradeoff", REPORT_EXITS),
-    "exit_counts": ("exit_counts", REPORT_EXITS),
-    "saturation": ("saturation", REPORT_SATURATION),
-    "depth_study": ("depth_study", REPORT_SATURATION),
-}
-
-
-def figure_outputs(experiment, jobs):
-    """Each figure's PDF, and its PNG marked for the report."""
-    outputs = []
-    for job in jobs:
-        caption, category = FIGURE_REPORT[job.kind]
-        if experiment in TEXT_EXPERIMENTS:
-            category = REPORT_TEXT
-        outputs += [f"{job.stem}.pdf",
-                    in_report(f"{job.stem}.png", caption, category, job.label, experiment)]
-    return outputs
-
-
 for _experiment in EXPERIMENTS:
     _jobs = PLAN.figure_jobs(_experiment)
 
