@@ -5,9 +5,8 @@
 # (StudyPlan.figure_jobs: paths, inputs, the arguments of scripts/plot.py) and drawn by one job
 # per experiment: each figure is a second of drawing after seconds of imports. A new figure is
 # a kind in scripts/plot.py, a FigureJob in the plan, a caption and its FIGURE_REPORT entry
-# (common.smk); a
-# figure with a counterpart in the paper draws the paper's digitized values beside ours
-# (layerwise.reference), labelled "paper ...".
+# (common.smk). A figure with a counterpart in the paper draws the paper's digitized values
+# beside ours (layerwise.reference), labelled "paper ...".
 for _experiment in EXPERIMENTS:
     _jobs = PLAN.figure_jobs(_experiment)
 
