@@ -193,11 +193,13 @@ REPORT_CLAIMS = "Claims"
 REPORT_RUNTIME = "Runtime"
 
 
-def report_category(category):
-    """`category`, or the text arm's for an output of a text experiment."""
+def report_category(category, subcategory):
+    """`category`, or the text arm's for an output of a text experiment: the rule's
+    {experiment} wildcard, or the experiment its subcategory names (a rule per experiment)."""
 
     def resolve(w):
-        return REPORT_TEXT if getattr(w, "experiment", None) in TEXT_EXPERIMENTS else category
+        experiment = getattr(w, "experiment", None) or subcategory
+        return REPORT_TEXT if experiment in TEXT_EXPERIMENTS else category
 
     return resolve
 
@@ -206,8 +208,9 @@ def in_report(path, caption, category, result, subcategory="{experiment}"):
     """Mark one output for the report: a one-line caption workflow/report/<caption>.rst (paths
     are relative to workflow/rules/, where every rule lives), a category, a subcategory (the
     experiment by default) and a `result` label naming the figure or table."""
-    return report(path, caption=f"../report/{caption}.rst", category=report_category(category),
-                  subcategory=subcategory, labels={"result": result})
+    return report(path, caption=f"../report/{caption}.rst",
+                  category=report_category(category, subcategory), subcategory=subcategory,
+                  labels={"result": result})
 
 
 def table_in_report(files, caption, category, result, subcategory="{experiment}"):
@@ -233,11 +236,6 @@ FIGURE_REPORT = {  # kind: (caption, category)
 
 def figure_outputs(experiment, jobs):
     """Each figure's PDF, and its PNG marked for the report."""
-    outputs = []
-    for job in jobs:
-        caption, category = FIGURE_REPORT[job.kind]
-        if experiment in TEXT_EXPERIMENTS:
-            category = REPORT_TEXT
-        outputs += [f"{job.stem}.pdf",
-                    in_report(f"{job.stem}.png", caption, category, job.label, experiment)]
-    return outputs
+    return [path for job in jobs for path in (
+        f"{job.stem}.pdf", in_report(f"{job.stem}.png", *FIGURE_REPORT[job.kind], job.label,
+                                     experiment))]

@@ -50,6 +50,17 @@ class MaskedState:
         return MaskedState(self.hidden[index], mask)
 
 
+def transformers_options(model_spec: dict, dropout_keys: tuple[str, ...]) -> dict:
+    """A transformers config's settings for the spec's `dropout` (every key in `dropout_keys`)
+    and `attention` (attn_implementation); nothing for those unset, keeping its defaults."""
+    options = {}
+    if model_spec.get("dropout") is not None:
+        options.update(dict.fromkeys(dropout_keys, model_spec["dropout"]))
+    if model_spec.get("attention") is not None:
+        options["attn_implementation"] = model_spec["attention"]
+    return options
+
+
 class LayeredClassifier(nn.Module):
     """A classifier whose representation after every block can be read and classified.
 

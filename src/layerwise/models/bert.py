@@ -21,18 +21,11 @@ import torch
 from transformers import BertConfig, BertForSequenceClassification
 from transformers.masking_utils import create_bidirectional_mask
 
-from layerwise.models.base import LayeredClassifier, MaskedState
+from layerwise.models.base import LayeredClassifier, MaskedState, transformers_options
 
 
-def config_options(model_spec: dict) -> dict:
-    """BertConfig's settings for the spec's `dropout` and `attention` (the classifier's dropout
-    follows the hidden states'); transformers' defaults for those unset."""
-    options, p = {}, model_spec.get("dropout")
-    if p is not None:
-        options.update(hidden_dropout_prob=p, attention_probs_dropout_prob=p)
-    if model_spec.get("attention") is not None:
-        options["attn_implementation"] = model_spec["attention"]
-    return options
+# BertConfig's dropout probabilities (the classifier's follows the hidden states')
+DROPOUT_KEYS = ("hidden_dropout_prob", "attention_probs_dropout_prob")
 
 
 class BertClassifier(LayeredClassifier):
@@ -48,7 +41,8 @@ class BertClassifier(LayeredClassifier):
     def from_spec(cls, model_spec: dict, data_info: dict) -> "BertClassifier":
         """A pretrained checkpoint (`model.pretrained`), or a BERT of the given size."""
         common = dict(num_classes=data_info["num_classes"], pad_id=data_info["pad_id"],
-                      head_input=model_spec["head_input"], options=config_options(model_spec))
+                      head_input=model_spec["head_input"],
+                      options=transformers_options(model_spec, DROPOUT_KEYS))
         if model_spec["pretrained"]:
             return cls.from_pretrained(model_spec["pretrained"], **common)
         return cls.from_config(

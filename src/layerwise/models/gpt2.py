@@ -29,7 +29,9 @@ from transformers import DynamicCache, GPT2Config, GPT2LMHeadModel
 from transformers.cache_utils import Cache
 from transformers.masking_utils import create_causal_mask
 
-from layerwise.models.base import LayeredClassifier, MaskedState
+from layerwise.models.base import LayeredClassifier, MaskedState, transformers_options
+
+DROPOUT_KEYS = ("embd_pdrop", "attn_pdrop", "resid_pdrop")  # GPT2Config's dropout probabilities
 
 
 class GPT2Classifier(LayeredClassifier):
@@ -43,8 +45,8 @@ class GPT2Classifier(LayeredClassifier):
     def from_spec(cls, model_spec: dict, data_info: dict) -> "GPT2Classifier":
         """A pretrained checkpoint (`model.pretrained`), or a GPT-2 of the given size."""
         if model_spec["pretrained"]:
-            model = GPT2LMHeadModel.from_pretrained(model_spec["pretrained"],
-                                                    **config_options(model_spec))
+            options = transformers_options(model_spec, DROPOUT_KEYS)
+            model = GPT2LMHeadModel.from_pretrained(model_spec["pretrained"], **options)
         else:
             model = GPT2LMHeadModel(config_of(model_spec, data_info))
         return cls(model, model_spec["head_input"])
@@ -111,15 +113,5 @@ def config_of(model_spec: dict, data_info: dict) -> GPT2Config:
                       n_inner=round(width * model_spec["mlp_ratio"]), tie_word_embeddings=True,
                       activation_function="gelu_pytorch_tanh",
                       bos_token_id=data_info.get("bos_id"), eos_token_id=data_info.get("eos_id"),
-                      pad_token_id=data_info.get("pad_id"), **config_options(model_spec))
-
-
-def config_options(model_spec: dict) -> dict:
-    """GPT2Config's settings for the spec's `dropout` and `attention`; transformers' defaults
-    for those unset."""
-    options, p = {}, model_spec.get("dropout")
-    if p is not None:
-        options.update(embd_pdrop=p, attn_pdrop=p, resid_pdrop=p)
-    if model_spec.get("attention") is not None:
-        options["attn_implementation"] = model_spec["attention"]
-    return options
+                      pad_token_id=data_info.get("pad_id"),
+                      **transformers_options(model_spec, DROPOUT_KEYS))

@@ -242,8 +242,8 @@ def _median(v: torch.Tensor) -> torch.Tensor:
     m = v.numel()
     lo, hi = (m + 1) // 2 - 1, m // 2                                  # 0-based middle ranks
     if v.device.type == "cpu":
-        middle = np.partition(v.numpy(), (lo, hi))[[lo, hi]]
-        return (torch.from_numpy(middle[:1]) + torch.from_numpy(middle[1:]))[0] / 2
+        middle = np.partition(v.numpy(), (lo, hi))
+        return torch.as_tensor((middle[lo] + middle[hi]) / 2)
     return (torch.kthvalue(v, lo + 1).values + torch.kthvalue(v, hi + 1).values) / 2
 
 

@@ -289,7 +289,7 @@ def _check_models(config: dict) -> None:
             _fail(["experiments", i, "train", "group_by_length"], True,
                   f"false: only a text classifier's batches are grouped by length, not "
                   f"{model['arch']}'s")
-        for key in ("dropout", "attention"):
+        for key in sorted({key for b in BACKBONES.values() for key in b.options}):
             if model.get(key) is not None and key not in record.options:
                 takers = " and ".join(b.name for b in BACKBONES.values() if key in b.options)
                 _fail(at + [key], model[key], f"unset: only {takers} take {key}")

@@ -201,9 +201,9 @@ class StudyPlan:
     def has_saturation(self, experiment: str) -> bool:
         """Whether saturation layers are drawn (paper Fig 1, 3, 6): with the early-exit study,
         or for a classifier with aligned runs."""
-        if self.exit_study(experiment) or experiment in self.token_experiments:
-            return self.exit_study(experiment)
-        return "aligned" in self.experiments[experiment]["methods"]
+        return self.exit_study(experiment) or (
+            experiment not in self.token_experiments
+            and "aligned" in self.experiments[experiment]["methods"])
 
     def has_depth_study(self, experiment: str) -> bool:
         """Effective depth (Fig 5) is a classifier's, wherever saturation is."""
