@@ -27,7 +27,8 @@ from layerwise.train.augment import AugmentSpec
 from layerwise.train.batches import TrainBatches
 from layerwise.models import build_model
 from layerwise.seeding import seed_everything
-from layerwise.train.loop import StepLoss, TrainSpec, autocast, make_optimizer, peak_memory_mb
+from layerwise.devices import autocast
+from layerwise.train.loop import StepLoss, TrainSpec, make_optimizer, peak_memory_mb
 from layerwise.train.methods import layer_weights
 
 PAPER_AUGMENT = {"crop_padding": 4, "flip": True, "rotation_degrees": 15}

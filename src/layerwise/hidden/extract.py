@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
+from layerwise.devices import autocast
 from layerwise.models.base import LayeredClassifier
 from layerwise.train.batches import eval_batches
-from layerwise.train.loop import autocast
 from layerwise.data import IGNORE
 
 

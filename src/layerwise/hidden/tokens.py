@@ -26,11 +26,11 @@ import torch
 
 from layerwise.data import IGNORE
 from layerwise.data.prepared import subset_order
+from layerwise.devices import autocast
 from layerwise.exits.offline import LayerExits
 from layerwise.models.base import LayeredClassifier
 from layerwise.similarity.streaming import StreamingSimilarity
 from layerwise.train.batches import eval_batches
-from layerwise.train.loop import autocast
 
 
 @torch.no_grad()

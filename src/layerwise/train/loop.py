@@ -18,6 +18,7 @@ from tqdm import tqdm
 from layerwise.train.augment import AugmentSpec
 from layerwise.train.batches import TrainBatches, eval_batches
 from layerwise.train.distributed import Shard, all_sum, current_shard
+from layerwise.devices import autocast
 from layerwise.errors import TrainingError
 from layerwise.io import atomic_path, remove_stale_temporaries
 from layerwise.models.base import LayeredClassifier
@@ -104,12 +105,6 @@ def lr_factor(step: int, steps_per_epoch: int, spec: TrainSpec) -> float:
 
 
 # --- evaluation ---------------------------------------------------------------------------
-def autocast(device: torch.device):
-    """bf16 autocast on CUDA; full precision on CPU (where bf16 is slow and deterministic fp32 is
-    what the tests compare)."""
-    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
-
-
 @torch.no_grad()
 def accuracy(model: LayeredClassifier, x: torch.Tensor, y: torch.Tensor,
              batch_size: int = 512, shard: Shard | None = None, workers: int = 0) -> float:
