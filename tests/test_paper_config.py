@@ -1,5 +1,5 @@
-"""config/paper.yaml: the paper's experiments plan, without data, to every figure and table the
-README maps to the paper."""
+"""config/paper.yaml: the paper's experiments plan, without data, to every figure and table that
+docs/paper-scale.md maps to the paper."""
 
 import re
 
@@ -17,10 +17,10 @@ def paper_config() -> dict:
                                          load_config_file(ROOT / "config/paper.yaml")))
 
 
-def readme_targets() -> list[str]:
-    """Every results/ file named in the README's table of paper figures."""
-    text = (ROOT / "README.md").read_text()
-    table = text.split("## The paper at scale", 1)[1].split("\n\n| paper |", 1)[1]
+def paper_table_targets() -> list[str]:
+    """Every results/ file named in docs/paper-scale.md's table of paper figures."""
+    text = (ROOT / "docs/paper-scale.md").read_text()
+    table = text.split("\n\n| paper |", 1)[1]
     table = table.split("\n\n", 1)[0]
     return sorted({f"results/{m}" for m in re.findall(r"`((?:figures|tables)/[^`]+)`", table)})
 
@@ -65,10 +65,10 @@ def test_paper_config_dry_runs_to_every_figure_without_data(tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     planned = {f.strip() for line in re.findall(r"^\s+output: (.+)$", run.stdout, re.M)
                for f in line.split(",")}
-    targets = readme_targets()
+    targets = paper_table_targets()
     assert len(targets) >= 20
     missing = [t for t in targets if t not in planned]
-    assert not missing, f"README targets the paper config does not produce: {missing}"
+    assert not missing, f"docs/paper-scale.md targets the paper config does not produce: {missing}"
     counts = job_counts(run.stdout)
     # every dataset of the paper config is prepared (the default study's are not used)
     assert counts["prepare_data"] == len(load_config_file(ROOT / "config/paper.yaml")["datasets"])
