@@ -32,7 +32,7 @@ from layerwise.exits.decoding import (early_exit_decode, greedy_decode, prefill,
                                       time_decoding)
 from layerwise.exits.offline import speedup
 from layerwise.exits.policies import POLICIES
-from layerwise.models import build_run_model
+from layerwise.train.runs import build_run_model
 from layerwise.models.base import LayeredClassifier
 from layerwise.seeding import seed_everything
 from layerwise.train.loop import TrainSpec, training_loss

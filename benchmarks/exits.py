@@ -30,7 +30,7 @@ from layerwise import cli
 from layerwise.exits.online import early_exit, flop_profile, wall_clock
 from layerwise.exits.offline import exit_layers, exit_predictions, policy_scores, speedup
 from layerwise.io import load_tensors
-from layerwise.models import build_run_model
+from layerwise.train.runs import build_run_model
 from layerwise.seeding import seed_everything
 
 GOAL = 0.85

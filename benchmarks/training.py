@@ -21,7 +21,7 @@ import torch
 
 from benchmarks import experiment_split
 from layerwise import cli
-from layerwise.models import build_run_model
+from layerwise.train.runs import build_run_model
 from layerwise.seeding import seed_everything
 from layerwise.train.loop import TrainSpec, make_optimizer, run_epoch
 from layerwise.train.methods import METHODS, layer_weights

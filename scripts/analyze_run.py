@@ -21,7 +21,7 @@ from layerwise.exits.online import flop_profile, time_operating_points
 from layerwise.hidden.extract import predict_layers
 from layerwise.hidden.metrics import LAYER_METRICS, layer_accuracy
 from layerwise.io import load_tensors, save_tensors, write_csv
-from layerwise.models import build_run_model
+from layerwise.train.runs import build_run_model
 from layerwise.provenance import config_hash
 from layerwise.similarity.measures import (ESTIMATORS, cos_cka_agreement, cos_to_last_frame,
                                            norm_ratio_frame, similarity_frame)

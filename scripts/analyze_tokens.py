@@ -21,7 +21,7 @@ from layerwise.exits.online import flop_profile
 from layerwise.hidden.tokens import (finish_similarity, sample_positions, summarize_split,
                                      train_subset)
 from layerwise.io import load_tensors, write_csv
-from layerwise.models import build_run_model
+from layerwise.train.runs import build_run_model
 from layerwise.provenance import config_hash
 from layerwise.similarity.measures import (cos_cka_agreement, cos_to_last_frame,
                                            norm_ratio_frame, streamed_similarity_frame)

@@ -7,7 +7,7 @@ import json
 from layerwise import cli
 from layerwise.data.prepared import load_split
 from layerwise.report.exit_tables import format_parameter_table, parameter_rows
-from layerwise.models import build_run_model
+from layerwise.train.runs import build_run_model
 from layerwise.reference import paper_values
 from layerwise.report.tables import write_table
 

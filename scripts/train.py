@@ -17,7 +17,7 @@ from layerwise import cli
 from layerwise.train import distributed
 from layerwise.data.prepared import load_split
 from layerwise.io import save_tensors, write_csv, write_json
-from layerwise.models import build_run_model
+from layerwise.train.runs import build_run_model
 from layerwise.provenance import config_hash, provenance
 from layerwise.seeding import seed_everything
 from layerwise.train.loop import TrainSpec, remove_checkpoint, train

@@ -128,7 +128,7 @@ def test_a_checkpoint_loads_by_name_as_the_paper_config_does(tmp_path):
 
 def test_a_pretrained_multi_exit_model_sizes_its_exits_from_the_checkpoint(tmp_path):
     """The exit heads read the checkpoint's hidden size, whatever `model.width` says."""
-    from layerwise.models import build_run_model
+    from layerwise.train.runs import build_run_model
 
     make().model.save_pretrained(tmp_path / "checkpoint")
     spec = {**SPEC, "pretrained": str(tmp_path / "checkpoint"), "width": 768}

@@ -9,7 +9,8 @@ import torch
 from layerwise.exits.decoding import (agreement, early_exit_decode, exit_step, greedy_decode,
                                       prefill, time_decoding)
 from layerwise.exits.policies import POLICIES
-from layerwise.models import build_model, build_run_model
+from layerwise.models import build_model
+from layerwise.train.runs import build_run_model
 
 SPEC = dict(arch="gpt2", depth=3, width=32, heads=4, mlp_ratio=2.0, head_input="raw",
             pretrained="")

@@ -45,7 +45,7 @@ def spec(method="aligned", **overrides):
 
 
 def fresh_model(method):
-    from layerwise.models import build_run_model
+    from layerwise.train.runs import build_run_model
     from layerwise.seeding import seed_everything
 
     seed_everything(0)

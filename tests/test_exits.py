@@ -14,7 +14,7 @@ from layerwise.exits.online import early_exit, flop_profile, time_operating_poin
 from layerwise.exits.offline import (FlopProfile, LayerExits, candidate_thresholds, evaluate_policy,
                                      exit_layers, exit_metrics, select_threshold, speedup)
 from layerwise.exits.parameters import multi_exit_parameters, parameter_saving
-from layerwise.models import build_run_model
+from layerwise.train.runs import build_run_model
 from layerwise.reference import paper_values
 from layerwise.exits.saturation import effective_depth, layer_histogram, saturation_layers
 

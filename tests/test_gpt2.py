@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from layerwise.models import BACKBONES, build_model, build_run_model
+from layerwise.models import BACKBONES, build_model
+from layerwise.train.runs import build_run_model
 from layerwise.models.base import MaskedState
 from layerwise.models.gpt2 import GPT2Classifier
 

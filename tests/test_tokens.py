@@ -17,7 +17,7 @@ from layerwise.data.prepared import subset_order
 from layerwise.hidden.tokens import (finish_similarity, sample_positions, summarize_split,
                                      train_subset)
 from layerwise.io import load_tensors, save_tensors
-from layerwise.models import build_run_model
+from layerwise.train.runs import build_run_model
 from layerwise.similarity.measures import similarity_frame, streamed_similarity_frame
 from layerwise.similarity.streaming import StreamingSimilarity
 

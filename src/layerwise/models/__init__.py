@@ -113,15 +113,4 @@ def build_model(model_spec: dict, data_info: dict) -> LayeredClassifier:
     return getattr(importlib.import_module(module), name).from_spec(model_spec, data_info)
 
 
-def build_run_model(run_spec: dict, data_info: dict) -> LayeredClassifier:
-    """The model of one run: a method that trains exit heads gets them, so its weights (saved
-    with them) load back into the model the run spec describes."""
-    from layerwise.train.methods import method
-
-    model = build_model(run_spec["model"], data_info)
-    if method(run_spec["method"]).exit_heads:
-        model.add_exit_heads(data_info["num_classes"])
-    return model
-
-
-__all__ = ["BACKBONES", "Backbone", "backbone", "build_model", "build_run_model"]
+__all__ = ["BACKBONES", "Backbone", "backbone", "build_model"]

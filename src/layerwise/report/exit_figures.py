@@ -15,12 +15,12 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from layerwise.study.config import split_run_name
 from layerwise.exits.policies import POLICIES
 from layerwise.report.style import (draw_band, layer_axis, legend_below, mean_band, method_color,
                                     method_label, ordered_methods, theme)
 from layerwise.similarity.measures import similarity_to_last
 from layerwise.exits.saturation import effective_depth
+from layerwise.train.runs import split_run_name
 
 
 def _policies(frame: pd.DataFrame) -> list[str]:

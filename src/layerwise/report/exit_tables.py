@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from layerwise.study.config import split_run_name
 from layerwise.exits.parameters import multi_exit_parameters, parameter_saving
 from layerwise.exits.policies import POLICIES
 from layerwise.train.methods import METHODS
+from layerwise.train.runs import split_run_name
 
 METHOD_ORDER = list(METHODS)
 

@@ -12,7 +12,6 @@ This module must stay free of torch and snakemake imports: the Snakefile imports
 from __future__ import annotations
 
 import copy
-import re
 import sys
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from layerwise.errors import ConfigError
 from layerwise.data.sources import (LM_SOURCES, LM_TEXT_DEFAULTS, SOURCES, TEXT_SOURCES,
                                     TRAINED_TOKENIZERS)
 from layerwise.models import BACKBONES
+from layerwise.train.runs import run_names
 
 SCHEMA_PATH = Path(__file__).with_name("schema.yaml")
 
@@ -400,27 +400,6 @@ def merge_configs(base: dict, override: dict) -> dict:
         else:
             merged[key] = copy.deepcopy(value)
     return merged
-
-
-# A depth-study run (paper Fig 5) is a standard model with fewer blocks, named after its depth so
-# that it lives beside the methods in every path (runs/<experiment>/standard_d6/seed0/...).
-_DEPTH_RUN = re.compile(r"^standard_d([0-9]+)$")
-
-
-def depth_run_name(depth: int) -> str:
-    """Name of the depth-study run of a standard model with `depth` blocks."""
-    return f"standard_d{depth}"
-
-
-def split_run_name(name: str) -> tuple[str, int | None]:
-    """(training method, depth override or None) of a run name: standard_d6 -> (standard, 6)."""
-    match = _DEPTH_RUN.match(name)
-    return ("standard", int(match.group(1))) if match else (name, None)
-
-
-def run_names(exp: dict) -> list[str]:
-    """Every run name of a validated experiment: its methods, then its depth-study runs."""
-    return list(exp["methods"]) + [depth_run_name(d) for d in exp["depth_study"]]
 
 
 def run_ids(config: dict) -> list[tuple[str, str, int]]:

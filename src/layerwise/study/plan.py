@@ -16,8 +16,8 @@ from layerwise.data.sources import SOURCES, dataset_metric, paper_curves
 from layerwise.models import backbone
 from layerwise.reference import reference_label
 from layerwise.similarity.measures import HEATMAPS
-from layerwise.study.config import run_names, split_run_name
 from layerwise.train.methods import METHODS
+from layerwise.train.runs import run_names, split_run_name
 
 TABLE_EXTENSIONS = ("csv", "md", "tex")
 
