@@ -19,7 +19,7 @@ from layerwise.study.config import ConfigError, validate_config
 from layerwise.data import images
 from layerwise.data.prepared import load_split
 from layerwise.data.sources import prepare_dataset
-from layerwise.data.images import DatasetError, ImageFolderSplit
+from layerwise.data.image_storage import DatasetError, ImageFolderSplit
 from layerwise.data.downloads import DownloadError
 
 OFFLINE = ("file:///nonexistent/layerwise-test-download",)  # fails at once, never the network

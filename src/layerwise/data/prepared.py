@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from layerwise.io import ArtifactError, load_tensors, read_json, save_tensors, write_json
 from layerwise.data import IGNORE
+from layerwise.data.image_storage import ImageFolderSplit, decode_uint8
+from layerwise.io import ArtifactError, load_tensors, read_json, save_tensors, write_json
 
 SPLITS = ("train", "val", "test")
 
@@ -83,8 +84,6 @@ def load_split(data_dir: str | Path, split: str) -> tuple[torch.Tensor, torch.Te
         raise ArtifactError(f"{data_dir}: {split} split does not match info.json; prepare it again")
     # Image sources (data/images.py) store uint8 pixels, normalized here, or, for a dataset too
     # large for memory, the index of an image folder, whose inputs are then decoded on demand.
-    from layerwise.data.images import ImageFolderSplit, decode_uint8
-
     if info.get("storage") == "uint8":
         x = decode_uint8(x, info["normalization"])
     elif info.get("storage") == "image_folder":
