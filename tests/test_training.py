@@ -8,7 +8,7 @@ from layerwise.train import loop as training
 from layerwise.models import build_model
 from layerwise.seeding import seed_everything
 from layerwise.train.loop import TrainSpec, lr_factor, train, training_loss
-from layerwise.train.methods import aligned_loss, layer_weights
+from layerwise.train.methods import MethodSettings, aligned_loss, layer_weights
 
 MODEL = dict(arch="vit", depth=3, width=16, heads=2, patch_size=4, mlp_ratio=2.0,
              head_input="final_norm")
@@ -48,7 +48,7 @@ def test_alternating_schedule_starts_with_plain_cross_entropy():
     model = build_model(MODEL, INFO)
     x, y = torch.randn(6, 1, 8, 8), torch.randint(0, 4, (6,))
     weights = layer_weights(3, "linear")
-    alt = spec(alternate=True)
+    alt = spec(settings=MethodSettings(alternate=True))
     plain = F.cross_entropy(model(x), y)
     aligned = aligned_loss(model.layer_logits(model.layer_representations(x))[1:], y, weights)
     torch.testing.assert_close(training_loss(model, x, y, alt, 0, weights)[0], plain)
@@ -164,7 +164,7 @@ def test_cos_regularized_loss_equals_hand_computation():
     model = build_model(MODEL, INFO)
     x, y = torch.randn(6, 1, 8, 8), torch.randint(0, 4, (6,))
     weights = layer_weights(3, "linear")
-    cos_spec = spec(method="cos_regularized", beta=0.7)
+    cos_spec = spec(method="cos_regularized", settings=MethodSettings(beta=0.7))
     loss, logits = training_loss(model, x, y, cos_spec, 1, weights)
     reps = model.layer_representations(x)
     penalty = 0.0
@@ -176,8 +176,9 @@ def test_cos_regularized_loss_equals_hand_computation():
     torch.testing.assert_close(loss, expected)
     torch.testing.assert_close(logits, model(x))
     # plain steps of the alternating schedule are the last layer's cross-entropy alone
+    alternating = MethodSettings(beta=0.7, alternate=True)
     torch.testing.assert_close(training_loss(model, x, y, spec(method="cos_regularized",
-                                                               beta=0.7, alternate=True), 0,
+                                                               settings=alternating), 0,
                                              weights)[0], F.cross_entropy(model(x), y))
 
 
@@ -192,7 +193,7 @@ def test_aligned_uniform_trains_with_uniform_weights_whatever_aligned_says():
     assert run["aligned_uniform"] == {**config["experiments"][0]["aligned"], "weights": "uniform"}
     assert "aligned" not in run   # its own entry: an aligned change reruns it, nothing else
     train_spec = TrainSpec.from_config("aligned_uniform", 0, run["train"], run["aligned_uniform"])
-    assert train_spec.weights == "uniform" and train_spec.alternate is True
+    assert train_spec.settings == MethodSettings(weights="uniform", alternate=True, beta=0.0)
     assert plan.run_spec("vit_digits", "cos_regularized", 0)["cos_regularized"]["beta"] == 1.0
 
 

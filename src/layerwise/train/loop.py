@@ -22,7 +22,8 @@ from layerwise.devices import autocast
 from layerwise.errors import TrainingError
 from layerwise.io import atomic_path, remove_stale_temporaries
 from layerwise.models.base import LayeredClassifier
-from layerwise.train.methods import correct_and_counted, layer_weights, method_loss
+from layerwise.train.methods import (MethodSettings, correct_and_counted, layer_weights,
+                                     method_loss)
 
 
 @dataclass
@@ -39,9 +40,7 @@ class TrainSpec:
     warmup_epochs: int = 0
     label_smoothing: float = 0.0
     grad_clip: float | None = None   # max global gradient norm; None: no clipping
-    weights: str = "linear"          # the method's per-layer loss weights (methods.layer_weights)
-    alternate: bool = False          # every other step plain last-layer cross-entropy
-    beta: float = 0.0                # cos_regularized: weight of the cosine penalty
+    settings: MethodSettings = MethodSettings()  # the method's own (weights, alternate, beta)
     augment: dict | None = None     # train.augment: crop_padding, flip, rotation_degrees
     group_by_length: bool = False   # train.group_by_length: batches of similar length
     compile: bool = False           # train.compile: torch.compile the training step
@@ -50,7 +49,6 @@ class TrainSpec:
     def from_config(cls, method: str, seed: int, train: dict, settings: dict | None = None
                     ) -> "TrainSpec":
         """From a run spec's `train` section and the method's own section (`settings`)."""
-        settings = settings or {}
         return cls(method=method, seed=seed, epochs=train["epochs"],
                    batch_size=train["batch_size"], lr=train["lr"],
                    weight_decay=train["weight_decay"], schedule=train["schedule"],
@@ -58,9 +56,7 @@ class TrainSpec:
                    warmup_epochs=train["warmup_epochs"],
                    label_smoothing=train["label_smoothing"],
                    grad_clip=train.get("grad_clip"),
-                   weights=settings.get("weights", "linear"),
-                   alternate=settings.get("alternate", False),
-                   beta=settings.get("beta", 0.0),
+                   settings=MethodSettings.from_spec(settings),
                    augment=train.get("augment"), compile=train.get("compile", False),
                    group_by_length=train.get("group_by_length", False))
 
@@ -68,7 +64,8 @@ class TrainSpec:
 def training_loss(model: LayeredClassifier, x, y, spec: TrainSpec, step: int,
                   weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The method's loss for one batch, and the last layer's logits (for train accuracy)."""
-    return method_loss(model, x, y, spec, weights, plain=spec.alternate and step % 2 == 0)
+    return method_loss(model, x, y, spec.method, spec.settings, weights, spec.label_smoothing,
+                       plain=spec.settings.alternate and step % 2 == 0)
 
 
 class StepLoss(torch.nn.Module):
@@ -233,7 +230,7 @@ def train(model: LayeredClassifier, data: dict, spec: TrainSpec, checkpoint: Pat
                            AugmentSpec.from_config(spec.augment), shard, workers, lengths)
     x_val, y_val = data["val"]
     steps_per_epoch = batches.steps
-    weights = layer_weights(model.num_layers, spec.weights).to(device)
+    weights = layer_weights(model.num_layers, spec.settings.weights).to(device)
     optimizer, scheduler = make_optimizer(model, spec, steps_per_epoch)
 
     log: list[dict] = []

@@ -13,9 +13,9 @@
 
 A method with settings (`weights`, `alternate`, ...) reads them from the experiment's section
 named by `section` (with `overrides` on top); they are part of its runs' spec, so changing them
-reruns only those runs. With `alternate`, even steps (0-based) are plain last-layer
-cross-entropy and odd steps the method's loss (BERxiT's alternating schedule), so the first
-step of a run is a plain one.
+reruns only those runs, and training carries them as one `MethodSettings`. With `alternate`,
+even steps (0-based) are plain last-layer cross-entropy and odd steps the method's loss
+(BERxiT's alternating schedule), so the first step of a run is a plain one.
 
 Adding a method is one record here (its loss, whether it trains exit heads, where its settings
 are); the config schema's list of methods, the workflow's wildcard and every table's order come
@@ -34,11 +34,27 @@ if TYPE_CHECKING:
     import torch
 
     from layerwise.models.base import LayeredClassifier
-    from layerwise.train.loop import TrainSpec
 
-# (model, inputs, targets, train spec, per-layer weights) -> (loss, last layer's logits)
-Loss = Callable[["LayeredClassifier", "torch.Tensor", "torch.Tensor", "TrainSpec",
-                 "torch.Tensor"], tuple["torch.Tensor", "torch.Tensor"]]
+
+@dataclass(frozen=True)
+class MethodSettings:
+    """A run's settings of its method (the run spec's entry under the method's name); a method
+    without a section trains with these defaults."""
+    weights: str = "linear"   # the per-layer loss weights (layer_weights)
+    alternate: bool = False   # every other step plain last-layer cross-entropy
+    beta: float = 0.0         # cos_regularized: weight of the cosine penalty
+
+    @classmethod
+    def from_spec(cls, settings: dict | None) -> MethodSettings:
+        settings = settings or {}
+        return cls(weights=settings.get("weights", "linear"),
+                   alternate=settings.get("alternate", False), beta=settings.get("beta", 0.0))
+
+
+# (model, inputs, targets, settings, per-layer weights, label smoothing)
+#   -> (loss, last layer's logits)
+Loss = Callable[["LayeredClassifier", "torch.Tensor", "torch.Tensor", MethodSettings,
+                 "torch.Tensor", float], tuple["torch.Tensor", "torch.Tensor"]]
 
 
 @dataclass(frozen=True)
@@ -63,10 +79,10 @@ class Method:
 
 def _layerwise_ce(layer_logits) -> Loss:
     """The weighted CE over layers 1..L of the logits `layer_logits(model, reps)` gives."""
-    def loss(model, x, y, spec, weights):
+    def loss(model, x, y, settings, weights, label_smoothing):
         # Layer 0 (the embedding) carries no loss, so its logits are never computed.
         logits = layer_logits(model, model.layer_representations(x)[1:])
-        return aligned_loss(logits, y, weights, spec.label_smoothing), logits[-1]
+        return aligned_loss(logits, y, weights, label_smoothing), logits[-1]
     return loss
 
 
@@ -78,7 +94,7 @@ def _own_heads(model, reps):
     return model.layer_exit_logits(reps)
 
 
-def _cos_regularized(model, x, y, spec, weights):
+def _cos_regularized(model, x, y, settings, weights, label_smoothing):
     """CE of the last layer plus beta times the weighted mean cosine distance of every layer's
     representation to the last layer's."""
     import torch.nn.functional as F
@@ -87,7 +103,7 @@ def _cos_regularized(model, x, y, spec, weights):
     logits = model.classify(reps[-1], model.num_layers)
     distance = 1 - F.cosine_similarity(reps.float(), reps[-1:].float(), dim=-1)  # (L, B, ...)
     penalty = (weights.to(distance.device) * distance.flatten(1).mean(dim=1)).sum()
-    return cross_entropy(logits, y, spec.label_smoothing) + spec.beta * penalty, logits
+    return cross_entropy(logits, y, label_smoothing) + settings.beta * penalty, logits
 
 
 METHODS: dict[str, Method] = {m.name: m for m in (
@@ -165,12 +181,13 @@ def correct_and_counted(logits: torch.Tensor, targets: torch.Tensor) -> tuple[in
     return int(((logits.argmax(-1) == targets) & counted).sum()), int(counted.sum())
 
 
-def method_loss(model: LayeredClassifier, x, y, spec: TrainSpec, weights: torch.Tensor,
-                plain: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """One batch's loss under the spec's method (or plain last-layer CE when `plain`), and the
-    last layer's logits (for train accuracy)."""
-    record = method(spec.method)
+def method_loss(model: LayeredClassifier, x, y, name: str, settings: MethodSettings,
+                weights: torch.Tensor, label_smoothing: float, plain: bool
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """One batch's loss under the method `name` with its settings (or plain last-layer CE when
+    `plain`), and the last layer's logits (for train accuracy)."""
+    record = method(name)
     if plain or record.loss is None:
         logits = model(x)
-        return cross_entropy(logits, y, spec.label_smoothing), logits
-    return record.loss(model, x, y, spec, weights)
+        return cross_entropy(logits, y, label_smoothing), logits
+    return record.loss(model, x, y, settings, weights, label_smoothing)
