@@ -1,5 +1,6 @@
-"""The library's shape: stage packages without import cycles, no module reading another's private
-names, and modules the workflow imports at parse time that stay free of torch."""
+"""The library's shape: stage packages whose imports point down the table below and form no
+cycle, no module reading another's private names, and modules the workflow imports at parse
+time that stay free of torch."""
 
 from __future__ import annotations
 
@@ -22,25 +23,20 @@ def module_name(path: Path) -> str:
 MODULES = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
 
 
-def top_level_imports(path: Path) -> list[tuple[str, list[str]]]:
-    """(module, imported names) of every import run when `path` is imported: statements at
-    module level (including under `if`/`try`), not inside functions or TYPE_CHECKING blocks."""
+def imports(name: str, path: Path) -> list[tuple[str, list[str]]]:
+    """(module, imported names) of every import statement of the module `name` at `path`,
+    wherever it stands: at module level, inside a function, under TYPE_CHECKING. What a module
+    depends on is what any of its code imports, not only what runs when it is imported: a lazy
+    import hides a cycle from the interpreter, not from the reader."""
+    package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
     found = []
-
-    def visit(nodes):
-        for node in nodes:
-            if isinstance(node, ast.Import):
-                found.extend((alias.name, []) for alias in node.names)
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                found.append((node.module, [alias.name for alias in node.names]))
-            elif isinstance(node, ast.If):
-                if "TYPE_CHECKING" not in ast.unparse(node.test):
-                    visit(node.body)
-                visit(node.orelse)
-            elif isinstance(node, ast.Try):
-                visit(node.body)
-
-    visit(ast.parse(path.read_text(encoding="utf-8")).body)
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.extend((alias.name, []) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = package[:len(package) - node.level + 1] if node.level else []
+            module = ".".join(base + ([node.module] if node.module else []))
+            found.append((module, [alias.name for alias in node.names]))
     return found
 
 
@@ -53,10 +49,11 @@ def resolve(name: str, names: list[str]) -> list[str]:
 
 
 def graph() -> dict[str, set[str]]:
+    """module -> the project modules it imports (anywhere in its code)."""
     edges = {}
     for name, path in MODULES.items():
         targets = set()
-        for imported, names in top_level_imports(path):
+        for imported, names in imports(name, path):
             for target in resolve(imported, names):
                 targets.add(target)
                 parts = target.split(".")  # importing a.b.c imports the packages a.b and a
@@ -103,11 +100,66 @@ def test_the_cycle_finder_finds_cycles():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
 
 
-def test_no_import_cycle():
+def test_the_graph_reads_imports_inside_functions_and_type_checking_blocks():
     edges = graph()
-    assert "layerwise.devices" in edges["layerwise.hidden.extract"]  # the graph is read
-    cycle = find_cycle(edges)
+    assert "layerwise.train.methods" in edges["layerwise.study.config"]  # inside a function
+    assert "layerwise.models.base" in edges["layerwise.train.methods"]   # under TYPE_CHECKING
+
+
+def test_no_import_cycle():
+    cycle = find_cycle(graph())
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+# Which package may import which. The stages, top to bottom: the study (config, plan); what a
+# reader sees (report, claims); the analyses (exits, similarity, hidden); training; the models
+# and the data. Hidden's token analysis streams a language model's exits and similarities, the
+# one import sideways. Every package may import the utilities, which import only each other.
+MAY_IMPORT = {
+    "study": {"report", "claims", "exits", "similarity", "hidden", "train", "models", "data"},
+    "report": {"exits", "similarity", "hidden", "train", "models", "data"},
+    "claims": {"exits", "similarity", "hidden", "train", "models", "data"},
+    "hidden": {"exits", "similarity", "train", "models", "data"},
+    "exits": {"train", "models", "data"},
+    "similarity": {"train", "models", "data"},
+    "train": {"models", "data"},
+    "models": set(),
+    "data": set(),
+}
+UTILITIES = {"cli", "devices", "errors", "io", "provenance", "reference", "seeding"}
+
+
+def part(module: str) -> str:
+    """The package (or utility module) a module of the library belongs to."""
+    return module.split(".")[1] if "." in module else module
+
+
+def upward_imports(edges: dict[str, set[str]]) -> list[str]:
+    """Every import of `edges` (module -> modules) that the table does not allow."""
+    found = []
+    for source, targets in sorted(edges.items()):
+        if source == "layerwise":
+            continue
+        mine = part(source)
+        allowed = UTILITIES if mine in UTILITIES else MAY_IMPORT[mine] | UTILITIES | {mine}
+        found += [f"{source} imports {t}" for t in sorted(targets)
+                  if t != "layerwise" and part(t) not in allowed]
+    return found
+
+
+def test_the_table_places_every_package_and_points_one_way():
+    parts = {part(m) for m in MODULES if m != "layerwise"}
+    assert parts == set(MAY_IMPORT) | UTILITIES
+    assert find_cycle(MAY_IMPORT) is None
+    assert upward_imports({"layerwise.models.base": {"layerwise.train.methods"}})
+    assert upward_imports({"layerwise.io": {"layerwise.data.prepared"}})
+    assert not upward_imports({"layerwise.train.loop": {"layerwise.models.base",
+                                                        "layerwise.io"}})
+
+
+def test_imports_point_down():
+    offenders = upward_imports(graph())
+    assert not offenders, "imports against the table in test_layout.py: " + "; ".join(offenders)
 
 
 def test_no_module_imports_another_modules_private_names():
