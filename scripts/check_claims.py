@@ -1,4 +1,4 @@
-"""Check the paper's claims (C1-C8) on the study's own results: JSON, CSV, Markdown and LaTeX."""
+"""Check the paper's claims (C1-C11) on the study's own results: JSON, CSV, Markdown and LaTeX."""
 
 import argparse
 import json

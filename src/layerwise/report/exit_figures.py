@@ -2,7 +2,7 @@
 saturation layers with the COS curve, and the depth study (paper Figs 1c, 3, 5, 6, 7).
 
 Same conventions as `layerwise.report.style` (its theme, method colors and spread bands): every
-function takes tidy frames and returns a Figure; `layerwise.plots.save_figure` writes it.
+function takes tidy frames and returns a Figure; `layerwise.report.style.save_figure` writes it.
 """
 
 from __future__ import annotations

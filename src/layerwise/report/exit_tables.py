@@ -1,7 +1,7 @@
 """Tables of the early-exit study: operating points, effective depth and parameter savings.
 
 Each builder returns a numeric frame (for the CSV) and a `format_*` twin of display strings
-(for Markdown and LaTeX), to be written together with `layerwise.tables.write_table`.
+(for Markdown and LaTeX), to be written together with `layerwise.report.tables.write_table`.
 """
 
 from __future__ import annotations

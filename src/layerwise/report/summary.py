@@ -145,7 +145,7 @@ def format_runtime_table(table: pd.DataFrame) -> pd.DataFrame:
 
 # --- the Markdown summary ---------------------------------------------------------------------
 def _strip_caption(markdown: str) -> tuple[str, str]:
-    """(caption, table) of a Markdown file written by layerwise.tables.write_table."""
+    """(caption, table) of a Markdown file written by layerwise.report.tables.write_table."""
     lines = markdown.strip().splitlines()
     first_table = next((i for i, line in enumerate(lines) if line.startswith("|")), len(lines))
     caption = " ".join(line.strip() for line in lines[:first_table] if line.strip())

@@ -216,9 +216,9 @@ def train(model: LayeredClassifier, data: dict, spec: TrainSpec, checkpoint: Pat
     ends with exactly the weights an uninterrupted run would have.
 
     Inputs are tensors (moved to the device whole) or a streamed split (decoded by `workers`
-    DataLoader processes); see layerwise/batches.py. Started by torchrun, every process runs
+    DataLoader processes); see train/batches.py. Started by torchrun, every process runs
     this same function on its shard of each global batch, gradients are averaged by
-    DistributedDataParallel, and only rank 0 writes the checkpoint (layerwise/distributed.py).
+    DistributedDataParallel, and only rank 0 writes the checkpoint (train/distributed.py).
     """
     device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
     shard = current_shard()
