@@ -15,7 +15,10 @@ import torch
 from layerwise import cli
 from layerwise.data import IGNORE
 from layerwise.data.prepared import load_split
+from layerwise.data.text import load_tokenizer
 from layerwise.exits.decoding import time_decoding
+from layerwise.exits.generation import generation_frame
+from layerwise.exits.speculative import speculative_study
 from layerwise.exits.offline import exit_study
 from layerwise.exits.online import flop_profile
 from layerwise.hidden.tokens import (finish_similarity, sample_positions, summarize_split,
@@ -55,8 +58,11 @@ def main(argv=None):
                         help="float32 logits (every layer's, vocabulary-wide) held at once, "
                              "which sets the blocks per forward pass (default 32 MiB: larger "
                              "batches spend more time allocating than computing)")
+    parser.add_argument("--decoding-spec", required=True,
+                        help="exits.speculative and exits.generation, as JSON")
     for name in ("accuracy", "similarity", "cos-per-sample", "agreement", "norm-ratio", "sweep",
-                 "operating-points", "exit-counts", "saturation", "timing"):
+                 "operating-points", "exit-counts", "saturation", "timing", "speculative",
+                 "generation"):
         parser.add_argument(f"--{name}-out", required=True)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
@@ -111,12 +117,34 @@ def main(argv=None):
     study = exit_study(args.policies, summaries["val"].exits, summaries["test"].exits,
                        args.max_drop, args.sweep_points, flops)
 
-    # prompts: the first tokens of the first sampled test blocks that are real to their end
-    whole = (y_test[:, :args.prompt_length] != IGNORE).all(1)
-    prompts = [block[:args.prompt_length].to(device) for block in x_test[whole][:args.prompts]]
-    timing = pd.DataFrame([{**time_decoding(model, prompts, args.steps, p,
+    def prompts(split: str, count: int, length: int) -> list[torch.Tensor]:
+        """The first `length` tokens of the split's first `count` blocks real that far."""
+        x, y = (x_test, y_test) if split == "test" else load_split(args.data, split)[:2]
+        whole = (y[:, :length] != IGNORE).all(1)
+        return [block[:length].to(device) for block in x[whole][:count]]
+
+    calm = prompts("test", args.prompts, args.prompt_length)
+    timing = pd.DataFrame([{**time_decoding(model, calm, args.steps, p,
                                             threshold, args.warmup, args.repeats),
                             "batch_size": 1} for p, threshold in study.exits().values()])
+
+    # lossless early exit: self-speculative decoding, (E, g) chosen on validation prompts
+    decoding = json.loads(args.decoding_spec)
+    draft = decoding["speculative"]
+    exit_layers = draft["exit_layers"] or list(range(1, model.num_layers))
+    speculative = speculative_study(
+        model, prompts("val", draft["prompts"], draft["prompt_length"]),
+        prompts("test", draft["prompts"], draft["prompt_length"]), draft["steps"],
+        exit_layers, draft["draft_lengths"], summaries["test"].exits.predictions,
+        args.warmup, args.repeats)
+
+    # Fig 9 (c, d): text sampled with the exit fixed at each layer
+    sampling = decoding["generation"]
+    tokenizer = load_tokenizer(args.data)
+    generation = generation_frame(
+        model, prompts("test", sampling["prefixes"], sampling["prefix_length"]),
+        tokenizer.decode, range(1, model.num_layers + 1), sampling["new_tokens"],
+        sampling["top_p"], sampling["seed"], sampling["coherence_encoder"] or None)
 
     write_csv(args.accuracy_out, pd.DataFrame(rows))
     write_csv(args.similarity_out, similarity_frame)
@@ -126,6 +154,8 @@ def main(argv=None):
     study.write(args.sweep_out, args.operating_points_out, args.exit_counts_out,
                 args.saturation_out)
     write_csv(args.timing_out, timing)
+    write_csv(args.speculative_out, speculative)
+    write_csv(args.generation_out, generation)
 
 
 if __name__ == "__main__":

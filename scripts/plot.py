@@ -8,6 +8,7 @@ import json
 import pandas as pd
 
 from layerwise import cli
+from layerwise.io import read_json
 from layerwise.similarity.measures import HEATMAPS, frame_matrix
 from layerwise.report.figures import (METRIC_LABELS, adjacent_cos_figure, cos_boxplot_figure,
                                       curves_vs_last_figure, curves_vs_last_panels_figure,
@@ -16,11 +17,12 @@ from layerwise.report.figures import (METRIC_LABELS, adjacent_cos_figure, cos_bo
 from layerwise.reference import curves, paper_values, similarity_curves
 from layerwise.report.exit_figures import (depth_study_figure, exit_counts_figure,
                                            exit_tradeoff_figure, saturation_figure)
+from layerwise.report.decoding import generation_figure, speculative_figure
 from layerwise.report.style import save_figure
 
 FIGURES = ("layerwise_accuracy", "heatmaps", "curves_vs_last", "cos_boxplot", "adjacent_cos",
            "cross_model", "residual_ablation", "text_layerwise", "exit_tradeoff", "exit_counts",
-           "saturation", "depth_study")
+           "saturation", "depth_study", "speculative", "generation")
 NO_REFERENCE = "-"
 
 
@@ -29,6 +31,16 @@ def paper_reference(key: str, label: str, acc: pd.DataFrame | None = None) -> di
     if given), or None for '-'."""
     methods = None if acc is None else set(acc["method"])
     return None if key == NO_REFERENCE else curves(key, label, methods)
+
+
+def baseline_lines(info: str | None, split: str) -> dict | None:
+    """{metric: {label: value}} of the unigram and bigram baselines in a language-model
+    dataset's info.json, on the split's tokens (None without --baselines)."""
+    if info is None:
+        return None
+    baselines = read_json(info)["ngram_baselines"]
+    return {metric: {f"{name} model": baselines[name][split][metric] for name in baselines}
+            for metric in ("accuracy", "cross_entropy")}
 
 
 def draw(args):
@@ -47,6 +59,12 @@ def draw(args):
         return depth_study_figure(pd.read_csv(args.data), args.epsilon, args.split,
                                   f"{name}: layer-wise {args.split} accuracy by model depth",
                                   None if args.val_curves is None else pd.read_csv(args.val_curves))
+    if args.figure == "speculative":
+        return speculative_figure(pd.read_csv(args.data), f"{name}: self-speculative greedy "
+                                  "decoding (test prompts, batch 1)")
+    if args.figure == "generation":
+        return generation_figure(pd.read_csv(args.data), f"{name}: text sampled with the exit "
+                                 "fixed at layer k (paper Fig 9 c, d)")
     if args.figure == "layerwise_accuracy":
         acc = pd.read_csv(args.accuracy)
         if "cross_entropy" in acc:  # a language model: next-token accuracy and loss (Fig 9)
@@ -55,7 +73,7 @@ def draw(args):
                 {"next-token accuracy": (acc, "accuracy", paper_reference(*args.reference, acc)
                                          if args.reference else None),
                  "next-token cross-entropy": (acc, "cross_entropy", loss)},
-                args.split, sharey=False,
+                args.split, sharey=False, baselines=baseline_lines(args.baselines, args.split),
                 title=f"{name}: layer-wise {args.split} tokens, shared LM head")
         return layerwise_accuracy_figure(
             acc, args.split, metric=args.metric,
@@ -132,11 +150,15 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--loss-reference", nargs=2, metavar=("KEY", "LABEL"),
                         help="layerwise_accuracy of a language model: the paper's per-layer "
                              "cross-entropy curves (a key of the reference values)")
+    parser.add_argument("--baselines", help="layerwise_accuracy of a language model: its "
+                                            "dataset's info.json, whose unigram and bigram "
+                                            "baselines are drawn as lines")
     parser.add_argument("--task-panel", action="append", nargs=5,
                         metavar=("TITLE", "ACCURACY", "METRIC", "KEY", "LABEL"),
                         help=f"text_layerwise panel; KEY {NO_REFERENCE!r} draws no paper curves")
-    parser.add_argument("--data", help="exit_tradeoff, exit_counts, saturation, depth_study: the "
-                                       "summary table the figure draws")
+    parser.add_argument("--data", help="exit_tradeoff, exit_counts, saturation, depth_study, "
+                                       "speculative, generation: the summary table the figure "
+                                       "draws")
     parser.add_argument("--epsilon", type=float, help="depth_study: effective-depth epsilon")
     parser.add_argument("--val-curves", help="depth_study: validation accuracy per epoch")
     parser.add_argument("--measure", choices=sorted(HEATMAPS), default="cos")

@@ -10,9 +10,9 @@ from pathlib import Path
 import pandas as pd
 
 from layerwise import cli
-from layerwise.io import write_csv
+from layerwise.io import read_json, write_csv
 from layerwise.report.tables import (format_accuracy_table, layerwise_accuracy_table, over_seeds,
-                                     write_table)
+                                     token_table, write_table)
 
 RUN_FILES = ("layer_accuracy.csv", "similarity.csv", "cos_per_sample.csv", "agreement.csv",
              "norm_ratio.csv")
@@ -34,11 +34,23 @@ def main(argv=None):
     parser.add_argument("--table-split", default="test")
     parser.add_argument("--metric", default="accuracy",
                         help="the layer_accuracy.csv column the table reports (accuracy or f1)")
+    parser.add_argument("--baselines", help="a language model's dataset info.json: the table "
+                                            "gives accuracy and cross-entropy beside its "
+                                            "unigram and bigram baselines")
     args = parser.parse_args(argv)
 
     for name in RUN_FILES:
         write_csv(Path(args.out_dir) / name, gather(args.run, name))
     accuracy = gather(args.run, "layer_accuracy.csv")
+    if args.baselines:
+        table, shown = token_table(accuracy, args.table_split,
+                                   read_json(args.baselines)["ngram_baselines"])
+        write_table(table, args.table,
+                    f"Layer-wise {args.table_split} next-token accuracy (%) and cross-entropy "
+                    f"(nats) with the shared LM head, {over_seeds(accuracy)}, beside a unigram "
+                    "and a bigram model fitted on the training split and scored on the same "
+                    "tokens.", formatted=shown)
+        return
     table = layerwise_accuracy_table(accuracy, args.table_split, args.metric)
     caption = (f"Layer-wise {args.table_split} {args.metric} with the last-layer classifier, "
                f"{over_seeds(accuracy)} (%).")

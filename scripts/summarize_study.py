@@ -4,6 +4,7 @@ runtime table from the benchmark files, and the results summary in Markdown."""
 import argparse
 import json
 import shutil
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
@@ -11,8 +12,8 @@ import pandas as pd
 from layerwise import cli
 from layerwise.io import atomic_path, read_json, write_csv, write_json, write_text
 from layerwise.report.summary import (claims_metrics, experiment_metrics, format_runtime_table,
-                                      layerwise_series, read_benchmarks, runtime_table,
-                                      summary_markdown, tradeoff_series)
+                                      layerwise_series, learning_check, read_benchmarks,
+                                      runtime_table, summary_markdown, tradeoff_series)
 from layerwise.report.tables import write_table
 
 
@@ -51,11 +52,15 @@ def main(argv=None):
     write_table(runtime, args.runtime, "Wall-clock time per step of the workflow, from the "
                 "benchmark file of every job.", formatted=format_runtime_table(runtime))
 
+    notes = {e["name"]: [learning_check(pd.read_csv(e["accuracy"]),
+                                        read_json(e["baselines"])["ngram_baselines"])]
+             for e in spec["experiments"] if e.get("baselines")}
     summary = summary_markdown(
         Path(args.summary).parent, [e["name"] for e in spec["experiments"]],
         {e["name"]: e["tables"] for e in spec["experiments"]},
         {"": spec["study_figures"], **{e["name"]: e["figures"] for e in spec["experiments"]}},
-        Path(spec["claims_md"]).read_text(encoding="utf-8"), runtime)
+        Path(spec["claims_md"]).read_text(encoding="utf-8"), runtime, notes=notes,
+        date=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
     write_text(args.summary, summary)
 
 

@@ -20,7 +20,7 @@ from layerwise.io import save_tensors, write_csv, write_json
 from layerwise.train.runs import build_run_model
 from layerwise.provenance import config_hash, provenance
 from layerwise.seeding import seed_everything
-from layerwise.train.loop import TrainSpec, remove_checkpoint, train
+from layerwise.train.loop import TrainSpec, remove_checkpoint, start_from, train
 
 
 def main(argv=None):
@@ -31,6 +31,8 @@ def main(argv=None):
     parser.add_argument("--model", required=True, help="final weights (safetensors)")
     parser.add_argument("--log", required=True, help="training log (CSV)")
     parser.add_argument("--provenance", required=True, help="provenance (JSON)")
+    parser.add_argument("--init", help="weights of the pretraining run the spec's `init` names "
+                                       "(required with it): the run fine-tunes them")
     parser.add_argument("--threads", type=int, default=1,
                         help="CPU threads; a streamed dataset uses threads - 1 loader workers")
     parser.add_argument("--processes", type=int, default=1,
@@ -51,6 +53,11 @@ def main(argv=None):
     data = {split: load_split(args.data, split)[:2] for split in ("train", "val")}
     info = load_split(args.data, "val")[2]
     model = build_run_model(spec, info)
+    if spec.get("init") is not None:
+        if args.init is None:
+            raise SystemExit("error: the run spec starts from a pretraining run: give its "
+                             "weights with --init")
+        start_from(model, Path(args.init), config_hash(spec["init"]))
     train_spec = TrainSpec.from_config(spec["method"], spec["seed"], spec["train"],
                                        spec.get(spec["method"]))
     shard, device = distributed.init_from_env()

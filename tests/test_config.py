@@ -85,7 +85,13 @@ def test_minimal_config_gets_defaults():
                                "sweep_points": 50, "max_accuracy_drop": 0.01,
                                "timing": {"batch_sizes": [1, 256], "samples": 256,
                                           "warmup": 1, "repeats": 3},
-                               "decoding": {"prompts": 4, "prompt_length": 32, "steps": 32}}
+                               "decoding": {"prompts": 4, "prompt_length": 32, "steps": 32},
+                               "speculative": {"exit_layers": [], "draft_lengths": [2, 4, 8],
+                                               "prompts": 4, "prompt_length": 32, "steps": 64},
+                               "generation": {"prefixes": 8, "prefix_length": 32,
+                                              "new_tokens": 128, "top_p": 0.95, "seed": 0,
+                                              "coherence_encoder": ""}}
+    assert "pretrain" not in exp   # runs start from scratch unless an experiment says so
 
 
 def test_defaults_fill_partial_nested_objects():

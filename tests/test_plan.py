@@ -5,6 +5,7 @@ the workflow's wildcards read."""
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,43 @@ def test_a_run_spec_holds_only_what_determines_its_weights(plan, default):
     assert shallow["method"] == "standard" and shallow["model"]["depth"] == 6
     assert {k: v for k, v in shallow["model"].items() if k != "depth"} == \
         {k: v for k, v in vit["model"].items() if k != "depth"}
+
+
+def test_language_model_runs_fine_tune_one_pretraining(plan, default):
+    """Every method and seed starts from the one pretraining run: its spec is nested whole in
+    each run spec (a change of the pretraining reruns them all), while a fine-tuning setting
+    never enters the pretraining's spec."""
+    assert plan.pretrained_experiments == ["gpt2_running_text"]
+    assert plan.pretrain_spec("vit_digits") is None
+    assert "init" not in plan.run_spec("vit_digits", "standard", 0)
+    pretraining = plan.pretrain_spec("gpt2_running_text")
+    exp = plan.experiments["gpt2_running_text"]
+    assert pretraining["method"] == "standard" and pretraining["train"] == exp["pretrain"]["train"]
+    assert pretraining["model"] == exp["model"]
+    for method, seed in plan.runs("gpt2_running_text"):
+        assert plan.run_spec("gpt2_running_text", method, seed)["init"] == pretraining
+    changed = copy.deepcopy(default)
+    changed["experiments"][2]["train"]["lr"] = 5e-4
+    assert StudyPlan(changed).pretrain_spec("gpt2_running_text") == pretraining
+    changed["experiments"][2]["pretrain"]["train"]["epochs"] = 3
+    assert StudyPlan(changed).run_spec("gpt2_running_text", "aligned", 0)["init"] != pretraining
+
+
+@pytest.mark.parametrize("change, key, expected", [
+    ({"model": {"pretrained": "gpt2"}}, "pretrain", "no pretrain section where model.pretrained"),
+    ({"depth_study": [6]}, "depth_study", "[] where runs start from a pretraining"),
+    ({"pretrain": {"train": {"epochs": 1, "warmup_epochs": 1}}}, "pretrain.train.warmup_epochs",
+     "< epochs (1)"),
+])
+def test_a_pretraining_that_cannot_be_fine_tuned_is_a_config_error(default, change, key,
+                                                                  expected):
+    config = copy.deepcopy(default)
+    exp = config["experiments"][2]
+    for section, values in change.items():
+        exp[section] = ({**exp[section], **values} if isinstance(exp[section], dict)
+                        else values)
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.") + ".*" + re.escape(expected)):
+        validate_config(config)
 
 
 def test_runs_cover_every_method_and_seed_then_the_depth_study(plan):
@@ -207,3 +245,16 @@ def test_every_figure_job_is_a_valid_plot_command_reading_its_inputs(name):
             assert args.figure == job.kind and args.experiment == experiment
             assert (args.pdf, args.png) == tuple(job.files)
             assert job.inputs and set(job.inputs) <= set(job.argv)
+
+
+@pytest.mark.parametrize("section, key, value", [("generation", "new_tokens", 49),
+                                                 ("speculative", "steps", 45),
+                                                 ("decoding", "steps", 49)])
+def test_decoding_beyond_a_models_positions_is_a_config_error(default, section, key, value):
+    """The default language model has 64 positions: prompt, generated tokens and the longest
+    draft's look-ahead must fit in them."""
+    config = copy.deepcopy(default)
+    config["exits"][section][key] = value
+    with pytest.raises(ConfigError, match=rf"exits\.{section}\.{key}: {value} .* within its 64 "
+                                          "positions"):
+        validate_config(config)

@@ -152,6 +152,16 @@ def test_byte_level_bpe_is_deterministic_across_processes_and_encodes_any_text()
     assert first.decode(first.encode(unseen).ids) == unseen  # bytes: nothing is unknown
 
 
+def test_byte_level_bpe_of_258_tokens_encodes_bytes():
+    """No merges: one token per byte of the UTF-8 text (the default study's vocabulary)."""
+    tokenizer = train_byte_level_bpe(sentences(200, seed=0), 258)
+    assert tokenizer.get_vocab_size() == 258
+    text = "Words, naïve — 🎭!"
+    ids = tokenizer.encode(text).ids
+    assert len(ids) == len(text.encode("utf-8"))
+    assert tokenizer.decode(ids) == text
+
+
 def test_blocks_shift_targets_and_pad_the_last_block():
     x, y = cut_blocks([[1, 2, 3, 4, 5, 6], [7, 8, 9], [10]], 2, pad_id=0)
     assert x.tolist() == [[1, 2], [3, 4], [5, 0], [7, 8]]
@@ -262,8 +272,8 @@ def test_language_model_sources_get_their_own_defaults():
     ({"lm": {"source": "running_text", "text": {"max_length": 64}}}, "datasets.lm.text.tokenizer",
      "byte_level_bpe or a transformers checkpoint name (e.g. gpt2) for language-model source"),
     ({"lm": {"source": "running_text", "text": {"tokenizer": "byte_level_bpe",
-                                                "vocab_size": 258}}},
-     "datasets.lm.text.vocab_size", "an integer > 258 for a byte-level BPE"),
+                                                "vocab_size": 257}}},
+     "datasets.lm.text.vocab_size", "an integer >= 258 for a byte-level BPE"),
     ({"rt": {"source": "rotten_tomatoes", "text": {"tokenizer": "byte_level_bpe"}}},
      "datasets.rt.text.tokenizer", "wordpiece or a transformers checkpoint name for text "
      "classification source rotten_tomatoes"),

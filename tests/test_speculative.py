@@ -8,7 +8,8 @@ import torch
 
 from layerwise.exits.decoding import greedy_decode, prefill
 from layerwise.exits.speculative import (acceptance_sweep, choose_draft, speculate_round,
-                                         speculative_decode, time_speculative)
+                                         speculative_decode, speculative_study,
+                                         time_speculative)
 from layerwise.models import build_model
 
 SPEC = dict(arch="gpt2", depth=3, width=32, heads=4, mlp_ratio=2.0, head_input="raw",
@@ -205,3 +206,27 @@ def test_timing_sweep_and_choice_report_complete_records():
     assert len(grid) == 4 and grid["equal_to_full_depth"].all()
     best = grid.loc[grid["tokens_per_s_speculative"].idxmax()]
     assert (exit_layer, draft_length) == (best["exit_layer"], best["draft_length"])
+
+
+def test_the_study_times_every_exit_at_the_draft_chosen_on_validation(monkeypatch):
+    """One row per exit layer, all at the draft length chosen on the validation prompts, the
+    chosen exit marked once, and beside each the share of test tokens whose prediction at E
+    equals layer L's."""
+    import layerwise.exits.speculative as speculative
+
+    model = make("aligned")
+    chosen = {}
+
+    def choose(model, prompts, steps, exit_layers, draft_lengths, warmup, repeats):
+        chosen["prompts"] = prompts
+        return (2, 4), None
+
+    monkeypatch.setattr(speculative, "choose_draft", choose)
+    val, test = [prompt(3, seed=1)], [prompt(4, seed=2), prompt(5, seed=3)]
+    predictions = torch.tensor([[1, 2, 3, 4], [1, 2, 0, 4], [1, 0, 3, 0]])   # (L, N)
+    frame = speculative_study(model, val, test, 5, [1, 2], [2, 4], predictions, 0, 1)
+    assert chosen["prompts"] is val
+    assert list(frame["exit_layer"]) == [1, 2] and set(frame["draft_length"]) == {4}
+    assert list(frame["chosen"]) == [False, True]
+    assert frame["layer_agreement"].tolist() == pytest.approx([2 / 4, 1 / 4])
+    assert frame["equal_to_full_depth"].all() and (frame["prompts"] == 2).all()

@@ -78,3 +78,19 @@ def test_summary_links_are_relative_to_the_summary(tmp_path, acc):
     assert "[cos heatmaps](figures/exp/cos_heatmaps.png)" in text
     assert "([csv](tables/exp/layerwise_accuracy.csv)): Caption of the table." in text
     assert "| C1 |" in text and str(tmp_path) not in text
+
+
+def test_learning_check_counts_the_seeds_below_the_bigram_model():
+    from layerwise.report.summary import learning_check
+
+    acc = pd.DataFrame([{"method": m, "seed": s, "split": "test", "layer": layer,
+                         "cross_entropy": ce}
+                        for m, values in (("standard", (2.3, 2.5)), ("aligned", (2.4, 2.44)))
+                        for s, ce in enumerate(values) for layer in (1, 2)])
+    baselines = {"unigram": {"test": {"cross_entropy": 3.2}},
+                 "bigram": {"test": {"cross_entropy": 2.45}}}
+    text = learning_check(acc, baselines)
+    assert "layer-2 cross-entropy per seed (nats): standard 2.300, 2.500; aligned 2.400, 2.440" \
+        in text
+    assert "bigram model fitted on the training split scores 2.450" in text
+    assert text.endswith("seeds below the bigram model: standard 1/2, aligned 2/2.")

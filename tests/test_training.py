@@ -241,3 +241,32 @@ def test_group_by_length_trains_a_text_model_on_the_lengths_it_reports(tmp_path)
                 spec(method="standard", batch_size=8, group_by_length=True),
                 tmp_path / "c.pt", "h", torch.device("cpu"))
     assert len(log) == 3 and all(math.isfinite(r["loss"]) for r in log)
+
+
+def test_a_run_starts_from_its_pretraining_and_its_exit_heads_stay_fresh(tmp_path):
+    """start_from loads every weight of the pretraining into a multi-exit model but its own
+    exit heads; weights of another spec, or of another model, are refused by name."""
+    from layerwise.errors import ArtifactError
+    from layerwise.io import save_tensors
+    from layerwise.train.runs import build_run_model
+
+    spec = {"method": "multi_exit", "model": dict(arch="gpt2", depth=2, width=16, heads=2,
+                                                  mlp_ratio=2.0, head_input="raw",
+                                                  pretrained="")}
+    info = dict(vocab_size=20, num_classes=20, max_length=8, pad_id=0)
+    torch.manual_seed(0)
+    pretrained = build_run_model({**spec, "method": "standard"}, info)
+    path = tmp_path / "pretrain.safetensors"
+    save_tensors(path, pretrained.state_dict(), {"spec_hash": "abc"})
+    torch.manual_seed(1)
+    model = build_run_model(spec, info)
+    heads = {k: v.clone() for k, v in model.exit_heads.state_dict().items()}
+    training.start_from(model, path, "abc")
+    for name, value in pretrained.state_dict().items():
+        assert torch.equal(model.state_dict()[name], value), name
+    assert all(torch.equal(model.exit_heads.state_dict()[k], v) for k, v in heads.items())
+    with pytest.raises(ArtifactError, match="spec_hash"):
+        training.start_from(model, path, "another")
+    wider = build_run_model({**spec, "model": {**spec["model"], "width": 32}}, info)
+    with pytest.raises(ArtifactError, match="pretrain.safetensors"):
+        training.start_from(wider, path, "abc")

@@ -87,6 +87,7 @@ rule analyze_tokens:
     output:
         **ANALYSIS_FILES,
         **EXIT_FILES,
+        **DECODING_FILES,
     params:
         spec=run_spec_json,
         data=data_dir,
@@ -102,6 +103,8 @@ rule analyze_tokens:
         steps=EXITS["decoding"]["steps"],
         warmup=EXITS["timing"]["warmup"],
         repeats=EXITS["timing"]["repeats"],
+        decoding=json.dumps({key: EXITS[key] for key in ("speculative", "generation")},
+                            sort_keys=True),
     log:
         f"{RESULTS}/logs/analyze_tokens/{RUN}.log",
     benchmark:
@@ -125,12 +128,17 @@ rule analyze_tokens:
         " --norm-ratio-out {output.norm_ratio:q} --sweep-out {output.sweep:q}"
         " --operating-points-out {output.operating_points:q}"
         " --exit-counts-out {output.exit_counts:q} --saturation-out {output.saturation:q}"
-        " --timing-out {output.timing:q} --threads {threads} > {log:q} 2>&1"
+        " --timing-out {output.timing:q} --decoding-spec {params.decoding:q}"
+        " --speculative-out {output.speculative:q} --generation-out {output.generation:q}"
+        " --threads {threads} > {log:q} 2>&1"
 
 
 rule summarize:
     input:
-        lambda w: experiment_runs(w.experiment, list(ANALYSIS_FILES.values())),
+        runs=lambda w: experiment_runs(w.experiment, list(ANALYSIS_FILES.values())),
+        # a language model's unigram and bigram baselines, beside its layers in the table
+        baselines=lambda w: [PLAN.data_info(w.experiment)]
+        if w.experiment in PLAN.token_experiments else [],
     output:
         accuracy=f"{RESULTS}/analysis/{{experiment}}/layer_accuracy.csv",
         similarity=f"{RESULTS}/analysis/{{experiment}}/similarity.csv",
@@ -146,6 +154,8 @@ rule summarize:
         out_dir=lambda w: f"{RESULTS}/analysis/{w.experiment}",
         table=lambda w: f"{RESULTS}/tables/{w.experiment}/layerwise_accuracy",
         metric=experiment_metric,
+        baselines=lambda w, input: " ".join(f"--baselines {shlex.quote(f)}"
+                                            for f in input.baselines),
     log:
         f"{RESULTS}/logs/summarize/{{experiment}}.log",
     benchmark:
@@ -157,7 +167,8 @@ rule summarize:
         runtime=10,
     shell:
         "python scripts/summarize.py {params.runs} --out-dir {params.out_dir:q}"
-        " --table {params.table:q} --metric {params.metric} > {log:q} 2>&1"
+        " --table {params.table:q} --metric {params.metric} {params.baselines}"
+        " > {log:q} 2>&1"
 
 
 rule cross_model_similarity:

@@ -58,6 +58,9 @@ ANALYSIS_FILES = {name: f"{RESULTS}/analysis/{RUN}/{name}.csv" for name in
                   ("layer_accuracy", "similarity", "cos_per_sample", "agreement", "norm_ratio")}
 EXIT_FILES = {name: f"{RESULTS}/exits/{RUN}/{name}.csv" for name in
               ("sweep", "operating_points", "exit_counts", "saturation", "timing")}
+# a language model's decoding: lossless (self-speculative) and at a fixed exit (Fig 9 c, d)
+DECODING_FILES = {name: f"{RESULTS}/exits/{RUN}/{name}.csv"
+                  for name in ("speculative", "generation")}
 TOKEN_LEVEL = one_of(PLAN.token_experiments)
 STORED = one_of([name for name in EXPERIMENTS if name not in PLAN.token_experiments])
 # An exit run is a run of an experiment with exits under one of its exit-study methods; the
@@ -81,6 +84,13 @@ def run_spec_hash(w):
     from layerwise.provenance import config_hash
 
     return config_hash(run_spec(w))
+
+
+def pretrained_model(w):
+    """The weights of the experiment's pretraining run, or None where it has none."""
+    if w.experiment not in PLAN.pretrained_experiments:
+        return None
+    return f"{RESULTS}/runs/{w.experiment}/pretrain/model.safetensors"
 
 
 def data_dir(w):
@@ -231,6 +241,8 @@ FIGURE_REPORT = {  # kind: (caption, category)
     "exit_counts": ("exit_counts", REPORT_EXITS),
     "saturation": ("saturation", REPORT_SATURATION),
     "depth_study": ("depth_study", REPORT_SATURATION),
+    "speculative": ("speculative", REPORT_EXITS),
+    "generation": ("generation", REPORT_EXITS),
 }
 
 

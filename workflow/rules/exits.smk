@@ -98,3 +98,33 @@ rule parameter_table:
         "python scripts/parameter_table.py --experiment {wildcards.experiment:q}"
         " --model-spec {params.model:q} --data {params.data:q} --table {params.table:q}"
         " > {log:q} 2>&1"
+
+
+# A language model's decoding, gathered over runs: self-speculative decoding (lossless early
+# exit) and text sampled with the exit fixed at each layer (paper Fig 9 c, d).
+rule summarize_decoding:
+    wildcard_constraints:
+        experiment=TOKEN_LEVEL,
+    input:
+        lambda w: experiment_runs(w.experiment, list(DECODING_FILES.values())),
+    output:
+        speculative=f"{EXIT_SUMMARY}/speculative.csv",
+        generation=f"{EXIT_SUMMARY}/generation.csv",
+        table=table_in_report(multiext(f"{RESULTS}/tables/{{experiment}}/speculative", ".csv",
+                                       ".md", ".tex"),
+                              "speculative_table", REPORT_EXITS, "self-speculative decoding"),
+    params:
+        runs=lambda w: run_args(w, list(DECODING_FILES.values())),
+        table=lambda w: f"{RESULTS}/tables/{w.experiment}/speculative",
+    log:
+        f"{RESULTS}/logs/summarize_decoding/{{experiment}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/summarize_decoding/{{experiment}}.tsv"
+    conda:
+        CONDA_ENV
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "python scripts/summarize_decoding.py {params.runs} --speculative-out {output.speculative:q}"
+        " --generation-out {output.generation:q} --table {params.table:q} > {log:q} 2>&1"

@@ -4,6 +4,8 @@ rule train:
     input:
         splits=lambda w: f"{data_dir(w)}/splits.safetensors",
         info=lambda w: f"{data_dir(w)}/info.json",
+        # the pretraining every run of the experiment fine-tunes, where it has one
+        init=lambda w: pretrained_model(w) or [],
     output:
         model=f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/model.safetensors",
         log=f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/train_log.csv",
@@ -14,10 +16,45 @@ rule train:
         checkpoint=lambda w: f"{RESULTS}/checkpoints/{w.experiment}/{w.method}/seed{w.seed}/last.pt",
         # One process per GPU the profile gives the job (resources.gpu; torchrun for > 1).
         processes=lambda w, resources: max(1, int(resources.get("gpu", 0) or 0)),
+        init=lambda w: f"--init {shlex.quote(pretrained_model(w))}" if pretrained_model(w) else "",
     log:
         f"{RESULTS}/logs/train/{{experiment}}/{{method}}/seed{{seed}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train/{{experiment}}/{{method}}/seed{{seed}}.tsv"
+    threads: 1
+    conda:
+        CONDA_ENV
+    resources:
+        mem_mb=4000,
+        runtime=120,
+    shell:
+        "python scripts/train.py --spec {params.spec:q} --data {params.data:q}"
+        " --checkpoint {params.checkpoint:q} --model {output.model:q} --log {output.log:q}"
+        " --provenance {output.provenance:q} --threads {threads}"
+        " --processes {params.processes} {params.init} > {log:q} 2>&1"
+
+
+# The standard model every run of an experiment with a `pretrain` section starts from (the
+# paper fine-tunes pretrained GPT-2 with each method): its own spec, seed and schedule.
+rule pretrain:
+    wildcard_constraints:
+        experiment=one_of(PLAN.pretrained_experiments),
+    input:
+        splits=lambda w: f"{data_dir(w)}/splits.safetensors",
+        info=lambda w: f"{data_dir(w)}/info.json",
+    output:
+        model=f"{RESULTS}/runs/{{experiment}}/pretrain/model.safetensors",
+        log=f"{RESULTS}/runs/{{experiment}}/pretrain/train_log.csv",
+        provenance=f"{RESULTS}/runs/{{experiment}}/pretrain/provenance.json",
+    params:
+        spec=lambda w: json.dumps(PLAN.pretrain_spec(w.experiment), sort_keys=True),
+        data=data_dir,
+        checkpoint=lambda w: f"{RESULTS}/checkpoints/{w.experiment}/pretrain/last.pt",
+        processes=lambda w, resources: max(1, int(resources.get("gpu", 0) or 0)),
+    log:
+        f"{RESULTS}/logs/pretrain/{{experiment}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/pretrain/{{experiment}}.tsv"
     threads: 1
     conda:
         CONDA_ENV

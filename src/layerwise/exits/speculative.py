@@ -206,3 +206,25 @@ def choose_draft(model: LayeredClassifier, prompts: list[torch.Tensor], steps: i
                          for e in exit_layers for g in draft_lengths])
     best = grid.loc[grid["tokens_per_s_speculative"].idxmax()]
     return (int(best["exit_layer"]), int(best["draft_length"])), grid
+
+
+def speculative_study(model: LayeredClassifier, val_prompts: list[torch.Tensor],
+                      test_prompts: list[torch.Tensor], steps: int, exit_layers: list[int],
+                      draft_lengths: list[int], predictions: torch.Tensor, warmup: int = 1,
+                      repeats: int = 3) -> pd.DataFrame:
+    """What the study reports of a language model's self-speculative decoding: (E, g) chosen on
+    the validation prompts (`choose_draft`), then every E of `exit_layers` timed on the test
+    prompts at the chosen g, one row each (`chosen` marks the chosen E), beside the fraction of
+    test tokens whose layer-E prediction already equals layer L's (`layer_agreement`, from the
+    (L, N) per-layer predictions `predictions` of layers 1..L): the token-level share of what
+    greedy acceptance measures along the decoded text."""
+    (chosen_layer, chosen_length), _ = choose_draft(model, val_prompts, steps, exit_layers,
+                                                    draft_lengths, warmup, repeats)
+    rows = []
+    for exit_layer in exit_layers:
+        record = time_speculative(model, test_prompts, steps, exit_layer, chosen_length,
+                                  warmup, repeats)
+        agreement = (predictions[exit_layer - 1] == predictions[-1]).double().mean().item()
+        rows.append({**record, "layer_agreement": agreement,
+                     "chosen": exit_layer == chosen_layer})
+    return pd.DataFrame(rows)

@@ -66,8 +66,9 @@ def _cell(mean: float, sd: float, style: str) -> str:
     return text + suffix
 
 
-def _format(table: pd.DataFrame, keys: dict[str, str], columns: dict[str, tuple[str, str]]
-            ) -> pd.DataFrame:
+def format_columns(table: pd.DataFrame, keys: dict[str, str],
+                   columns: dict[str, tuple[str, str]]) -> pd.DataFrame:
+    """Display strings: the `keys` columns as they are, each of `columns` as mean ± sd."""
     out = pd.DataFrame({label: table[key].astype(str) for key, label in keys.items()})
     for column, (label, style) in columns.items():
         out[label] = [_cell(m, s, style) for m, s in
@@ -95,7 +96,7 @@ def exit_table(points: pd.DataFrame) -> pd.DataFrame:
 
 
 def format_exit_table(table: pd.DataFrame) -> pd.DataFrame:
-    return _format(table, {"policy": "policy", "method": "method", "n": "n"},
+    return format_columns(table, {"policy": "policy", "method": "method", "n": "n"},
                    exit_columns(table.columns))
 
 
@@ -111,7 +112,7 @@ def effective_depth_table(depths: pd.DataFrame) -> pd.DataFrame:
 
 
 def format_effective_depth_table(table: pd.DataFrame, epsilon: float) -> pd.DataFrame:
-    return _format(table, {"split": "split", "run": "run", "depth": "L", "n": "n"}, {
+    return format_columns(table, {"split": "split", "run": "run", "depth": "L", "n": "n"}, {
         "effective_depth": (f"depth at acc ≥ 1-ε (ε={epsilon:g})", "plain"),
         "relative_depth": ("depth at acc ≥ (1-ε)·acc(L)", "plain")})
 

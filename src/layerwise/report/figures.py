@@ -58,7 +58,7 @@ METRIC_LABELS = {"accuracy": "accuracy", "f1": "F1", "cross_entropy": "cross-ent
 
 def _draw_layerwise(ax, acc: pd.DataFrame, split: str, metric: str,
                     reference: Mapping[str, Sequence[float]] | None, chance: float | None,
-                    band: str) -> None:
+                    band: str, baselines: Mapping[str, float] | None = None) -> None:
     """One panel of :func:`layerwise_accuracy_figure`."""
     check_columns(acc, ["method", "seed", "split", "layer", metric], "accuracy")
     data = acc[(acc["split"] == split) & (acc["layer"] >= 1)]
@@ -80,6 +80,9 @@ def _draw_layerwise(ax, acc: pd.DataFrame, split: str, metric: str,
     if chance is not None:
         ax.axhline(chance, color="black", linestyle=":", linewidth=1.2,
                    label=f"chance ({chance:.3g})", zorder=1)
+    for (label, value), style in zip((baselines or {}).items(), (":", "-.", "--")):
+        ax.axhline(value, color="black", linestyle=style, linewidth=1.1,
+                   label=f"{label} ({value:.3g})", zorder=1)
     layer_axis(ax, layers)
     if metric != "cross_entropy":  # a fraction; a loss has no upper bound
         ax.set_ylim(0.0, 1.0)
@@ -115,12 +118,15 @@ def layerwise_panels_figure(
     title: str,
     band: str = "sd",
     sharey: bool = True,
+    baselines: Mapping[str, Mapping[str, float]] | None = None,
 ) -> Figure:
     """:func:`layerwise_accuracy_figure` for several tasks (paper Fig 8 shape) or metrics (Fig 9:
     a language model's accuracy and cross-entropy, `sharey=False`) side by side.
 
     `panels` maps a panel title to (accuracy frame, metric column, reference curves or None);
     each panel's title names its metric, and so does the shared y axis when all panels agree.
+    `baselines` maps a metric to horizontal lines drawn on its panels ({label: value}, e.g. a
+    language model's unigram and bigram baselines).
     """
     if not panels:
         raise ValueError("no panels to plot")
@@ -129,7 +135,8 @@ def layerwise_panels_figure(
         fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.4),
                                  layout="constrained", squeeze=False, sharey=sharey)
         for ax, (label, (acc, metric, reference)) in zip(axes[0], panels.items()):
-            _draw_layerwise(ax, acc, split, metric, reference, None, band)
+            _draw_layerwise(ax, acc, split, metric, reference, None, band,
+                            (baselines or {}).get(metric))
             ax.set_title(f"{label} ({METRIC_LABELS.get(metric, metric)})")
             # Below the panel: the paper's curves differ from task to task.
             ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.2))

@@ -144,6 +144,25 @@ def format_runtime_table(table: pd.DataFrame) -> pd.DataFrame:
 
 
 # --- the Markdown summary ---------------------------------------------------------------------
+def learning_check(acc: pd.DataFrame, baselines: Mapping, split: str = "test") -> str:
+    """Whether a language model learned more than counts: each seed's layer-L cross-entropy per
+    method beside the unigram and bigram models' on the same tokens (`baselines`: a dataset's
+    ngram_baselines), and how many seeds score below the bigram model."""
+    rows = acc[(acc["split"] == split) & (acc["layer"] == acc["layer"].max())]
+    bigram = baselines["bigram"][split]["cross_entropy"]
+    unigram = baselines["unigram"][split]["cross_entropy"]
+    per_method, below = [], []
+    for method in ordered(rows["method"]):
+        losses = rows[rows["method"] == method].sort_values("seed")["cross_entropy"]
+        per_method.append(f"{method} {', '.join(f'{v:.3f}' for v in losses)}")
+        below.append(f"{method} {int((losses < bigram).sum())}/{len(losses)}")
+    return (f"Learning check ({split} tokens): layer-{int(rows['layer'].max())} cross-entropy "
+            f"per seed (nats): {'; '.join(per_method)}. On the same tokens a bigram model "
+            f"fitted on the training split scores {bigram:.3f} and a unigram model "
+            f"{unigram:.3f}; seeds below the bigram model: {', '.join(below)}.")
+
+
+
 def _strip_caption(markdown: str) -> tuple[str, str]:
     """(caption, table) of a Markdown file written by layerwise.report.tables.write_table."""
     lines = markdown.strip().splitlines()
@@ -159,9 +178,14 @@ def _title(stem: str) -> str:
 def summary_markdown(base: str | os.PathLike, experiments: list[str],
                      tables: Mapping[str, list[str]], figures: Mapping[str, list[str]],
                      claims_md: str, runtime: pd.DataFrame,
-                     shown: Sequence[str] = ("layerwise_accuracy", "exit_tradeoff")) -> str:
-    """The results summary: claims, then per experiment its tables (in full) and figures (those
-    named in `shown` drawn, the others linked), then the study-wide figures and the runtime.
+                     shown: Sequence[str] = ("layerwise_accuracy", "exit_tradeoff",
+                                             "speculative"),
+                     notes: Mapping[str, list[str]] | None = None, date: str | None = None
+                     ) -> str:
+    """The results summary: claims, then per experiment its `notes` (paragraphs, e.g. a
+    language model's learning check), tables (in full) and figures (those named in `shown`
+    drawn, the others linked), then the study-wide figures and the runtime; `date` is the day
+    the study wrote it.
 
     Paths in `tables` and `figures` (keyed by experiment, "" for study-wide ones) are written
     relative to `base`, the folder the summary lives in, so its links work where it lies.
@@ -182,13 +206,17 @@ def summary_markdown(base: str | os.PathLike, experiments: list[str],
                                               for p in others), ""]
         return lines
 
+    written = f" on {date}" if date else ""
     lines = ["# Results summary", "",
-             "Written by the workflow (rule `study_summary`) from this run's own results. "
+             f"Written by the workflow (rule `study_summary`){written} from this run's own "
+             "results. "
              "Accuracies are fractions or percent as each table says; ± is one sample "
              "standard deviation over seeds.", "",
              "## Claims of the paper, checked", "", claims_md.strip(), ""]
     for name in experiments:
         lines += [f"## {name}", ""]
+        for note in (notes or {}).get(name, []):
+            lines += [note, ""]
         for path in tables.get(name, []):
             caption, table = _strip_caption(Path(path).read_text(encoding="utf-8"))
             lines += [f"**{_title(Path(path).stem)}** ([csv]({rel(str(Path(path).with_suffix('.csv')))}))"

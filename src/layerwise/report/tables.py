@@ -189,8 +189,10 @@ def layerwise_accuracy_table(acc: pd.DataFrame, split: str, metric: str = "accur
     return table
 
 
-def format_accuracy_table(table: pd.DataFrame, decimals: int = 1) -> pd.DataFrame:
-    """Display form of :func:`layerwise_accuracy_table`: "mean ± sd" in percent per method.
+def format_accuracy_table(table: pd.DataFrame, decimals: int = 1, scale: float = 100
+                          ) -> pd.DataFrame:
+    """Display form of :func:`layerwise_accuracy_table`: "mean ± sd" per method, in percent
+    (`scale` 1 shows the values as they are, e.g. a cross-entropy).
 
     Column headers are "<method> (n=<seeds>)"; a single seed shows the mean alone, a missing
     layer shows a dash.
@@ -206,8 +208,31 @@ def format_accuracy_table(table: pd.DataFrame, decimals: int = 1) -> pd.DataFram
             if pd.isna(mean):
                 cells.append(_MISSING)
             elif pd.isna(sd):
-                cells.append(f"{100 * mean:.{decimals}f}")
+                cells.append(f"{scale * mean:.{decimals}f}")
             else:
-                cells.append(f"{100 * mean:.{decimals}f} ± {100 * sd:.{decimals}f}")
+                cells.append(f"{scale * mean:.{decimals}f} ± {scale * sd:.{decimals}f}")
         out[f"{method} (n={n_text})"] = cells
     return out
+
+
+def token_table(acc: pd.DataFrame, split: str, baselines: dict
+                ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A language model's per-layer table: next-token accuracy and cross-entropy per method
+    (:func:`layerwise_accuracy_table` of each), beside the dataset's unigram and bigram
+    baselines on the same tokens (`baselines`: info.json's ngram_baselines). Returns the numeric
+    table and its display form (accuracy in percent, cross-entropy in nats)."""
+    accuracy = layerwise_accuracy_table(acc, split, "accuracy")
+    loss = layerwise_accuracy_table(acc, split, "cross_entropy")
+    shown = pd.concat([
+        format_accuracy_table(accuracy).rename(columns=lambda c: c if c == "layer"
+                                               else f"acc. % {c}"),
+        format_accuracy_table(loss, decimals=2, scale=1).drop(columns="layer").rename(
+            columns=lambda c: f"CE {c}")], axis=1)
+    table = accuracy.merge(loss, on="layer", suffixes=("", "_cross_entropy"))
+    for name, record in baselines.items():
+        for metric, label, scale, decimals in (("accuracy", "acc. %", 100, 1),
+                                                ("cross_entropy", "CE", 1, 2)):
+            value = record[split][metric]
+            table[f"{name}_{metric}"] = value
+            shown[f"{label} {name} model"] = f"{scale * value:.{decimals}f}"
+    return table, shown

@@ -173,17 +173,30 @@ def _check_semantics(config: dict) -> None:
             _fail(at + ["dataset"], exp["dataset"], "one of the datasets: " + ", ".join(config["datasets"]))
         model, train = exp["model"], exp["train"]
         _check_schedules(exp, at)
-        if train["warmup_epochs"] >= train["epochs"]:
-            _fail(at + ["train", "warmup_epochs"], train["warmup_epochs"],
-                  f"an integer >= 0 and < epochs ({train['epochs']})")
         shallower = [d for d in exp["depth_study"] if d >= model["depth"]]
         if shallower:
             _fail(at + ["depth_study"], exp["depth_study"],
                   f"depths below model.depth ({model['depth']}), each a shallower standard model")
-        steps = train["milestones"]
-        if any(a >= b for a, b in zip(steps, steps[1:])) or any(m >= train["epochs"] for m in steps):
-            _fail(at + ["train", "milestones"], steps,
-                  f"strictly increasing epochs, each >= 1 and < epochs ({train['epochs']})")
+        _check_train(train, at + ["train"])
+        if exp.get("pretrain"):
+            _check_train(exp["pretrain"]["train"], at + ["pretrain", "train"])
+            if model.get("pretrained"):
+                _fail(at + ["pretrain"], exp["pretrain"], "no pretrain section where "
+                      f"model.pretrained ({model['pretrained']}) gives the starting point")
+            if exp["depth_study"]:
+                _fail(at + ["depth_study"], exp["depth_study"], "[] where runs start from a "
+                      "pretraining of model.depth (a shallower model cannot load it)")
+
+
+def _check_train(train: dict, at: list) -> None:
+    """A schedule's epochs: warm-up and milestones inside them."""
+    if train["warmup_epochs"] >= train["epochs"]:
+        _fail(at + ["warmup_epochs"], train["warmup_epochs"],
+              f"an integer >= 0 and < epochs ({train['epochs']})")
+    steps = train["milestones"]
+    if any(a >= b for a, b in zip(steps, steps[1:])) or any(m >= train["epochs"] for m in steps):
+        _fail(at + ["milestones"], steps,
+              f"strictly increasing epochs, each >= 1 and < epochs ({train['epochs']})")
 
 
 def _check_references(config: dict) -> None:
@@ -262,9 +275,35 @@ def _check_tokenizer(at: list, text: dict, source: str) -> None:
         _fail(at + ["tokenizer"], tokenizer, f"{wordpiece} or a transformers checkpoint name for "
               f"text classification source {source} ({bpe} is for language-model sources: "
               f"{', '.join(LM_SOURCES)})")
-    if tokenizer == bpe and text["vocab_size"] <= _BPE_BASE_VOCAB:
-        _fail(at + ["vocab_size"], text["vocab_size"], f"an integer > {_BPE_BASE_VOCAB} for a "
-              f"byte-level BPE (its 256 byte tokens and 2 special tokens, plus merges)")
+    if tokenizer == bpe and text["vocab_size"] < _BPE_BASE_VOCAB:
+        _fail(at + ["vocab_size"], text["vocab_size"], f"an integer >= {_BPE_BASE_VOCAB} for a "
+              f"byte-level BPE (its 256 byte tokens and 2 special tokens, plus merges; "
+              f"{_BPE_BASE_VOCAB}: the bytes themselves)")
+
+
+def _check_decoding(config: dict) -> None:
+    """A language model trained from scratch has positions for its blocks only: what decoding
+    and generation feed it (prompt, generated tokens and a draft's look-ahead) must fit."""
+    exits = config["exits"]
+    needs = {
+        ("decoding", "steps"): exits["decoding"]["prompt_length"] + exits["decoding"]["steps"],
+        ("speculative", "steps"): (exits["speculative"]["prompt_length"]
+                                   + exits["speculative"]["steps"]
+                                   + max(exits["speculative"]["draft_lengths"])),
+        ("generation", "new_tokens"): (exits["generation"]["prefix_length"]
+                                       + exits["generation"]["new_tokens"]),
+    }
+    for exp in config["experiments"]:
+        data = config["datasets"][exp["dataset"]]
+        if SOURCES[data["source"]].kind != "lm" or exp["model"].get("pretrained"):
+            continue
+        positions = data["text"]["max_length"]
+        for (section, key), need in needs.items():
+            if need > positions:
+                _fail(["exits", section, key], exits[section][key],
+                      f"a value that keeps the tokens fed to experiment {exp['name']!r} "
+                      f"within its {positions} positions (datasets.{exp['dataset']}.text."
+                      f"max_length); {need} are needed")
 
 
 def _check_models(config: dict) -> None:
@@ -344,6 +383,7 @@ def validate_config(config: dict, schema: dict | None = None) -> dict:
     _check_text(filled)
     _check_images(filled)
     _check_models(filled)
+    _check_decoding(filled)
     _check_references(filled)
     return filled
 

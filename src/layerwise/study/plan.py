@@ -69,7 +69,25 @@ class StudyPlan:
         settings = METHODS[method].settings(exp)
         if settings is not None:
             spec[method] = settings
+        pretraining = self.pretrain_spec(experiment)
+        if pretraining is not None:  # nested whole: a change of the pretraining reruns the run
+            spec["init"] = pretraining
         return spec
+
+    def pretrain_spec(self, experiment: str) -> dict | None:
+        """The run spec of the standard model every run of an experiment starts from (its
+        `pretrain` section), or None when runs start from scratch or from model.pretrained."""
+        exp = self.experiments[experiment]
+        pretrain = exp.get("pretrain")
+        if pretrain is None:
+            return None
+        return {"experiment": experiment, "dataset": exp["dataset"], "method": "standard",
+                "seed": int(pretrain["seed"]), "model": exp["model"], "train": pretrain["train"]}
+
+    @cached_property
+    def pretrained_experiments(self) -> list[str]:
+        """The experiments whose runs fine-tune one pretraining run."""
+        return [name for name, exp in self.experiments.items() if exp.get("pretrain")]
 
     def runs(self, experiment: str, methods=None) -> list[tuple[str, int]]:
         """(run name, seed) of every run of an experiment (its methods, or `methods`)."""
@@ -83,6 +101,11 @@ class StudyPlan:
     # --- what an experiment is ------------------------------------------------------------
     def dataset(self, experiment: str) -> dict:
         return self.config["datasets"][self.experiments[experiment]["dataset"]]
+
+    def data_info(self, experiment: str) -> str:
+        """The info.json of an experiment's prepared dataset (a language model's holds its
+        unigram and bigram baselines)."""
+        return f"{self.results}/data/{self.experiments[experiment]['dataset']}/info.json"
 
     def metric(self, experiment: str) -> str:
         """accuracy, or f1 for the GLUE tasks the paper scores by F1."""
@@ -165,8 +188,10 @@ class StudyPlan:
         for flag, curves in (("--reference", self.paper_reference(experiment)),
                              ("--loss-reference", self.paper_loss_reference(experiment))):
             references += [flag, *curves] if curves else []
+        baselines = ({"baselines": self.data_info(experiment)}
+                     if experiment in self.token_experiments else {})
         add("layerwise_accuracy", "layerwise_accuracy", "layer-wise accuracy",
-            "--metric", self.metric(experiment), *references, accuracy=accuracy)
+            "--metric", self.metric(experiment), *references, accuracy=accuracy, **baselines)
         for short in HEATMAPS:
             add(f"{short}_heatmaps", "heatmaps", f"{short} heatmaps", "--measure", short,
                 similarity=similarity)
@@ -187,6 +212,11 @@ class StudyPlan:
         if self.exit_study(experiment):
             add("exit_tradeoff", "exit_tradeoff", "exit_tradeoff", data=f"{data}/exit_sweep.csv")
             add("exit_counts", "exit_counts", "exit_counts", data=f"{data}/exit_counts.csv")
+        if experiment in self.token_experiments:
+            add("speculative", "speculative", "self-speculative decoding",
+                data=f"{data}/speculative.csv")
+            add("generation", "generation", "generation at a fixed exit (Fig 9 c, d)",
+                data=f"{data}/generation.csv")
         # a language model has no depth study: its layer-wise accuracy never nears 1 - epsilon
         if self.has_saturation(experiment):
             add("saturation", "saturation", "saturation layers",
@@ -217,6 +247,8 @@ class StudyPlan:
                 f"{tables}/parameter_savings")
         if self.has_depth_study(experiment):
             targets += table_files(f"{tables}/effective_depth")
+        if experiment in self.token_experiments:
+            targets += table_files(f"{tables}/speculative")
         return targets + [f for job in self.figure_jobs(experiment) for f in job.files]
 
     def final_targets(self) -> list[str]:
@@ -282,7 +314,8 @@ class StudyPlan:
                 figures=[t for t in targets if t.startswith(figures) and t.endswith(".png")],
                 layerwise_plot=f"{self.plots}/layerwise_accuracy/{name}.csv",
                 tradeoff_plot=(f"{self.plots}/exit_tradeoff/{name}.csv" if self.has_exits(name)
-                               else None))
+                               else None),
+                baselines=(self.data_info(name) if name in self.token_experiments else None))
             experiments.append(files)
         own = tuple(f"{self.results}/figures/{n}/" for n in self.experiments)
         return {"experiments": experiments, "policy": self.config["claims"]["exit_policy"],
@@ -294,8 +327,9 @@ class StudyPlan:
 
     def study_summary_inputs(self) -> list[str]:
         """The files study_summary reads besides the final targets and the claims JSON."""
-        return [f for name in self.experiments for key, f in self.claim_files(name).items()
-                if key not in ("name", "metric")] + [f"{self.results}/tables/claims.md"]
+        return ([f for name in self.experiments for key, f in self.claim_files(name).items()
+                 if key not in ("name", "metric")] + [f"{self.results}/tables/claims.md"]
+                + [self.data_info(name) for name in self.token_experiments])
 
     def study_plot_files(self) -> list[str]:
         """The data series and images study_summary writes for `dvc plots`."""

@@ -19,7 +19,7 @@ from layerwise.train.augment import AugmentSpec
 from layerwise.train.batches import TrainBatches, eval_batches
 from layerwise.train.distributed import Shard, all_sum, current_shard
 from layerwise.devices import autocast
-from layerwise.errors import TrainingError
+from layerwise.errors import ArtifactError, TrainingError
 from layerwise.io import atomic_path, remove_stale_temporaries
 from layerwise.models.base import LayeredClassifier
 from layerwise.train.methods import (MethodSettings, correct_and_counted, layer_weights,
@@ -131,8 +131,8 @@ def peak_memory_mb(device: torch.device) -> float:
 # --- checkpoints --------------------------------------------------------------------------
 def save_checkpoint(path: Path, state: dict) -> None:
     """Atomic: a checkpoint killed mid-write leaves the previous one in place."""
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        torch.save(state, handle)  # through a Python file, a full disk surfaces as an OSError
 
 
 def remove_checkpoint(path: Path) -> None:
@@ -156,6 +156,22 @@ def load_checkpoint(path: Path, spec_hash: str) -> dict | None:
               file=sys.stderr)
         return None
     return state
+
+
+def start_from(model: LayeredClassifier, path: Path, spec_hash: str) -> None:
+    """Load the weights of the pretraining run whose spec hashes to `spec_hash` into `model`;
+    only a multi-exit model's own exit heads, which the pretraining has not, keep the fresh
+    initialisation the run's seed gave them."""
+    from layerwise.io import load_tensors
+
+    state = load_tensors(path, metadata={"spec_hash": spec_hash})[0]
+    own = model.state_dict()
+    foreign = [k for k in own if k not in state and not k.startswith("exit_heads.")]
+    foreign += [k for k in state if k not in own or state[k].shape != own[k].shape]
+    if foreign:
+        raise ArtifactError(f"{path}: does not fit the run's model (differing tensors: "
+                            f"{', '.join(foreign[:5])})")
+    model.load_state_dict(state, strict=False)
 
 
 # --- the loop -----------------------------------------------------------------------------
