@@ -54,12 +54,11 @@ elif where == "checkpoint":
     real_save = torch.save
     def save(obj, f, *args, **kwargs):
         calls[0] += 1
-        if calls[0] == count:  # write half of the checkpoint, then die
+        if calls[0] == count:  # write half of the checkpoint into its file, then die
             buffer = io.BytesIO()
             real_save(obj, buffer)
-            with open(f, "wb") as handle:
-                handle.write(buffer.getvalue()[: len(buffer.getvalue()) // 2])
-                handle.flush()
+            f.write(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+            f.flush()
             die()
         return real_save(obj, f, *args, **kwargs)
     torch.save = save

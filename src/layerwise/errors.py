@@ -17,4 +17,12 @@ class TrainingError(RuntimeError):
     """Training cannot go on (e.g. the loss became NaN); the last good checkpoint is kept."""
 
 
-USER_ERRORS = (ArtifactError, ConfigError, TrainingError)
+class OutputError(OSError):
+    """An output cannot be written (the disk is full, the folder read-only or not writable):
+    `filename` is the file that was being written, `strerror` the system's reason."""
+
+    def __str__(self) -> str:
+        return f"cannot write {self.filename}: {self.strerror}"
+
+
+USER_ERRORS = (ArtifactError, ConfigError, TrainingError, OutputError)

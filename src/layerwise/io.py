@@ -1,7 +1,8 @@
 """Atomic, pickle-free reading and writing of every artifact the pipeline produces.
 
 A file is written under a temporary name in its target folder and renamed into place, so a
-killed job never leaves a half-written file that looks complete.
+killed job never leaves a half-written file that looks complete. A write that fails (disk full,
+read-only folder) removes its temporary and raises OutputError naming the file it was writing.
 """
 
 from __future__ import annotations
@@ -9,31 +10,67 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Iterator
 
-from layerwise.errors import ArtifactError
+from layerwise.errors import ArtifactError, OutputError
 
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+# How a Rust library (safetensors, tokenizers) words an I/O error: "... (os error 28)".
+_RUST_OS_ERROR = re.compile(r"\(os error (\d+)\)")
+
+
+def _write_failure(err: BaseException, tmp: Path) -> OSError | None:
+    """The OSError behind `err`, raised while writing `tmp`, or None if it is not a failure to
+    write `tmp`: `err` itself, the OSError a library wrapped (torch.save raises a RuntimeError
+    whose context is its file handle's), or the error a Rust library names in its message. An
+    OSError about another file (a source being read) is not one."""
+    for candidate in (err, err.__cause__, err.__context__):
+        if isinstance(candidate, OSError):
+            about_tmp = candidate.filename is None or str(candidate.filename) == str(tmp)
+            return candidate if about_tmp and candidate.errno is not None else None
+    match = _RUST_OS_ERROR.search(str(err))
+    if match:
+        code = int(match.group(1))
+        return OSError(code, os.strerror(code))
+    return None
+
+
+def _output_error(path: Path, cause: OSError) -> OutputError:
+    return OutputError(cause.errno, cause.strerror, str(path))
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
+    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds.
+
+    If the folder, the temporary or its contents cannot be written, the temporary is removed and
+    OutputError names `path` (not the temporary) and the system's reason."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:
+        raise _output_error(path, err) from err
     os.close(fd)
     tmp = Path(tmp)
     try:
         yield tmp
         with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
+            os.fsync(handle.fileno())  # a full disk may only say so here
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes files private; give them the usual mode
         os.replace(tmp, path)
+    except Exception as err:
+        cause = _write_failure(err, tmp)
+        if cause is None:
+            raise
+        raise _output_error(path, cause) from err
     finally:
         tmp.unlink(missing_ok=True)
 
