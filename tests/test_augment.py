@@ -66,6 +66,7 @@ def test_augmentation_needs_image_batches():
         augment_batch(torch.ones(4, 10), AugmentSpec(flip=True), params(n=4))
 
 
+@pytest.mark.slow
 def test_gpu_smoke_benchmark_runs_on_the_cpu_and_prints_one_json_line():
     import json
     import subprocess

@@ -119,6 +119,7 @@ def two_processes(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["aligned", "multi_exit"])
 def test_two_processes_match_one_with_the_same_global_batch(two_processes, tmp_path, method):
     reference, reference_log = single_process(method, tmp_path / "one.pt")
@@ -133,6 +134,7 @@ def test_two_processes_match_one_with_the_same_global_batch(two_processes, tmp_p
         assert ours["train_accuracy"] == pytest.approx(theirs["train_accuracy"], abs=1 / 45)
 
 
+@pytest.mark.slow
 def test_resume_under_ddp_gives_the_uninterrupted_weights(two_processes):
     uninterrupted = load_tensors(two_processes / "aligned.safetensors")[0]
     resumed = load_tensors(two_processes / "resumed.safetensors")[0]
@@ -162,6 +164,7 @@ def test_shards_cover_each_global_batch_once_and_weigh_to_its_mean():
     assert Shard(0, 2).is_main and not Shard(1, 2).is_main
 
 
+@pytest.mark.slow
 def test_train_script_through_torchrun_matches_one_process(tmp_path):
     from layerwise.data.sources import prepare_dataset
 

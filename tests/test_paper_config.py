@@ -9,7 +9,7 @@ from conftest import ROOT, copy_project, job_counts, snakemake
 from layerwise.study.config import load_config_file, merge_configs, validate_config
 from layerwise.reference import curves
 
-pytestmark = pytest.mark.workflow
+pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 
 
 def paper_config() -> dict:

@@ -20,6 +20,9 @@ import pytest
 from conftest import ROOT, SMOKE, copy_project, snakemake
 from layerwise.data.sources import prepare_dataset
 
+# Every test trains in subprocesses (killed and restarted) or runs the workflow.
+pytestmark = pytest.mark.slow
+
 SPEC = {"experiment": "kill", "dataset": "digits", "method": "aligned", "seed": 3,
         "model": {"arch": "vit", "depth": 2, "width": 16, "heads": 2, "patch_size": 4,
                   "mlp_ratio": 2.0, "head_input": "final_norm"},

@@ -56,6 +56,7 @@ def test_shell_commands_quote_every_config_value():
 
 
 @pytest.mark.workflow
+@pytest.mark.slow
 @pytest.mark.parametrize("target", [
     "results/runs/../../outside/standard/seed0/model.safetensors",
     "results/figures/a/b/layerwise_accuracy.png",

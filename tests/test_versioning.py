@@ -15,7 +15,7 @@ import yaml
 
 from conftest import ROOT, SMOKE, copy_project, job_counts, snakemake
 
-pytestmark = pytest.mark.workflow
+pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 
 # What a clone holds besides the project copy of conftest.copy_project: DVC's files and the
 # dependencies the study stage tracks.

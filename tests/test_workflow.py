@@ -13,7 +13,7 @@ import yaml
 from conftest import ROOT, SMOKE, job_counts, snakemake
 from layerwise.train.methods import METHODS
 
-pytestmark = pytest.mark.workflow
+pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 
 
 def planned_runs(config_file: Path) -> int:
