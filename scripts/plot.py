@@ -70,9 +70,9 @@ def draw(args):
         if "cross_entropy" in acc:  # a language model: next-token accuracy and loss (Fig 9)
             loss = paper_reference(*args.loss_reference, acc) if args.loss_reference else None
             return layerwise_panels_figure(
-                {"next-token accuracy": (acc, "accuracy", paper_reference(*args.reference, acc)
-                                         if args.reference else None),
-                 "next-token cross-entropy": (acc, "cross_entropy", loss)},
+                {"top-1 next token": (acc, "accuracy", paper_reference(*args.reference, acc)
+                                      if args.reference else None),
+                 "next-token loss": (acc, "cross_entropy", loss)},
                 args.split, sharey=False, baselines=baseline_lines(args.baselines, args.split),
                 title=f"{name}: layer-wise {args.split} tokens, shared LM head")
         return layerwise_accuracy_figure(

@@ -108,8 +108,8 @@ def generation_figure(generation: pd.DataFrame, title: str) -> Figure:
     if len(measures) != 1:
         raise ValueError(f"generation rows mix coherence measures {measures}")
     label = {"simcse_cosine": "coherence (SimCSE cosine)",
-             "full_depth_ce_nats": "substitute for coherence:\nfull-depth CE of the "
-                                   "continuation (nats, lower = more fluent)"}.get(
+             "full_depth_ce_nats": "substitute for coherence: full-depth\nCE of the "
+                                   "continuation (nats; lower: more fluent)"}.get(
         measures[0], measures[0])
     layers = sorted(int(v) for v in generation["exit_layer"].unique())
     with theme():

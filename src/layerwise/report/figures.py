@@ -86,6 +86,13 @@ def _draw_layerwise(ax, acc: pd.DataFrame, split: str, metric: str,
     layer_axis(ax, layers)
     if metric != "cross_entropy":  # a fraction; a loss has no upper bound
         ax.set_ylim(0.0, 1.0)
+    else:  # a reference far above ours (a loss without the final norm) would flatten ours
+        ours = [data[metric].max(), *(baselines or {}).values()]
+        top = 1.25 * max(ours)
+        if any(np.nanmax(np.asarray(v, dtype=float)) > top for v in (reference or {}).values()):
+            ax.set_ylim(0.0, top)
+            ax.text(0.98, 0.02, "paper curves above the axis are cut", transform=ax.transAxes,
+                    ha="right", va="bottom", fontsize="x-small", color="grey")
     ax.set_ylabel(f"{split} {METRIC_LABELS.get(metric, metric)}\n({BAND_LABELS[band]})")
 
 
