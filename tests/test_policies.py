@@ -47,7 +47,9 @@ def test_margin_policy_exits_at_the_first_layer_with_a_wide_margin():
 def test_margin_thresholds_are_quantiles_of_layers_before_the_last():
     thresholds = candidate_thresholds("margin", LOGITS, points=5)
     assert thresholds[-1] == math.inf and thresholds == sorted(thresholds)
-    assert thresholds[0] == pytest.approx(0.01) and thresholds[-2] == pytest.approx(0.55)
+    # float32 softmax: a few ulps apart on some CPUs
+    assert thresholds[0] == pytest.approx(0.01, abs=1e-6)
+    assert thresholds[-2] == pytest.approx(0.55, abs=1e-6)
     assert exit_layers("margin", LOGITS, thresholds[0]).tolist() == [1, 1, 1]
 
 
