@@ -2,9 +2,10 @@
 over the tokens (no hidden-state file: they are too large): per-layer next-token accuracy,
 cross-entropy and perplexity, COS and linear CKA between layers, per-token samples for the
 figures, the early-exit sweep and operating points of every policy on per-token exits, the
-saturation layer of every test token, and real early-exit greedy decoding timed against full
-depth. The files are those analyze_run.py writes for a classification run in the exit study,
-but the hidden states."""
+saturation layer of every test token, real early-exit greedy decoding timed against full
+depth, self-speculative decoding (lossless early exit) and text sampled with the exit fixed at
+each layer (paper Fig 9 c, d). The files are those analyze_run.py writes for a classification
+run in the exit study, but the hidden states, plus the two decoding files."""
 
 import argparse
 import json
@@ -78,12 +79,13 @@ def main(argv=None):
 
     per_block = info["max_length"] * (model.num_layers + 1) * info["vocab_size"]
     batch_blocks = max(1, min(64, args.logit_budget // per_block))
-    rows, summaries, similarity_data = [], {}, None
+    rows, summaries, blocks, similarity_data = [], {}, {}, None
     similarity, kept = None, None
     for split in SPLITS:
         x, y, _ = load_split(args.data, split)
         if split == "train":
             x, y = train_subset(x, y, args.train_samples)
+        blocks[split] = x, y
         streaming = split == args.similarity_split
         keep = None
         if streaming:
@@ -91,8 +93,6 @@ def main(argv=None):
             tokens = int((y != IGNORE).sum())
             keep = sample_positions(tokens, args.token_samples, spec["seed"])
             similarity_data = (x, y)
-        if split == "test":
-            x_test, y_test = x, y
         # exits are calibrated on validation and reported on test; train gets its metrics only
         policies = args.policies if split in ("val", "test") else ()
         summary, states = summarize_split(model, x, y, policies, batch_blocks,
@@ -113,13 +113,14 @@ def main(argv=None):
     similarity_frame = streamed_similarity_frame(similarity, tuple(args.cka))
 
     # early exit on per-token exits (FLOPs per token: a block's count over its positions)
+    x_test = blocks["test"][0]
     flops = flop_profile(model, x_test[:1].to(device)).scaled(1 / x_test.shape[1])
     study = exit_study(args.policies, summaries["val"].exits, summaries["test"].exits,
                        args.max_drop, args.sweep_points, flops)
 
     def prompts(split: str, count: int, length: int) -> list[torch.Tensor]:
         """The first `length` tokens of the split's first `count` blocks real that far."""
-        x, y = (x_test, y_test) if split == "test" else load_split(args.data, split)[:2]
+        x, y = blocks[split]
         whole = (y[:, :length] != IGNORE).all(1)
         return [block[:length].to(device) for block in x[whole][:count]]
 

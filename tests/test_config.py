@@ -89,7 +89,7 @@ def test_minimal_config_gets_defaults():
                                "speculative": {"exit_layers": [], "draft_lengths": [2, 4, 8],
                                                "prompts": 4, "prompt_length": 32, "steps": 64},
                                "generation": {"prefixes": 8, "prefix_length": 32,
-                                              "new_tokens": 128, "top_p": 0.95, "seed": 0,
+                                              "new_tokens": 64, "top_p": 0.95, "seed": 0,
                                               "coherence_encoder": ""}}
     assert "pretrain" not in exp   # runs start from scratch unless an experiment says so
 

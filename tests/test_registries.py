@@ -61,11 +61,6 @@ MODEL_SCHEMA = EXPERIMENT_SCHEMA["properties"]["model"]
 
 # Small enough for a fraction of a second per case; every key is one of the schema's `model`.
 TINY = dict(depth=3, width=16, heads=2, patch_size=2, mlp_ratio=2.0)
-# Decoding and generation that fit the positions of a small language model trained from scratch
-# (the schema's defaults, 160 tokens of generation, fit a checkpoint's, not running_text's 128).
-TINY_EXITS = {"decoding": {"prompt_length": 8, "steps": 8},
-              "speculative": {"prompt_length": 8, "steps": 8, "draft_lengths": [2]},
-              "generation": {"prefix_length": 8, "new_tokens": 8}}
 
 
 # --- a tiny prepared dataset of each kind of input ---------------------------------------------
@@ -120,7 +115,7 @@ def minimal_config(source: str, arch: str, **experiment) -> dict:
     """One dataset of `source` (with any settings it requires, the schema's examples) and one
     experiment of a tiny `arch` on it; every other key left to the defaults."""
     dataset = {"source": source}
-    config = {"datasets": {"data": dataset}, "exits": copy.deepcopy(TINY_EXITS),
+    config = {"datasets": {"data": dataset},   # every source's defaults fit the exits' own
               "experiments": [{"name": "tiny", "dataset": "data",
                                "model": {"arch": arch, **TINY}, **experiment}]}
     for _ in range(len(DATASET_SCHEMA["properties"])):

@@ -183,8 +183,21 @@ def test_changing_an_exit_setting_retrains_nothing(smoke_project, tmp_path):
 def test_smoke_study_analyses_the_language_model_token_by_token(smoke_project):
     results, lm = smoke_project / "results", "gpt2_smoke"
     for stem in ("layerwise_accuracy", "cos_heatmaps", "cka_heatmaps", "cos_boxplot",
-                 "adjacent_cos", "exit_tradeoff", "exit_counts", "saturation"):
+                 "adjacent_cos", "exit_tradeoff", "exit_counts", "saturation", "speculative",
+                 "generation"):
         assert (results / "figures" / lm / f"{stem}.png").stat().st_size > 1000, stem
+    # every run fine-tunes the one pretraining run
+    assert (results / "runs" / lm / "pretrain" / "model.safetensors").exists()
+    provenance = json.loads((results / "runs" / lm / "aligned" / "seed0" / "provenance.json"
+                             ).read_text())
+    assert provenance["spec"]["init"]["method"] == "standard"
+    speculative = pd.read_csv(results / "analysis" / lm / "speculative.csv")
+    assert speculative["equal_to_full_depth"].all()            # lossless, whatever the draft
+    assert speculative.groupby(["method", "seed"])["chosen"].sum().eq(1).all()
+    generation = pd.read_csv(results / "analysis" / lm / "generation.csv")
+    assert set(generation["coherence_measure"]) == {"full_depth_ce_nats"}   # offline substitute
+    assert "bigram model" in (results / "tables" / lm / "layerwise_accuracy.md").read_text()
+    assert "Learning check (test tokens)" in (results / "SUMMARY.md").read_text()
     assert not (results / "hidden" / lm).exists()  # nothing per token is stored
     acc = pd.read_csv(results / "analysis" / lm / "layer_accuracy.csv")
     assert {"accuracy", "cross_entropy", "perplexity", "tokens"} <= set(acc.columns)
