@@ -12,6 +12,8 @@ import pytest
 
 from layerwise.exits.policies import POLICIES
 from layerwise.models import BACKBONES
+from layerwise.report.figure_kinds import (ACCURACY, EXITS, FIGURES, SATURATION, SIMILARITY,
+                                        TEXT, FigureKind)
 from layerwise.similarity.measures import ESTIMATORS, HEATMAPS
 from layerwise.study.config import (ConfigError, load_config_file, load_schema, merge_configs,
                                     validate_config)
@@ -221,6 +223,13 @@ def test_a_language_model_is_analysed_token_by_token_with_the_exit_study(plan):
     assert plan.paper_loss_reference("vit_digits") is None
 
 
+def _shipped_plan(name: str) -> StudyPlan:
+    config = load_config_file(ROOT / "config" / "config.yaml")
+    if name != "config.yaml":
+        config = merge_configs(config, load_config_file(ROOT / "config" / name))
+    return StudyPlan(validate_config(config))
+
+
 def _plot_parser():
     """scripts/plot.py's argument parser (scripts are not a package)."""
     import importlib.util
@@ -233,10 +242,7 @@ def _plot_parser():
 
 @pytest.mark.parametrize("name", ["config.yaml", "smoke.yaml", "paper.yaml"])
 def test_every_figure_job_is_a_valid_plot_command_reading_its_inputs(name):
-    config = load_config_file(ROOT / "config" / "config.yaml")
-    if name != "config.yaml":
-        config = merge_configs(config, load_config_file(ROOT / "config" / name))
-    plan, parser = StudyPlan(validate_config(config)), _plot_parser()
+    plan, parser = _shipped_plan(name), _plot_parser()
     for experiment in plan.experiments:
         jobs = plan.figure_jobs(experiment)
         assert len({job.stem for job in jobs}) == len(jobs)
@@ -245,6 +251,46 @@ def test_every_figure_job_is_a_valid_plot_command_reading_its_inputs(name):
             assert args.figure == job.kind and args.experiment == experiment
             assert (args.pdf, args.png) == tuple(job.files)
             assert job.inputs and set(job.inputs) <= set(job.argv)
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "smoke.yaml", "paper.yaml"])
+def test_every_planned_figure_has_a_record_a_caption_and_reads_what_its_record_declares(name):
+    """The plan's figures, the report's captions and categories and the inputs of the figure
+    rules all come from the records: a job of a kind without one, a missing caption file, or a
+    file the record does not declare (which Snakemake would not wait for) fails here."""
+    plan = _shipped_plan(name)
+    for experiment in plan.experiments:
+        for job in plan.figure_jobs(experiment):
+            kind = FIGURES[job.kind]
+            assert kind.per_experiment and kind.applies(plan, experiment)
+            read = [job.argv[i + 1] for i, word in enumerate(job.argv) if word in kind.inputs]
+            assert read == list(job.inputs), job.stem
+    for stem in plan.study_figure_stems():
+        assert not FIGURES[Path(stem).name].per_experiment
+    for kind in FIGURES.values():
+        assert (ROOT / "workflow" / "report" / f"{kind.caption}.rst").is_file(), kind.name
+        assert kind.category in (SIMILARITY, ACCURACY, SATURATION, EXITS, TEXT), kind.name
+
+
+def test_the_records_decide_which_experiments_get_which_figure(plan):
+    kinds = {e: {job.kind for job in plan.figure_jobs(e)} for e in plan.experiments}
+    assert {"cross_model", "exit_tradeoff", "depth_study"} <= kinds["vit_digits"]
+    assert not {"speculative", "generation"} & kinds["vit_digits"]
+    assert {"speculative", "generation", "exit_tradeoff"} <= kinds["gpt2_running_text"]
+    assert not {"cross_model", "depth_study"} & kinds["gpt2_running_text"]
+    assert not {"cross_model", "exit_tradeoff"} & kinds["mlp_mnist_plain"]
+    assert [Path(s).name for s in plan.study_figure_stems()] == ["residual_ablation",
+                                                                 "text_layerwise"]
+
+
+def test_a_figure_record_is_of_an_experiment_or_of_the_study():
+    base = dict(name="x", draw="m:f", options=(), caption="x", category=SIMILARITY, paper="")
+    FigureKind(**base, in_study=lambda plan: True)
+    for wrong in ({}, {"applies": lambda plan, e: True},
+                  {"applies": lambda plan, e: True, "jobs": lambda plan, e: [],
+                   "in_study": lambda plan: True}):
+        with pytest.raises(ValueError, match="figure x"):
+            FigureKind(**base, **wrong)
 
 
 @pytest.mark.parametrize("section, key, value", [("generation", "new_tokens", 49),

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from layerwise.report import figures as plots, style, tables
+from layerwise.report.figure_kinds import FIGURES, figure_parser
+from layerwise.similarity.measures import HEATMAPS
 
 METHODS = ("standard", "aligned")
 SEEDS = (0, 1)
@@ -233,3 +237,115 @@ def test_adjacent_cos_with_the_norm_ratio_panel(tmp_path):
     assert [line.get_label() for line in fig.axes[1].get_lines()][-1] == "paper"
     save_figure(fig, tmp_path / "a.pdf", tmp_path / "a.png")
     assert (tmp_path / "a.png").stat().st_size > 0
+
+
+# --- every figure record draws, through scripts/plot.py's parser, from small files ------------
+@pytest.fixture(scope="module")
+def figure_inputs(acc, sim, tmp_path_factory) -> dict[str, str]:
+    """One small file of every kind a figure reads, by name."""
+    folder = tmp_path_factory.mktemp("figure_inputs")
+    rng = np.random.default_rng(2)
+    runs = [(m, s) for m in METHODS for s in SEEDS]
+    blocks = range(1, LAYERS)
+    frames = {
+        "accuracy": acc,
+        "lm_accuracy": acc.assign(cross_entropy=3.0 - acc["accuracy"]),
+        "similarity": sim,
+        "per_sample": pd.DataFrame([{"method": m, "seed": s, "layer": l, "sample": i,
+                                     "cos": float(rng.uniform(-1, 1))}
+                                    for m, s in runs for l in blocks for i in range(8)]),
+        "norm_ratio": pd.DataFrame([{"method": m, "seed": s, "layer": l, "sample": i,
+                                     "ratio": float(rng.lognormal(1.0, 0.5))}
+                                    for m, s in runs for l in blocks for i in range(8)]),
+        "cross_model": sim[(sim.method == "standard") & (sim.measure == "cka_linear_biased")
+                           & (sim.layer_a >= 1) & (sim.layer_b >= 1)],
+        "sweep": pd.DataFrame([{"method": m, "seed": s, "policy": p, "split": "test",
+                                "threshold": t, "accuracy": 0.9 - 0.1 * t, "speedup": 1 + t,
+                                "selected": t == 1}
+                               for m, s in runs for p in ("confidence", "patience")
+                               for t in range(3)]),
+        "counts": pd.DataFrame([{"method": m, "seed": s, "policy": "confidence", "layer": l,
+                                 "count": l} for m, s in runs for l in blocks]),
+        "saturation": pd.DataFrame([{"method": m, "seed": s, "split": "test", "sample": i,
+                                     "saturation_layer": 1 + i % 4}
+                                    for m, s in runs for i in range(10)]),
+        "depth": pd.DataFrame([{"run": r, "seed": s, "split": "train", "layer": l,
+                                "accuracy": min(1.0, l / 3)}
+                               for r, depth in (("standard_d2", 2), ("standard", 4),
+                                                ("aligned", 4))
+                               for s in SEEDS for l in range(depth + 1)]),
+        "val_curves": pd.DataFrame([{"run": r, "seed": s, "epoch": e, "val_accuracy": e / 4}
+                                    for r in ("standard_d2", "standard", "aligned")
+                                    for s in SEEDS for e in range(1, 4)]),
+        "speculative": pd.DataFrame([{"method": m, "seed": s, "exit_layer": l,
+                                      "draft_length": 4, "acceptance": 0.2 * l,
+                                      "layer_agreement": 0.1 * l, "tokens_per_pass": 1 + l / 2,
+                                      "tokens_per_s_full_depth": 100.0,
+                                      "tokens_per_s_speculative": 120.0, "wall_speedup": 1.2,
+                                      "equal_to_full_depth": True, "chosen": l == 2}
+                                     for m, s in runs for l in (1, 2, 3)]),
+        "generation": pd.DataFrame([{"method": m, "seed": s, "exit_layer": k,
+                                     "diversity": 0.1 * k, "coherence": 3 - 0.1 * k,
+                                     "coherence_measure": "full_depth_ce_nats"}
+                                    for m, s in runs for k in (1, 2, 3)]),
+    }
+    paths = {}
+    for name, frame in frames.items():
+        paths[name] = str(folder / f"{name}.csv")
+        frame.to_csv(paths[name], index=False)
+    paths["info"] = str(folder / "info.json")
+    baselines = {"unigram": {"test": {"accuracy": 0.05, "cross_entropy": 3.2}},
+                 "bigram": {"test": {"accuracy": 0.2, "cross_entropy": 2.45}}}
+    (folder / "info.json").write_text(json.dumps({"ngram_baselines": baselines}))
+    return paths
+
+
+def figure_cases(f: dict[str, str]) -> dict[str, list[list[str]]]:
+    """scripts/plot.py's arguments of every figure kind on the files of `figure_inputs`
+    (a new record without a case here fails test_every_figure_record_draws)."""
+    return {
+        "layerwise_accuracy": [
+            ["--accuracy", f["accuracy"], "--metric", "accuracy",
+             "--reference", "fig4_deit_s_imagenet.test_acc", "paper DeiT-S ImageNet (Fig 4)"],
+            ["--accuracy", f["lm_accuracy"], "--baselines", f["info"],
+             "--reference", "fig9_gpt2_wikitext103_token_acc", "paper GPT-2 (Fig 9)",
+             "--loss-reference", "fig9_gpt2_wikitext103_token_loss", "paper GPT-2 (Fig 9)"]],
+        "heatmaps": [["--similarity", f["similarity"], "--measure", short] for short in HEATMAPS],
+        "curves_vs_last": [["--accuracy", f["accuracy"], "--similarity", f["similarity"],
+                            "--method", "aligned"]],
+        "cos_boxplot": [["--per-sample", f["per_sample"]]],
+        "adjacent_cos": [["--similarity", f["similarity"]],
+                         ["--similarity", f["similarity"], "--norm-ratio", f["norm_ratio"]]],
+        "cross_model": [["--similarity", f["cross_model"]]],
+        "exit_tradeoff": [["--data", f["sweep"]]],
+        "exit_counts": [["--data", f["counts"]]],
+        "speculative": [["--data", f["speculative"]]],
+        "generation": [["--data", f["generation"]]],
+        "saturation": [["--data", f["saturation"], "--similarity", f["similarity"]]],
+        "depth_study": [["--data", f["depth"], "--epsilon", "0.03", "--split", "train",
+                         "--val-curves", f["val_curves"]]],
+        "residual_ablation": [["--panel", "without", f["accuracy"], f["similarity"],
+                               "--panel", "with", f["accuracy"], f["similarity"],
+                               "--panel-reference", "fig12_mlp9_mnist.no_residual", "paper",
+                               "--panel-reference", "fig12_mlp9_mnist.residual", "paper"]],
+        "text_layerwise": [["--task-panel", "sst2", f["accuracy"], "accuracy", "sst2_acc",
+                            "paper BERT", "--task-panel", "own", f["accuracy"], "accuracy", "-", "-"]],
+    }
+
+
+@pytest.mark.parametrize("kind", list(FIGURES))
+def test_every_figure_record_draws(kind, figure_inputs, tmp_path):
+    """Each record's options parse as scripts/plot.py parses them, and its drawing function
+    draws a figure that is written as PDF and PNG."""
+    cases = figure_cases(figure_inputs)
+    assert kind in cases, f"no synthetic case for the figure record {kind!r}"
+    record = FIGURES[kind]
+    for i, case in enumerate(cases[kind]):
+        name = f"{kind}_{i}"
+        experiment = ["--experiment", "synthetic"] if record.per_experiment else []
+        args = figure_parser().parse_args([kind, *experiment, *case,
+                                           "--pdf", str(tmp_path / f"{name}.pdf"),
+                                           "--png", str(tmp_path / f"{name}.png")])
+        fig = record.drawer()(args)
+        assert fig.axes and any(ax.has_data() for ax in fig.axes), name
+        _assert_saved(fig, tmp_path, name)

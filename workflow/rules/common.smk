@@ -6,6 +6,7 @@ import sys
 
 sys.path.insert(0, os.path.abspath(f"{workflow.basedir}/../src"))
 from layerwise.data.sources import SOURCES, paper_curves
+from layerwise.report import figure_kinds
 from layerwise.similarity.measures import HEATMAPS
 from layerwise.study.config import ConfigError, validate_config
 from layerwise.study.plan import StudyPlan
@@ -193,12 +194,13 @@ def text_panel_args(w, input):
 
 # --- the HTML report (`snakemake --report`), the claims and the study summary ------------------
 # Report categories, in the order a reader meets them; outputs of a text experiment go to the
-# text arm's category whatever their kind.
-REPORT_SIMILARITY = "Similarity"
-REPORT_ACCURACY = "Layer-wise accuracy"
-REPORT_SATURATION = "Saturation"
-REPORT_EXITS = "Multi-exit"
-REPORT_TEXT = "Text arm"
+# text arm's category whatever their kind. The figures' categories are their records'
+# (layerwise.report.figure_kinds), which the tables share.
+REPORT_SIMILARITY = figure_kinds.SIMILARITY
+REPORT_ACCURACY = figure_kinds.ACCURACY
+REPORT_SATURATION = figure_kinds.SATURATION
+REPORT_EXITS = figure_kinds.EXITS
+REPORT_TEXT = figure_kinds.TEXT
 REPORT_CLAIMS = "Claims"
 REPORT_RUNTIME = "Runtime"
 
@@ -229,25 +231,14 @@ def table_in_report(files, caption, category, result, subcategory="{experiment}"
             for f in files]
 
 
-# The report's caption and category of each kind of figure (figures.smk).
-FIGURE_REPORT = {  # kind: (caption, category)
-    "layerwise_accuracy": ("layerwise_accuracy", REPORT_ACCURACY),
-    "heatmaps": ("heatmaps", REPORT_SIMILARITY),
-    "curves_vs_last": ("curves_vs_last", REPORT_SIMILARITY),
-    "cos_boxplot": ("cos_boxplot", REPORT_SIMILARITY),
-    "adjacent_cos": ("adjacent_cos", REPORT_SIMILARITY),
-    "cross_model": ("cross_model_cka", REPORT_SIMILARITY),
-    "exit_tradeoff": ("exit_tradeoff", REPORT_EXITS),
-    "exit_counts": ("exit_counts", REPORT_EXITS),
-    "saturation": ("saturation", REPORT_SATURATION),
-    "depth_study": ("depth_study", REPORT_SATURATION),
-    "speculative": ("speculative", REPORT_EXITS),
-    "generation": ("generation", REPORT_EXITS),
-}
+def figure_in_report(path, kind, result, subcategory="{experiment}"):
+    """A figure's PNG marked for the report with the caption and category of its kind's
+    record."""
+    record = figure_kinds.FIGURES[kind]
+    return in_report(path, record.caption, record.category, result, subcategory)
 
 
 def figure_outputs(experiment, jobs):
     """Each figure's PDF, and its PNG marked for the report."""
     return [path for job in jobs for path in (
-        f"{job.stem}.pdf", in_report(f"{job.stem}.png", *FIGURE_REPORT[job.kind], job.label,
-                                     experiment))]
+        f"{job.stem}.pdf", figure_in_report(f"{job.stem}.png", job.kind, job.label, experiment))]

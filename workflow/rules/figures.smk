@@ -1,12 +1,13 @@
 # Every figure goes into the HTML report (`snakemake --report results/report.html`) with a
-# one-line caption in workflow/report/<caption>.rst, a category (REPORT_SIMILARITY,
-# REPORT_ACCURACY, REPORT_SATURATION, REPORT_EXITS; text experiments go to REPORT_TEXT) and the
-# experiment as subcategory. An experiment's figures are listed by the plan
-# (StudyPlan.figure_jobs: paths, inputs, the arguments of scripts/plot.py) and drawn by one job
-# per experiment: each figure is a second of drawing after seconds of imports. A new figure is
-# a kind in scripts/plot.py, a FigureJob in the plan, a caption and its FIGURE_REPORT entry
-# (common.smk). A figure with a counterpart in the paper draws the paper's digitized values
-# beside ours (layerwise.reference), labelled "paper ...".
+# one-line caption in workflow/report/<caption>.rst, a category (text experiments go to
+# REPORT_TEXT) and the experiment as subcategory, all named by the record of its kind
+# (layerwise.report.figure_kinds). An experiment's figures are listed by the plan from those
+# records (StudyPlan.figure_jobs: paths, inputs, the arguments of scripts/plot.py) and drawn by
+# one job per experiment: each figure is a second of drawing after seconds of imports. A new
+# figure of an experiment is a record, its drawing function, its caption file and a test, and
+# no rule (a figure of the whole study also needs its rule here, like the two below). A figure
+# with a counterpart in the paper draws the paper's digitized values beside ours
+# (layerwise.reference), labelled "paper ...".
 for _experiment in EXPERIMENTS:
     _jobs = PLAN.figure_jobs(_experiment)
 
@@ -40,8 +41,8 @@ rule figure_residual_ablation:
         with_sim=residual_ablation_input("with", "similarity.csv"),
     output:
         pdf=f"{RESULTS}/figures/residual_ablation.pdf",
-        png=in_report(f"{RESULTS}/figures/residual_ablation.png", "residual_ablation",
-                      REPORT_SIMILARITY, "residual ablation", "residual ablation"),
+        png=figure_in_report(f"{RESULTS}/figures/residual_ablation.png", "residual_ablation",
+                             "residual ablation", "residual ablation"),
     log:
         f"{RESULTS}/logs/figures/residual_ablation.log",
     benchmark:
@@ -67,8 +68,8 @@ rule figure_text_layerwise:
                             for name in TEXT_EXPERIMENTS],
     output:
         pdf=f"{RESULTS}/figures/text_layerwise.pdf",
-        png=in_report(f"{RESULTS}/figures/text_layerwise.png", "text_layerwise", REPORT_TEXT,
-                      "layer-wise metric of every task", "all tasks"),
+        png=figure_in_report(f"{RESULTS}/figures/text_layerwise.png", "text_layerwise",
+                             "layer-wise metric of every task", "all tasks"),
     params:
         panels=text_panel_args,
     log:

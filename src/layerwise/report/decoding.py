@@ -9,6 +9,8 @@ per run and exit layer (`layerwise.exits.generation.generation_frame`).
 
 from __future__ import annotations
 
+from argparse import Namespace
+
 import pandas as pd
 from matplotlib.figure import Figure
 
@@ -128,5 +130,16 @@ def generation_figure(generation: pd.DataFrame, title: str) -> Figure:
     return fig
 
 
-__all__ = ["format_speculative_table", "generation_figure", "speculative_figure",
-           "speculative_table"]
+# --- drawing functions: scripts/plot.py's entries, named by the records of figure_kinds --------
+def draw_speculative(args: Namespace) -> Figure:
+    return speculative_figure(pd.read_csv(args.data), f"{args.experiment}: self-speculative "
+                              "greedy decoding (test prompts, batch 1)")
+
+
+def draw_generation(args: Namespace) -> Figure:
+    return generation_figure(pd.read_csv(args.data), f"{args.experiment}: text sampled with "
+                             "the exit fixed at layer k (paper Fig 9 c, d)")
+
+
+__all__ = ["draw_generation", "draw_speculative", "format_speculative_table",
+           "generation_figure", "speculative_figure", "speculative_table"]

@@ -7,6 +7,8 @@ function takes tidy frames and returns a Figure; `layerwise.report.style.save_fi
 
 from __future__ import annotations
 
+from argparse import Namespace
+
 import matplotlib.colors as mcolors
 import matplotlib.pyplot as plt
 import numpy as np
@@ -219,3 +221,27 @@ def _val_accuracy_panel(ax, val_curves: pd.DataFrame, runs: list[str], styles: d
     ax.set_ylabel("validation accuracy\n(mean ± 1 sd over seeds)")
     ax.set_ylim(0.0, 1.02)
     ax.set_title("(b) validation accuracy per epoch")
+
+
+# --- drawing functions: scripts/plot.py's entries, named by the records of figure_kinds --------
+def draw_exit_tradeoff(args: Namespace) -> Figure:
+    return exit_tradeoff_figure(pd.read_csv(args.data), f"{args.experiment}: early exit, "
+                                f"{args.split} accuracy against speed-up over the threshold "
+                                "sweep", args.split)
+
+
+def draw_exit_counts(args: Namespace) -> Figure:
+    return exit_counts_figure(pd.read_csv(args.data),
+                              f"{args.experiment}: exit layer at the operating point (test)")
+
+
+def draw_saturation(args: Namespace) -> Figure:
+    return saturation_figure(pd.read_csv(args.data), pd.read_csv(args.similarity),
+                             f"{args.experiment}: saturation layer of each test sample")
+
+
+def draw_depth_study(args: Namespace) -> Figure:
+    return depth_study_figure(pd.read_csv(args.data), args.epsilon, args.split,
+                              f"{args.experiment}: layer-wise {args.split} accuracy by model "
+                              "depth", None if args.val_curves is None
+                              else pd.read_csv(args.val_curves))

@@ -19,6 +19,7 @@ The look they share (theme, colors, spread bands) is `layerwise.report.style`.
 
 from __future__ import annotations
 
+from argparse import Namespace
 from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
@@ -27,10 +28,14 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
+from layerwise.io import read_json
+from layerwise.reference import curves as reference_curves
+from layerwise.reference import paper_values, similarity_curves
+from layerwise.report.figure_kinds import METRIC_LABELS, NO_REFERENCE
 from layerwise.report.style import (BAND_LABELS, CURVE_COLORS, CURVE_MARKERS, check_columns,
                                     draw_band, layer_axis, legend_below, mean_band, method_color,
                                     method_label, ordered_methods, reference_color, theme)
-from layerwise.similarity.measures import MEASURES, similarity_to_last
+from layerwise.similarity.measures import HEATMAPS, MEASURES, frame_matrix, similarity_to_last
 
 # The similarity measures drawn against the last layer, in their registry order.
 CURVES = [m for m in MEASURES.values() if m.curve]
@@ -45,15 +50,20 @@ __all__ = [
     "curves_vs_last_panels_figure",
     "cos_boxplot_figure",
     "adjacent_cos_figure",
+    "draw_layerwise_accuracy",
+    "draw_text_layerwise",
+    "draw_heatmaps",
+    "draw_curves_vs_last",
+    "draw_residual_ablation",
+    "draw_cos_boxplot",
+    "draw_adjacent_cos",
+    "draw_cross_model",
 ]
 
 # Heatmaps: values below this are treated as genuinely negative (not float noise).
 _NEGATIVE_TOLERANCE = 1e-6
 # Largest number of layers for which heatmap cells get their value written in.
 _MAX_ANNOTATED_LAYERS = 16
-
-#: How each layer-wise metric column is named on an axis.
-METRIC_LABELS = {"accuracy": "accuracy", "f1": "F1", "cross_entropy": "cross-entropy (nats)"}
 
 
 def _draw_layerwise(ax, acc: pd.DataFrame, split: str, metric: str,
@@ -457,3 +467,100 @@ def _norm_ratio_boxes(ax, norm_ratio: pd.DataFrame,
     ax.set_xlabel("block l")
     ax.set_ylabel("||h^(l-1)|| / ||h^(l) − h^(l-1)||\n(per sample, seeds pooled)")
     ax.set_title("(b) residual stream against the block's update")
+
+
+# --- drawing functions: scripts/plot.py's entries, named by the records of figure_kinds --------
+# Each takes the options its record declares (parsed), reads the files they name and draws.
+def paper_reference(key: str, label: str, acc: pd.DataFrame | None = None) -> dict | None:
+    """The paper's curves of a (KEY, LABEL) option (only those of the methods in `acc`, if
+    given), or None for KEY '-'."""
+    methods = None if acc is None else set(acc["method"])
+    return None if key == NO_REFERENCE else reference_curves(key, label, methods)
+
+
+def baseline_lines(info: str | None, split: str) -> dict | None:
+    """{metric: {label: value}} of the unigram and bigram baselines in a language-model
+    dataset's info.json, on the split's tokens (None without one)."""
+    if info is None:
+        return None
+    baselines = read_json(info)["ngram_baselines"]
+    return {metric: {f"{name} model": baselines[name][split][metric] for name in baselines}
+            for metric in ("accuracy", "cross_entropy")}
+
+
+def draw_layerwise_accuracy(args: Namespace) -> Figure:
+    """A classifier's metric, or a language model's next-token accuracy and loss (Fig 9)."""
+    name, acc = args.experiment, pd.read_csv(args.accuracy)
+    if "cross_entropy" in acc:  # a language model
+        loss = paper_reference(*args.loss_reference, acc) if args.loss_reference else None
+        return layerwise_panels_figure(
+            {"top-1 next token": (acc, "accuracy", paper_reference(*args.reference, acc)
+                                  if args.reference else None),
+             "next-token loss": (acc, "cross_entropy", loss)},
+            args.split, sharey=False, baselines=baseline_lines(args.baselines, args.split),
+            title=f"{name}: layer-wise {args.split} tokens, shared LM head")
+    return layerwise_accuracy_figure(
+        acc, args.split, metric=args.metric,
+        reference=paper_reference(*args.reference, acc) if args.reference else None,
+        title=f"{name}: layer-wise {args.split} {METRIC_LABELS[args.metric]}, "
+              "last-layer classifier")
+
+
+def draw_text_layerwise(args: Namespace) -> Figure:
+    panels = {}
+    for title, path, metric, key, label in args.task_panel:
+        acc = pd.read_csv(path)
+        panels[title] = (acc, metric, paper_reference(key, label, acc))
+    return layerwise_panels_figure(panels, args.split, f"Layer-wise {args.split} metric "
+                                   "with the last-layer classifier (paper Fig 8 shape)")
+
+
+def draw_heatmaps(args: Namespace) -> Figure:
+    measure = HEATMAPS[args.measure]
+    sim = pd.read_csv(args.similarity)
+    sim = sim[sim["measure"] == measure.name]
+    matrices = {m: frame_matrix(g) for m, g in sim.groupby("method", sort=False)}
+    return heatmap_grid_figure(matrices, f"{args.experiment}: {measure.label} between layers, "
+                               "mean over seeds", measure.label)
+
+
+def draw_curves_vs_last(args: Namespace) -> Figure:
+    return curves_vs_last_figure(pd.read_csv(args.accuracy), pd.read_csv(args.similarity),
+                                 args.method, args.split)
+
+
+def draw_residual_ablation(args: Namespace) -> Figure:
+    panels = {label: (pd.read_csv(acc), pd.read_csv(sim)) for label, acc, sim in args.panel}
+    references = None
+    if args.panel_reference:  # the paper's curves of each panel, in the order of --panel
+        references = {title: (label, similarity_curves(key)) for (title, _, _), (key, label)
+                      in zip(args.panel, args.panel_reference)}
+    return curves_vs_last_panels_figure(panels, "standard", args.split,
+                                        "Residual ablation: similarity to the last layer and "
+                                        "accuracy", reference=references)
+
+
+def draw_cos_boxplot(args: Namespace) -> Figure:
+    return cos_boxplot_figure(pd.read_csv(args.per_sample),
+                              f"{args.experiment}: per-sample COS with the last layer")
+
+
+def draw_adjacent_cos(args: Namespace) -> Figure:
+    """With a norm-ratio file, beside the paper's DeiT-S values (Fig 11b)."""
+    if args.norm_ratio is None:
+        return adjacent_cos_figure(pd.read_csv(args.similarity),
+                                   f"{args.experiment}: COS between consecutive layers")
+    return adjacent_cos_figure(
+        pd.read_csv(args.similarity), f"{args.experiment}: why adjacent layers stay similar",
+        norm_ratio=pd.read_csv(args.norm_ratio),
+        reference=("paper DeiT-S ImageNet (Fig 11b)",
+                   paper_values()["fig11_deit_s_imagenet_val"]["norm_ratio"]))
+
+
+def draw_cross_model(args: Namespace) -> Figure:
+    matrix = frame_matrix(pd.read_csv(args.similarity))
+    fig = similarity_heatmap_figure(matrix, f"{args.experiment}: linear CKA, standard (rows) vs "
+                                    "aligned (columns), mean over seeds", "linear CKA")
+    fig.axes[0].set_xlabel("aligned layer")
+    fig.axes[0].set_ylabel("standard layer")
+    return fig

@@ -1,9 +1,10 @@
 """The study plan: which runs, analyses, figures, tables and claims each experiment of a
 validated config gets, and the specs the workflow hands to its scripts.
 
-Plain Python over the config and the extension records (backbones, methods, measures), free
-of torch and Snakemake, so that every decision here is unit-tested without running the
-workflow; the .smk files keep only config loading, wildcards, paths of rules and shell quoting.
+Plain Python over the config and the extension records (backbones, methods, measures,
+figures), free of torch and Snakemake, so that every decision here is unit-tested without
+running the workflow; the .smk files keep only config loading, wildcards, paths of rules and
+shell quoting.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from functools import cached_property
 from layerwise.data.sources import SOURCES, dataset_metric, paper_curves
 from layerwise.models import backbone
 from layerwise.reference import reference_label
-from layerwise.similarity.measures import HEATMAPS
+from layerwise.report.figure_kinds import FIGURES
 from layerwise.train.methods import METHODS
 from layerwise.train.runs import run_names, split_run_name
 
@@ -32,9 +33,9 @@ def table_files(stem: str) -> list[str]:
 
 @dataclass(frozen=True)
 class FigureJob:
-    """One figure of an experiment: where it goes (stem.pdf, stem.png), its kind (the report's
-    caption and category), its label in the report, what it reads, and the arguments of
-    scripts/plot.py that draw it."""
+    """One figure of an experiment: where it goes (stem.pdf, stem.png), its kind (a record of
+    layerwise.report.figure_kinds: the report's caption and category), its label in the report,
+    what it reads, and the arguments of scripts/plot.py that draw it."""
     stem: str
     kind: str
     label: str
@@ -168,65 +169,31 @@ class StudyPlan:
         return any(METHODS[m].exit_heads for m in self.experiments[experiment]["methods"])
 
     # --- figures and targets --------------------------------------------------------------
+    def analysis_file(self, experiment: str, name: str) -> str:
+        """A summary file of an experiment's analysis (what its figures and tables read)."""
+        return f"{self.results}/analysis/{experiment}/{name}"
+
     def figure_jobs(self, experiment: str) -> list[FigureJob]:
-        """Every figure of an experiment, in the order the study summary shows them; one job
-        draws them all (each is seconds of drawing after seconds of imports)."""
-        exp = self.experiments[experiment]
-        fig, data = f"{self.results}/figures/{experiment}", f"{self.results}/analysis/{experiment}"
-        accuracy, similarity = f"{data}/layer_accuracy.csv", f"{data}/similarity.csv"
+        """Every figure of an experiment, as the figure records ask (which experiments get
+        each, what it reads, its options), in their order, which the study summary shows; one
+        job draws them all (each is seconds of drawing after seconds of imports)."""
         jobs = []
-
-        def add(name, kind, label, *args, **files):
-            argv = [kind, "--experiment", experiment, *args]
-            for flag, path in files.items():
-                argv += [f"--{flag.replace('_', '-')}", path]
-            jobs.append(FigureJob(f"{fig}/{name}", kind, label, tuple(files.values()),
-                                  tuple(argv + ["--pdf", f"{fig}/{name}.pdf",
-                                                "--png", f"{fig}/{name}.png"])))
-
-        references = []
-        for flag, curves in (("--reference", self.paper_reference(experiment)),
-                             ("--loss-reference", self.paper_loss_reference(experiment))):
-            references += [flag, *curves] if curves else []
-        baselines = ({"baselines": self.data_info(experiment)}
-                     if experiment in self.token_experiments else {})
-        add("layerwise_accuracy", "layerwise_accuracy", "layer-wise accuracy",
-            "--metric", self.metric(experiment), *references, accuracy=accuracy, **baselines)
-        for short in HEATMAPS:
-            add(f"{short}_heatmaps", "heatmaps", f"{short} heatmaps", "--measure", short,
-                similarity=similarity)
-        for method in exp["methods"]:
-            add(f"curves_vs_last_{method}", "curves_vs_last",
-                f"similarity to the last layer, {method}", "--method", method,
-                accuracy=accuracy, similarity=similarity)
-        add("cos_boxplot", "cos_boxplot", "per-sample COS",
-            per_sample=f"{data}/cos_per_sample.csv")
-        norm_ratio = {"norm_ratio": f"{data}/norm_ratio.csv"} if self.has_norm_ratio(
-            experiment) else {}
-        add("adjacent_cos", "adjacent_cos", "adjacent-layer COS", similarity=similarity,
-            **norm_ratio)
-        if (experiment not in self.token_experiments
-                and {"standard", "aligned"} <= set(exp["methods"])):
-            add("cross_model_cka", "cross_model", "CKA standard vs aligned",
-                similarity=f"{data}/cross_model_cka.csv")
-        if self.exit_study(experiment):
-            add("exit_tradeoff", "exit_tradeoff", "exit_tradeoff", data=f"{data}/exit_sweep.csv")
-            add("exit_counts", "exit_counts", "exit_counts", data=f"{data}/exit_counts.csv")
-        if experiment in self.token_experiments:
-            add("speculative", "speculative", "self-speculative decoding",
-                data=f"{data}/speculative.csv")
-            add("generation", "generation", "generation at a fixed exit (Fig 9 c, d)",
-                data=f"{data}/generation.csv")
-        # a language model has no depth study: its layer-wise accuracy never nears 1 - epsilon
-        if self.has_saturation(experiment):
-            add("saturation", "saturation", "saturation layers",
-                data=f"{data}/saturation.csv", similarity=similarity)
-        if self.has_depth_study(experiment):
-            add("depth_study", "depth_study", "depth study", "--epsilon",
-                str(self.config["analysis"]["effective_depth_epsilon"]), "--split", "train",
-                data=f"{data}/depth_study_accuracy.csv",
-                val_curves=f"{data}/depth_study_val_accuracy.csv")
+        for kind in FIGURES.values():
+            if not (kind.per_experiment and kind.applies(self, experiment)):
+                continue
+            for drawing in kind.jobs(self, experiment):
+                stem = f"{self.results}/figures/{experiment}/{drawing.name}"
+                files = [word for flag, path in drawing.files.items() for word in (flag, path)]
+                argv = (kind.name, "--experiment", experiment, *drawing.args, *files,
+                        "--pdf", f"{stem}.pdf", "--png", f"{stem}.png")
+                jobs.append(FigureJob(stem, kind.name, drawing.label,
+                                      tuple(drawing.files.values()), argv))
         return jobs
+
+    def study_figure_stems(self) -> list[str]:
+        """The figures of the whole study that this config draws (each by its own rule)."""
+        return [f"{self.results}/figures/{kind.name}" for kind in FIGURES.values()
+                if not kind.per_experiment and kind.in_study(self)]
 
     def has_saturation(self, experiment: str) -> bool:
         """Whether saturation layers are drawn (paper Fig 1, 3, 6): with the early-exit study,
@@ -236,7 +203,8 @@ class StudyPlan:
             and "aligned" in self.experiments[experiment]["methods"])
 
     def has_depth_study(self, experiment: str) -> bool:
-        """Effective depth (Fig 5) is a classifier's, wherever saturation is."""
+        """Effective depth (Fig 5) is a classifier's, wherever saturation is (a language model's
+        layer-wise accuracy never nears 1 - epsilon)."""
         return experiment not in self.token_experiments and self.has_saturation(experiment)
 
     def experiment_targets(self, experiment: str) -> list[str]:
@@ -253,11 +221,7 @@ class StudyPlan:
 
     def final_targets(self) -> list[str]:
         targets = [t for name in self.experiments for t in self.experiment_targets(name)]
-        if self.config["analysis"]["residual_ablation"]:
-            targets += figure_files(f"{self.results}/figures/residual_ablation")
-        if self.text_experiments:
-            targets += figure_files(f"{self.results}/figures/text_layerwise")
-        return targets
+        return targets + [f for stem in self.study_figure_stems() for f in figure_files(stem)]
 
     # --- the claims and the study summary ------------------------------------------------------
     def claim_files(self, experiment: str) -> dict:
