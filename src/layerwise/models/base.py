@@ -9,9 +9,11 @@ path, `final_norm` and `head` (a head may be vocabulary-wide).
 
 Multi-exit models (the paper's baseline) get `exit_heads` from the base class: one own
 classifier per layer 1..L-1 (`exit_head`, which a backbone may override), while the last exit
-stays the model's own head. `exit_logits`
-is how every consumer (training, extraction, early exit) reads a layer's prediction: the
-layer's own head when the model has them, the shared classifier otherwise.
+stays the model's own head. A tuned-lens model (Belrose et al. 2023) gets a `lens` instead:
+one affine translator per layer 1..L-1, read through the model's whole output path. A model has
+one or the other, never both. `exit_logits` is how every consumer (training, extraction, early
+exit) reads a layer's prediction: the layer's own head when the model has them, the shared
+classifier on the translated state when it has a lens, the shared classifier otherwise.
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ class LayeredClassifier(nn.Module):
     num_layers: int
     width: int  # the size of a pooled representation (what an exit head reads)
     exit_heads: nn.ModuleList | None
+    lens: nn.ModuleList | None
 
     def __init__(self, head_input: str = "final_norm"):
         super().__init__()
@@ -80,6 +83,7 @@ class LayeredClassifier(nn.Module):
             raise ValueError(f"head_input must be one of {HEAD_INPUTS}, got {head_input!r}")
         self.head_input = head_input
         self.exit_heads = None
+        self.lens = None
 
     # --- what a backbone implements -------------------------------------------------------
     def embed(self, inputs) -> torch.Tensor:
@@ -137,6 +141,9 @@ class LayeredClassifier(nn.Module):
         """Give layers 1..L-1 their own classifier (`exit_head`), `num_outputs` wide (the
         classes, or a language model's vocabulary); layer L keeps the model's own head, so the
         multi-exit model's final output path is the standard one."""
+        if self.lens is not None:
+            raise ValueError("this model has a tuned lens; a model has exit heads or a lens, "
+                             "not both")
         self.exit_heads = nn.ModuleList(self.exit_head(num_outputs)
                                         for _ in range(self.num_layers - 1))
 
@@ -148,16 +155,49 @@ class LayeredClassifier(nn.Module):
         nn.init.zeros_(linear.bias)
         return nn.Sequential(nn.LayerNorm(self.width), linear)
 
+    # --- tuned lens: one affine translator per layer, read through the final layer's path ----
+    def add_lens(self) -> None:
+        """Give layers 1..L-1 a translator h -> A_l h + b_l, initialised to the identity (A = I,
+        b = 0) as the tuned lens initialises it, so that an unfitted lens is the logit lens. The
+        translators take the model's dtype and device: a lens is added to a finished model."""
+        if self.exit_heads is not None:
+            raise ValueError("this model has exit heads; a model has exit heads or a lens, "
+                             "not both")
+        like = next(self.parameters())
+        translators = []
+        for _ in range(self.num_layers - 1):
+            translator = nn.Linear(self.width, self.width, device=like.device, dtype=like.dtype)
+            nn.init.eye_(translator.weight)
+            nn.init.zeros_(translator.bias)
+            translators.append(translator)
+        self.lens = nn.ModuleList(translators)
+
+    def exit_representations(self, reps: torch.Tensor) -> torch.Tensor:
+        """Every layer of `reps` (consecutive layers ending with layer L, shaped as
+        `layer_representations` returns them) as its exit reads it: a lens model's layers
+        1..L-1 translated, everything else unchanged. The similarity analyses of a lens model
+        compare these."""
+        if self.lens is None:
+            return reps
+        first = self.num_layers + 1 - len(reps)
+        return torch.stack([self.lens[layer - 1](h) if 0 < layer < self.num_layers else h
+                            for layer, h in enumerate(reps, start=first)])
+
+    # --- every layer's exit ---------------------------------------------------------------
     def exit_logits(self, h: torch.Tensor, layer: int) -> torch.Tensor:
-        """Logits of the exit at `layer`: its own head in a multi-exit model, else the shared
-        classifier. Layer 0 (the embedding) has no exit of its own and uses the shared one."""
-        if self.exit_heads is None or layer in (0, self.num_layers):
+        """Logits of the exit at `layer`: its own head in a multi-exit model; with a lens, the
+        model's whole output path (final norm and head, as for layer L) on the translated
+        state; else the shared classifier. Layer 0 (the embedding) and layer L have no exit of
+        their own and use the shared one."""
+        if layer in (0, self.num_layers) or (self.exit_heads is None and self.lens is None):
             return self.classify(h, layer)
+        if self.lens is not None:
+            return self.classify(self.lens[layer - 1](h), self.num_layers)
         return self.exit_heads[layer - 1](h)
 
     def layer_exit_logits(self, reps: torch.Tensor) -> torch.Tensor:
         """`exit_logits` of every layer of `reps` (consecutive layers ending with layer L)."""
-        if self.exit_heads is None:
+        if self.exit_heads is None and self.lens is None:
             return self.layer_logits(reps)
         first = self.num_layers + 1 - len(reps)
         return torch.stack([self.exit_logits(h, first + i) for i, h in enumerate(reps)])
