@@ -26,17 +26,18 @@ def main(argv=None):
 
     model_spec = json.loads(args.model_spec)
     info = load_split(args.data, "val")[2]
-    single, multi = (count(build_run_model({"method": m, "model": model_spec}, info))
-                     for m in ("standard", "multi_exit"))
+    single, multi, lens = (count(build_run_model({"method": m, "model": model_spec}, info))
+                           for m in ("standard", "multi_exit", "tuned_lens"))
     ours = {"model": f"{args.experiment} ({model_spec['arch']})", "width": model_spec["width"],
             "classes": info["num_classes"], "layers": model_spec["depth"], "single": single,
-            "multi_counted": multi}
+            "multi_counted": multi, "lens_counted": lens - single}
     table = parameter_rows(paper_values()["table1_parameter_savings"], ours)
     write_table(table, args.table,
                 "Parameters of a single shared classifier against one per layer: multi = single "
                 "+ (L-1)·K·d and the saving (multi - single) / multi, beside the values the paper "
                 "prints (Table 1) and, for this study's model, the count of the built model "
-                "(whose exit heads also carry biases and a LayerNorm).",
+                "(whose exit heads also carry biases and a LayerNorm); last, the parameters a "
+                "tuned lens adds to the single-classifier model instead, (L-1)(d²+d).",
                 formatted=format_parameter_table(table))
 
 

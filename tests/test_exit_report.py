@@ -55,13 +55,32 @@ def test_effective_depths_per_run_and_split():
 
 def test_parameter_table_has_the_papers_rows_and_the_counted_model():
     model = {"model": "tiny", "width": 4, "classes": 3, "layers": 3, "single": 100,
-             "multi_counted": 130}
+             "multi_counted": 130, "lens_counted": 40}
     table = parameter_rows(paper_values()["table1_parameter_savings"], model)
     assert table["model"].tolist() == ["DeiT-S", "DeiT-B", "GPT-2", "tiny"]
     assert table.iloc[-1]["multi_formula"] == 100 + 2 * 3 * 4
     assert table.iloc[-1]["saving_reported"] == pytest.approx(30 / 130)
+    # a tuned lens: (L-1)(d^2 + d); for GPT-2 (K = 50257 > d) far below the exit heads
+    gpt2 = table.set_index("model").loc["GPT-2"]
+    assert gpt2["lens"] == 11 * (768 ** 2 + 768) and gpt2["lens"] < gpt2["multi_formula"] - gpt2[
+        "single"]
+    assert table.iloc[-1]["lens"] == 40
     shown = format_parameter_table(table)
     assert shown.loc[0, "multi = single + (L-1)Kd"] == "26.27M"
+    assert shown.loc[3, "tuned lens (L-1)(d²+d)"] == "40"
+
+
+def test_the_built_lens_has_the_counted_parameters():
+    from layerwise.exits.parameters import lens_parameters
+    from layerwise.train.runs import build_run_model
+
+    spec = dict(arch="gpt2", depth=3, width=16, heads=2, mlp_ratio=2.0, head_input="raw",
+                pretrained="")
+    info = dict(vocab_size=20, num_classes=20, max_length=8, pad_id=0)
+    single, lens = (sum(p.numel() for p in build_run_model({"method": m, "model": spec},
+                                                           info).parameters())
+                    for m in ("standard", "tuned_lens"))
+    assert lens - single == lens_parameters(3, 16) == 2 * (16 * 16 + 16)
 
 
 def test_every_exit_figure_renders(tmp_path):

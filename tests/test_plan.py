@@ -58,12 +58,30 @@ def test_language_model_runs_fine_tune_one_pretraining(plan, default):
     assert pretraining["method"] == "standard" and pretraining["train"] == exp["pretrain"]["train"]
     assert pretraining["model"] == exp["model"]
     for method, seed in plan.runs("gpt2_running_text"):
-        assert plan.run_spec("gpt2_running_text", method, seed)["init"] == pretraining
+        spec = plan.run_spec("gpt2_running_text", method, seed)
+        trained = spec.get("base", spec)   # a tuned lens is fitted on the standard run
+        assert trained["init"] == pretraining
     changed = copy.deepcopy(default)
     changed["experiments"][2]["train"]["lr"] = 5e-4
     assert StudyPlan(changed).pretrain_spec("gpt2_running_text") == pretraining
     changed["experiments"][2]["pretrain"]["train"]["epochs"] = 3
     assert StudyPlan(changed).run_spec("gpt2_running_text", "aligned", 0)["init"] != pretraining
+
+
+def test_a_tuned_lens_run_holds_the_standard_run_it_is_fitted_on(plan, default):
+    """A lens run's spec nests its base run's whole spec (a change of the standard run refits
+    the lens) and its own settings, and no training schedule of its own."""
+    for experiment in ("vit_digits", "bert_rotten_tomatoes", "gpt2_running_text"):
+        spec = plan.run_spec(experiment, "tuned_lens", 2)
+        assert spec["base"] == plan.run_spec(experiment, "standard", 2)
+        assert spec["tuned_lens"] == plan.experiments[experiment]["tuned_lens"]
+        assert "train" not in spec and "init" not in spec and spec["seed"] == 2
+    assert "tuned_lens" in plan.exit_methods("vit_digits")
+    config = copy.deepcopy(default)
+    config["experiments"][0]["methods"] = ["aligned", "tuned_lens"]
+    with pytest.raises(ConfigError, match=r"methods\[1\]: 'tuned_lens' is not allowed; .* "
+                                          "methods must list standard too"):
+        validate_config(config)
 
 
 @pytest.mark.parametrize("change, key, expected", [
@@ -87,7 +105,7 @@ def test_runs_cover_every_method_and_seed_then_the_depth_study(plan):
     assert plan.runs("vit_digits", ["standard"]) == [("standard", 0), ("standard", 1),
                                                       ("standard", 2)]
     assert plan.all_runs("vit_digits") == ["standard", "aligned", "multi_exit", "aligned_uniform",
-                                           "cos_regularized", "standard_d6"]
+                                           "cos_regularized", "tuned_lens", "standard_d6"]
 
 
 def test_claims_cover_the_transformer_experiments_and_the_ablation_pair(plan):
@@ -183,7 +201,7 @@ def test_shipped_configs_give_compared_methods_one_schedule(name):
         raw = merge_configs(load_config_file(ROOT / "config" / "config.yaml"), raw)
     for exp in validate_config(raw)["experiments"]:
         schedules = {m: METHODS[m].settings(exp)["alternate"] for m in exp["methods"]
-                     if METHODS[m].section}
+                     if METHODS[m].section and "alternate" in METHODS[m].settings(exp)}
         assert len(set(schedules.values())) <= 1 or exp["schedule_reason"], (exp["name"],
                                                                               schedules)
 
@@ -198,10 +216,12 @@ def test_an_unequal_schedule_needs_a_reason(default):
 
 
 def test_the_exit_study_covers_the_papers_three_methods(plan):
-    """Early exit and saturation compare standard, aligned and multi-exit; the two ablation
-    methods enter the layer-wise and similarity results and their claims only."""
-    assert plan.exit_methods("vit_digits") == ["standard", "aligned", "multi_exit"]
-    assert plan.exit_methods("bert_rotten_tomatoes") == ["standard", "aligned", "multi_exit"]
+    """Early exit and saturation compare standard, aligned and multi-exit, and the tuned lens
+    beside them; the two ablation methods enter the layer-wise and similarity results and
+    their claims only."""
+    methods = ["standard", "aligned", "multi_exit", "tuned_lens"]
+    assert plan.exit_methods("vit_digits") == methods
+    assert plan.exit_methods("bert_rotten_tomatoes") == methods
 
 
 def test_a_language_model_is_analysed_token_by_token_with_the_exit_study(plan):

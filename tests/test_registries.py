@@ -149,6 +149,9 @@ def validated(arch: str, methods: tuple[str, ...] | None = None) -> dict:
 
 
 def experiment_of(arch: str, *methods: str) -> dict:
+    """An experiment training `methods`, and the runs a post-hoc one among them is fitted on."""
+    bases = [METHODS[m].post_hoc for m in methods if METHODS[m].post_hoc]
+    methods = tuple(dict.fromkeys([*bases, *methods]))
     return copy.deepcopy(validated(arch, methods or None)["experiments"][0])
 
 
@@ -271,6 +274,9 @@ def test_one_training_step_of_a_method_is_finite_and_reaches_what_it_trains(name
     torch.manual_seed(0)
     model = build_run_model({"method": name, "model": experiment["model"]}, info).train()
     assert (model.exit_heads is not None) == record.exit_heads
+    assert (model.lens is not None) == record.lens
+    if record.post_hoc is not None:
+        return one_fitting_step_moves_only_what_it_adds(model, x)
     spec = TrainSpec.from_config(name, 0, experiment["train"], record.settings(experiment))
     weights = layer_weights(model.num_layers, spec.settings.weights)
     captured = capture_representations(model)
@@ -298,6 +304,22 @@ def test_one_training_step_of_a_method_is_finite_and_reaches_what_it_trains(name
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
+def one_fitting_step_moves_only_what_it_adds(model, x):
+    """A post-hoc method (the tuned lens) trains no backbone: one step of its fit on the
+    model's own states gives a finite loss and changes its lens alone."""
+    from layerwise.train.lens import fit_lens_on_states
+
+    with torch.no_grad():
+        reps = model.eval().layer_representations(x)
+    if reps.dim() == 4:  # a language model's positions are its samples
+        reps = reps.flatten(1, 2)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    log = fit_lens_on_states(model, reps, steps=1, lr=1e-2)
+    assert np.isfinite(log[-1]["kl"])
+    changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+    assert changed and all(n.startswith("lens.") for n in changed), changed
+
+
 @pytest.mark.parametrize("name", METHODS)
 def test_a_methods_settings_are_a_documented_section_carried_to_training(name):
     record = METHODS[name]
@@ -314,6 +336,10 @@ def test_a_methods_settings_are_a_documented_section_carried_to_training(name):
     for key, sub in section["properties"].items():
         assert sub.get("description", "").strip() and "default" in sub, (record.section, key)
     assert set(record.overrides) <= set(section["properties"]), record.overrides
+    if record.post_hoc is not None:  # its run spec carries them to its fit
+        assert StudyPlan(validated(reads("image"), (record.post_hoc, name))).run_spec(
+            "tiny", name, 0)[name] == settings
+        return
     carried = TrainSpec.from_config(name, 0, experiment["train"], settings).settings
     for key, value in settings.items():
         assert getattr(carried, key) == value, f"{record.section}.{key} does not reach training"

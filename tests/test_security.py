@@ -13,7 +13,7 @@ SOURCES = [p for d in ("src", "scripts", "workflow", "benchmarks")
 # Shell params that are assembled in Python with shlex.quote or hold validated numbers only.
 PREQUOTED_PARAMS = {"runs", "logs", "batch_size", "seeds", "rbf_threshold", "processes",
                     "train_samples", "metric", "reference", "panels", "norm_ratio",
-                    "options", "loss_reference", "init", "baselines"}
+                    "options", "loss_reference", "init", "baselines", "states"}
 
 
 def test_sources_were_found():

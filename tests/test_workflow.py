@@ -33,7 +33,11 @@ def test_dry_run_plans_every_run(fresh_project, extra):
     # language model's token passes
     analysed = sum(counts.get(rule, 0)
                    for rule in ("analyze_run", "analyze_exit_run", "analyze_tokens"))
-    assert counts["train"] == analysed == runs
+    # every run is trained, or fitted post hoc on another run (the tuned lens)
+    assert counts["train"] + counts.get("fit_lens", 0) == analysed == runs
+    assert counts.get("fit_lens", 0) == sum(
+        e["methods"].count("tuned_lens") * len(e["seeds"])
+        for e in yaml.safe_load(config_file.read_text())["experiments"])
     assert counts["analyze_tokens"] == sum(
         len(e["methods"]) * len(e["seeds"])
         for e in yaml.safe_load(config_file.read_text())["experiments"]
@@ -49,9 +53,10 @@ def test_one_figure_asks_for_exactly_the_jobs_its_experiments_figures_need(fresh
     target = f"results/figures/{SMOKE}/layerwise_accuracy.png"
     run = snakemake(fresh_project, "-n", target, "--configfile", "config/smoke.yaml")
     assert run.returncode == 0, run.stderr
-    # 5 methods and one depth-study run x 2 seeds, 3 of the methods in the exit study
-    assert job_counts(run.stdout) == {"prepare_data": 1, "train": 12, "analyze_run": 6,
-                                      "analyze_exit_run": 6, "summarize": 1,
+    # 5 trained methods and one depth-study run x 2 seeds, a tuned lens fitted on each
+    # standard run, 4 of the methods in the exit study (the lens among them)
+    assert job_counts(run.stdout) == {"prepare_data": 1, "train": 12, "fit_lens": 2,
+                                      "analyze_run": 6, "analyze_exit_run": 8, "summarize": 1,
                                       "summarize_exits": 1, "depth_study": 1,
                                       "cross_model_similarity": 1, f"figures_{SMOKE}": 1}
 
@@ -143,7 +148,8 @@ def test_smoke_study_writes_the_early_exit_outputs(smoke_project):
     points = pd.read_csv(results / "analysis" / SMOKE / "exit_operating_points.csv")
     config = yaml.safe_load((smoke_project / "config/smoke.yaml").read_text())
     smoke = next(e for e in config["experiments"] if e["name"] == SMOKE)
-    assert set(points["method"]) == {"standard", "aligned", "multi_exit"}  # the exit study's
+    # the exit study's methods, the tuned lens beside them
+    assert set(points["method"]) == {"standard", "aligned", "multi_exit", "tuned_lens"}
     assert set(points["policy"]) == set(config["exits"]["policies"])
     assert points["mean_exit_layer"].between(1, 4).all()
     assert (points["speedup"] - 4 / points["mean_exit_layer"]).abs().max() < 1e-9
@@ -154,7 +160,8 @@ def test_smoke_study_writes_the_early_exit_outputs(smoke_project):
     saturation = pd.read_csv(results / "analysis" / SMOKE / "saturation.csv")
     assert saturation["saturation_layer"].between(1, 4).all()
     depths = pd.read_csv(results / "analysis" / SMOKE / "effective_depth.csv")
-    assert {"standard_d2", *smoke["methods"]} == set(depths["run"])
+    # every trained run (the tuned lens is fitted, not trained)
+    assert {"standard_d2", *smoke["methods"]} - {"tuned_lens"} == set(depths["run"])
     assert {"train", "test"} <= set(depths["split"])
     shallow = depths[depths["run"] == "standard_d2"]
     assert (shallow["depth"] == 2).all() and (shallow["effective_depth"] <= 2).all()
@@ -212,8 +219,29 @@ def test_smoke_study_analyses_the_language_model_token_by_token(smoke_project):
     timing = pd.read_csv(results / "analysis" / lm / "exit_timing.csv")
     assert timing["agreement_prefix"].between(0, 1).all() and (timing["batch_size"] == 1).all()
     saturation = pd.read_csv(results / "analysis" / lm / "saturation.csv")
-    assert len(saturation) == 3 * info["tokens"]["test"]  # one row per test token and method
+    assert len(saturation) == 4 * info["tokens"]["test"]  # one row per test token and method
     claims = pd.read_csv(results / "tables" / "claims.csv")
     rows = claims[claims["experiment"] == lm]
     evaluated = rows[rows["claim"].isin([f"C{i}" for i in range(1, 8)])]
     assert len(evaluated) == 7 and evaluated["status"].isin(["holds", "fails", "mixed"]).all()
+
+
+def test_smoke_study_fits_a_tuned_lens_on_each_standard_run(smoke_project):
+    """The lens is one more method everywhere downstream: layer-wise metrics, exits, the
+    parameter table and its two claims."""
+    results = smoke_project / "results"
+    for experiment in (SMOKE, "gpt2_smoke"):
+        acc = pd.read_csv(results / "analysis" / experiment / "layer_accuracy.csv")
+        assert "tuned_lens" in set(acc["method"])
+        test = acc[(acc["split"] == "test") & (acc["layer"] == acc["layer"].max())]
+        # layer L is the standard model's own output: the lens changes nothing there
+        by_method = test.groupby("method")["accuracy"].mean()
+        assert by_method["tuned_lens"] == pytest.approx(by_method["standard"])
+        log = pd.read_csv(results / "runs" / experiment / "tuned_lens" / "seed0" /
+                          "train_log.csv")
+        assert log["kl"].iloc[-1] < log["kl"].iloc[0]          # the fit lowered the KL
+        assert "tuned lens" in (results / "tables" / experiment /
+                                "parameter_savings.md").read_text()
+    claims = pd.read_csv(results / "tables" / "claims.csv")
+    rows = claims[claims["claim"].isin(["C12", "C13"]) & (claims["experiment"] == SMOKE)]
+    assert len(rows) == 2 and rows["status"].isin(["holds", "fails", "mixed"]).all()

@@ -48,6 +48,16 @@ def one_of(names):
     return "|".join(map(re.escape, names)) or "(?!)"
 
 
+# Runs are trained (rule train), or fitted post hoc on another method's runs (rule fit_lens).
+TRAINED_METHODS = one_of([m for m in METHODS if METHODS[m].post_hoc is None]) + r"|standard_d\d+"
+POST_HOC_METHODS = one_of([m for m in METHODS if METHODS[m].post_hoc is not None])
+
+
+def post_hoc_base(w):
+    """The method whose run of the same seed a post-hoc run is fitted on."""
+    return METHODS[w.method].post_hoc
+
+
 # Every run is analysed by one job that loads its model once: a classifier's by analyze_run
 # (hidden states stored, then the layer-wise analysis), or analyze_exit_run for the runs of the
 # early-exit study (the same, plus the exit study); a language model's by analyze_tokens,

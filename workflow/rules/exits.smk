@@ -40,9 +40,9 @@ rule summarize_exits:
 rule depth_study:
     input:
         accuracy=lambda w: experiment_runs(w.experiment, ANALYSIS_FILES["layer_accuracy"],
-                                           PLAN.all_runs(w.experiment)),
+                                           PLAN.trained_runs(w.experiment)),
         logs=lambda w: experiment_runs(w.experiment, rules.train.output.log,
-                                       PLAN.all_runs(w.experiment)),
+                                       PLAN.trained_runs(w.experiment)),
     output:
         accuracy=f"{EXIT_SUMMARY}/depth_study_accuracy.csv",
         val_curves=f"{EXIT_SUMMARY}/depth_study_val_accuracy.csv",
@@ -52,8 +52,8 @@ rule depth_study:
                               "effective_depth", REPORT_SATURATION, "effective depth"),
     params:
         runs=lambda w: run_args(w, [ANALYSIS_FILES["layer_accuracy"]],
-                                PLAN.all_runs(w.experiment)),
-        logs=lambda w: run_args(w, [rules.train.output.log], PLAN.all_runs(w.experiment),
+                                PLAN.trained_runs(w.experiment)),
+        logs=lambda w: run_args(w, [rules.train.output.log], PLAN.trained_runs(w.experiment),
                                 flag="--log"),
         epsilon=config["analysis"]["effective_depth_epsilon"],
         table=lambda w: f"{RESULTS}/tables/{w.experiment}/effective_depth",

@@ -10,7 +10,7 @@ rule check_claims:
     output:
         json=f"{RESULTS}/tables/claims.json",
         table=table_in_report(multiext(f"{RESULTS}/tables/claims", ".csv", ".md", ".tex"),
-                              "claims", REPORT_CLAIMS, "claims C1-C11", "all experiments"),
+                              "claims", REPORT_CLAIMS, "claims C1-C13", "all experiments"),
     params:
         spec=json.dumps(PLAN.claims_spec(), sort_keys=True),
         table=lambda w, output: os.path.splitext(output.table[0])[0],

@@ -1,6 +1,8 @@
 # Only the final weights, the log and provenance are declared: Snakemake deletes declared
 # outputs before it reruns a job, so the resumable checkpoint lives in an undeclared folder.
 rule train:
+    wildcard_constraints:
+        method=TRAINED_METHODS,
     input:
         splits=lambda w: f"{data_dir(w)}/splits.safetensors",
         info=lambda w: f"{data_dir(w)}/info.json",
@@ -67,3 +69,41 @@ rule pretrain:
         " --provenance {output.provenance:q} --threads {threads}"
         " --processes {params.processes} > {log:q} 2>&1"
 
+
+
+# A post-hoc run (the tuned lens): the same seed's run of its base method, frozen, with an
+# affine translator per layer fitted on the training split; written where a training run
+# writes, so that every analysis reads it as one more method. A classifier's lens reads the
+# base run's stored training-split states, a language model's streams the training blocks.
+rule fit_lens:
+    wildcard_constraints:
+        method=POST_HOC_METHODS,
+    input:
+        base=lambda w: f"{RESULTS}/runs/{w.experiment}/{post_hoc_base(w)}/seed{w.seed}/model.safetensors",
+        splits=lambda w: f"{data_dir(w)}/splits.safetensors",
+        states=lambda w: [] if w.experiment in PLAN.token_experiments else [
+            HIDDEN_FILES["train"].format(experiment=w.experiment, method=post_hoc_base(w),
+                                         seed=w.seed)],
+    output:
+        model=f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/model.safetensors",
+        log=f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/train_log.csv",
+        provenance=f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/provenance.json",
+    params:
+        spec=run_spec_json,
+        data=data_dir,
+        states=lambda w, input: " ".join(f"--states {shlex.quote(f)}" for f in input.states),
+    log:
+        f"{RESULTS}/logs/fit_lens/{{experiment}}/{{method}}/seed{{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/fit_lens/{{experiment}}/{{method}}/seed{{seed}}.tsv"
+    threads: 1
+    conda:
+        CONDA_ENV
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    shell:
+        "python scripts/fit_lens.py --spec {params.spec:q} --data {params.data:q}"
+        " --base-model {input.base:q} {params.states} --model {output.model:q}"
+        " --log {output.log:q} --provenance {output.provenance:q} --threads {threads}"
+        " > {log:q} 2>&1"

@@ -120,30 +120,30 @@ def matched_threshold(val_sweep: pd.DataFrame, speedup: float) -> float:
     return float(ranked["threshold"].iloc[0])
 
 
-def c6_per_seed(sweep: pd.DataFrame, points: pd.DataFrame, policy: str
-                ) -> tuple[PerSeed, str]:
-    """Per seed: multi-exit test accuracy at its operating point minus single-classifier
-    (aligned) test accuracy at the aligned threshold whose validation speed-up matches the
-    multi-exit operating point's validation speed-up. Both thresholds are chosen on validation;
-    test is only read. Signed, so that "on par" can be judged both ways; and a line describing
-    the operating points."""
-    require_methods(points, ["aligned", "multi_exit"], "exit_operating_points.csv")
+def c6_per_seed(sweep: pd.DataFrame, points: pd.DataFrame, policy: str,
+                other: str = "multi_exit") -> tuple[PerSeed, str]:
+    """Per seed: the `other` method's (multi-exit's) test accuracy at its operating point minus
+    single-classifier (aligned) test accuracy at the aligned threshold whose validation
+    speed-up matches the other's operating point's validation speed-up. Both thresholds are
+    chosen on validation; test is only read. Signed, so that "on par" can be judged both ways;
+    and a line describing the operating points."""
+    require_methods(points, ["aligned", other], "exit_operating_points.csv")
     if policy not in set(points["policy"]):
         raise NotEvaluated(f"exit policy {policy} is not among exits.policies "
                            f"({', '.join(sorted(set(points['policy'])))})")
-    multi = points[(points["method"] == "multi_exit") & (points["policy"] == policy)]
+    multi = points[(points["method"] == other) & (points["policy"] == policy)]
     aligned = sweep[(sweep["method"] == "aligned") & (sweep["policy"] == policy)]
     curves = {int(s): g for s, g in aligned.groupby("seed")}
     operating = {int(r.seed): r for r in multi.itertuples()}
     values, matched = {}, []
-    for seed in paired(operating, curves, "the aligned sweep and the multi-exit points"):
+    for seed in paired(operating, curves, f"the aligned sweep and the {other} points"):
         point, curve = operating[seed], curves[seed]
         val_speedup = float(point.layers) / float(point.val_mean_exit_layer)
         threshold = matched_threshold(curve[curve["split"] == "val"], val_speedup)
         test = curve[(curve["split"] == "test") & (curve["threshold"] == threshold)].iloc[0]
         values[seed] = float(point.accuracy) - float(test["accuracy"])
         matched.append((float(test["accuracy"]), float(test["speedup"])))
-    detail = (f"multi_exit operating point {multi['accuracy'].mean():.3f} at "
+    detail = (f"{other} operating point {multi['accuracy'].mean():.3f} at "
               f"{multi['speedup'].mean():.2f}x; aligned at the validation-matched threshold "
               f"{sum(a for a, _ in matched) / len(matched):.3f} at "
               f"{sum(s for _, s in matched) / len(matched):.2f}x (test)")
@@ -168,6 +168,14 @@ def c9_per_seed(acc: pd.DataFrame, metric: str = "accuracy") -> PerSeed:
     towards the last layer does."""
     aligned, regularized, seeds = _paired_curves(acc, metric, "aligned", "cos_regularized")
     return {s: intermediate_gain(aligned[s], regularized[s]) for s in seeds}
+
+
+def c12_per_seed(acc: pd.DataFrame, metric: str = "accuracy") -> PerSeed:
+    """Mean over the intermediate layers 1..L-1 of aligned minus tuned-lens test metric: what
+    training the model for its shared head adds to reading a standard model's layers through a
+    lens fitted after training."""
+    aligned, lens, seeds = _paired_curves(acc, metric, "aligned", "tuned_lens")
+    return {s: intermediate_gain(aligned[s], lens[s]) for s in seeds}
 
 
 def c10_per_seed(acc: pd.DataFrame, metric: str = "accuracy") -> PerSeed:
@@ -207,7 +215,8 @@ def _c8_on_pair(pair: tuple[ExperimentData, ExperimentData], thresholds: dict) -
 
 # --- the same statistics on the paper's digitized numbers ------------------------------------
 def _no_paper_value(values: dict, early_fraction_: float) -> None:
-    """C1: the paper shows COS and CKA agreeing only by eye; C10, C11: Fig 15 is not digitized."""
+    """C1: the paper shows COS and CKA agreeing only by eye; C10, C11: Fig 15 is not digitized;
+    C12, C13: the paper has no tuned lens."""
     return None
 
 
@@ -319,5 +328,23 @@ CLAIMS: dict[str, Claim] = {claim.id: claim for claim in (
         "linear − uniform weights' test {metric} at layer L (aligned)",
         ">=", "min_uniform_final_cost", EXPERIMENT,
         compute=lambda data, _: c11_per_seed(data.table("accuracy"), data.metric),
+        paper=_no_paper_value),
+    # Beyond the paper: the post-hoc baseline it does not compare with (the tuned lens).
+    Claim(
+        "C12", "aligned training lifts intermediate layers above a tuned lens on the standard "
+               "model",
+        "mean over layers 1..L-1 of aligned − tuned-lens test {metric}",
+        ">=", "min_aligned_over_tuned_lens", EXPERIMENT,
+        compute=lambda data, _: c12_per_seed(data.table("accuracy"), data.metric),
+        paper=_no_paper_value),
+    Claim(
+        "C13", "the aligned model exits as well as a tuned lens on the standard model at "
+               "matched speed-up",
+        "tuned-lens − aligned test accuracy, the aligned threshold matching the tuned lens' "
+        "operating point's speed-up on validation ({policy} exit)",
+        "<=", "max_lens_exit_advantage", EXPERIMENT,
+        compute=lambda data, thresholds: c6_per_seed(
+            data.table("sweep"), data.table("points"), thresholds["exit_policy"],
+            "tuned_lens"),
         paper=_no_paper_value),
 )}

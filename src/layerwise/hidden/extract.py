@@ -16,8 +16,10 @@ def predict_layers(model: LayeredClassifier, x: torch.Tensor, y: torch.Tensor,
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(L+1, N, d) representations, (L+1, N, K) exit logits and (N,) targets, float32 on CPU.
 
-    Exit logits are the shared head's, or each layer's own head's in a multi-exit model, so
-    everything downstream reads one `logits` tensor whatever the method. A backbone with a
+    Exit logits are the shared head's, or each layer's own head's in a multi-exit model, or the
+    shared head's on a tuned lens' translated states, so everything downstream reads one
+    `logits` tensor whatever the method; the representations are those the exits read (a lens
+    model's translated ones). A backbone with a
     representation per token gives one sample per position that has a target (N counts
     tokens; positions whose target is IGNORE, such as padding, are left out).
     """
@@ -26,8 +28,9 @@ def predict_layers(model: LayeredClassifier, x: torch.Tensor, y: torch.Tensor,
     reps, logits, targets = [], [], []
     for inputs, labels in eval_batches(x, y, batch_size, device, workers=workers):
         with autocast(device):
-            r = model.layer_representations(inputs)
-            out = model.layer_exit_logits(r)
+            raw = model.layer_representations(inputs)
+            out = model.layer_exit_logits(raw)
+            r = model.exit_representations(raw)  # a tuned lens' translated states
         if r.ndim == 4:  # (L+1, B, T, d): keep the positions that have a target
             keep = labels != IGNORE
             r, out, labels = r[:, keep], out[:, keep], labels[keep]

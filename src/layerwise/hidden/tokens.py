@@ -97,11 +97,12 @@ def summarize_split(model: LayeredClassifier, x: torch.Tensor, y: torch.Tensor,
             exits.append(LayerExits(batch.predictions.cpu(), targets.cpu(),
                                     {p: s.cpu() for p, s in batch.scores.items()},
                                     batch.nll.cpu()))
+        shown = model.exit_representations(reps)  # a tuned lens' translated states
         if similarity is not None:
-            similarity.update_means(reps[1:])
+            similarity.update_means(shown[1:])
         if keep is not None:
             inside = keep[(keep >= seen) & (keep < seen + len(targets))] - seen
-            kept.append(reps[:, inside.to(reps.device)].cpu())
+            kept.append(shown[:, inside.to(reps.device)].cpu())
         seen += len(targets)
     if seen == 0:
         raise ValueError("the split has no position with a target")
@@ -116,7 +117,7 @@ def finish_similarity(model: LayeredClassifier, x: torch.Tensor, y: torch.Tensor
     """The second (centered) pass of `similarity` over the tokens its first pass saw."""
     similarity.finish_means()
     for reps, _ in token_states(model, x, y, batch_size):
-        similarity.update(reps[1:])
+        similarity.update(model.exit_representations(reps)[1:])
     return similarity
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from layerwise.exits.parameters import multi_exit_parameters, parameter_saving
+from layerwise.exits.parameters import (lens_parameters, multi_exit_parameters,
+                                        parameter_saving)
 from layerwise.exits.policies import POLICIES
 from layerwise.train.methods import METHODS
 from layerwise.train.runs import split_run_name
@@ -121,7 +122,9 @@ def format_effective_depth_table(table: pd.DataFrame, epsilon: float) -> pd.Data
 def parameter_rows(paper_rows: list[dict], model_row: dict | None = None) -> pd.DataFrame:
     """The paper's Table 1 recomputed by the formula multi = single + (L-1) K d, beside the
     values it prints; `model_row` adds this study's model with the multi-exit size counted in
-    the built model. Parameter counts are absolute numbers, savings fractions."""
+    the built model. Beside them, what a tuned lens adds to the single-classifier model
+    instead of exit heads, (L-1)(d^2 + d) (this study's model: counted). Parameter counts are
+    absolute numbers, savings fractions."""
     rows = []
     for row in paper_rows:
         single = row["single_M"] * 1e6
@@ -130,7 +133,8 @@ def parameter_rows(paper_rows: list[dict], model_row: dict | None = None) -> pd.
                      "classes": row["classes"], "layers": row["layers"], "single": single,
                      "multi_formula": multi, "saving_formula": parameter_saving(single, multi),
                      "multi_reported": row["multi_M"] * 1e6,
-                     "saving_reported": row["saving_pct"] / 100})
+                     "saving_reported": row["saving_pct"] / 100,
+                     "lens": lens_parameters(row["layers"], row["hidden_dim"])})
     if model_row is not None:
         single, counted = model_row["single"], model_row["multi_counted"]
         multi = multi_exit_parameters(single, model_row["layers"], model_row["classes"],
@@ -140,7 +144,8 @@ def parameter_rows(paper_rows: list[dict], model_row: dict | None = None) -> pd.
                      "layers": model_row["layers"], "single": single, "multi_formula": multi,
                      "saving_formula": parameter_saving(single, multi),
                      "multi_reported": counted,
-                     "saving_reported": parameter_saving(single, counted)})
+                     "saving_reported": parameter_saving(single, counted),
+                     "lens": model_row["lens_counted"]})
     return pd.DataFrame(rows)
 
 
@@ -158,4 +163,5 @@ def format_parameter_table(table: pd.DataFrame) -> pd.DataFrame:
         "saving (formula)": percent(table["saving_formula"]),
         "multi (paper / counted)": millions(table["multi_reported"]),
         "saving (paper / counted)": percent(table["saving_reported"]),
+        "tuned lens (L-1)(d²+d)": millions(table["lens"]),
     })

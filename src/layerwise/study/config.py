@@ -173,6 +173,7 @@ def _check_semantics(config: dict) -> None:
             _fail(at + ["dataset"], exp["dataset"], "one of the datasets: " + ", ".join(config["datasets"]))
         model, train = exp["model"], exp["train"]
         _check_schedules(exp, at)
+        _check_post_hoc(exp, at)
         shallower = [d for d in exp["depth_study"] if d >= model["depth"]]
         if shallower:
             _fail(at + ["depth_study"], exp["depth_study"],
@@ -207,6 +208,18 @@ def _check_references(config: dict) -> None:
         if name not in names:
             _fail(["analysis", "residual_ablation", which], name,
                   "the name of an experiment: one of " + ", ".join(names))
+
+
+def _check_post_hoc(exp: dict, at: list) -> None:
+    """A post-hoc method (the tuned lens) is fitted on the runs of another method of the same
+    experiment, which must then be trained too."""
+    from layerwise.train.methods import METHODS
+
+    for i, name in enumerate(exp["methods"]):
+        base = METHODS[name].post_hoc
+        if base is not None and base not in exp["methods"]:
+            _fail(at + ["methods", i], name, f"a method whose runs the experiment trains: "
+                  f"{name} is fitted on its {base} runs, so methods must list {base} too")
 
 
 def _check_schedules(exp: dict, at: list) -> None:

@@ -67,11 +67,15 @@ class StudyPlan:
         model = exp["model"] if depth is None else {**exp["model"], "depth": depth}
         spec = {"experiment": experiment, "dataset": exp["dataset"], "method": method,
                 "seed": int(seed), "model": model, "train": exp["train"]}
+        base = METHODS[method].post_hoc
+        if base is not None:  # fitted on the finished run it reads, whose spec it holds whole
+            del spec["train"]
+            spec["base"] = self.run_spec(experiment, base, seed)
         settings = METHODS[method].settings(exp)
         if settings is not None:
             spec[method] = settings
         pretraining = self.pretrain_spec(experiment)
-        if pretraining is not None:  # nested whole: a change of the pretraining reruns the run
+        if pretraining is not None and base is None:  # nested whole: its change reruns the run
             spec["init"] = pretraining
         return spec
 
@@ -98,6 +102,12 @@ class StudyPlan:
     def all_runs(self, experiment: str) -> list[str]:
         """Every run name of an experiment: its methods, then its depth-study runs."""
         return run_names(self.experiments[experiment])
+
+    def trained_runs(self, experiment: str) -> list[str]:
+        """The runs with a training of their own (a post-hoc lens has none), which the depth
+        study compares by effective depth and validation accuracy per epoch."""
+        return [run for run in self.all_runs(experiment)
+                if METHODS[split_run_name(run)[0]].post_hoc is None]
 
     # --- what an experiment is ------------------------------------------------------------
     def dataset(self, experiment: str) -> dict:

@@ -159,14 +159,14 @@ def load_checkpoint(path: Path, spec_hash: str) -> dict | None:
 
 
 def start_from(model: LayeredClassifier, path: Path, spec_hash: str) -> None:
-    """Load the weights of the pretraining run whose spec hashes to `spec_hash` into `model`;
-    only a multi-exit model's own exit heads, which the pretraining has not, keep the fresh
-    initialisation the run's seed gave them."""
+    """Load the weights of the run whose spec hashes to `spec_hash` (a pretraining, or the run
+    a tuned lens is fitted on) into `model`; only what the run adds itself, a multi-exit model's
+    own exit heads or a lens, keeps the initialisation the run gave it."""
     from layerwise.io import load_tensors
 
     state = load_tensors(path, metadata={"spec_hash": spec_hash})[0]
     own = model.state_dict()
-    foreign = [k for k in own if k not in state and not k.startswith("exit_heads.")]
+    foreign = [k for k in own if k not in state and not k.startswith(("exit_heads.", "lens."))]
     foreign += [k for k in state if k not in own or state[k].shape != own[k].shape]
     if foreign:
         raise ArtifactError(f"{path}: does not fit the run's model (differing tensors: "

@@ -10,6 +10,9 @@
 - `cos_regularized`: the alternative the paper rejects (its Fig 14): CE(W h^(L) + b, y) +
   beta * sum_l lambda_l (1 - cos(h^(l), h^(L))), pulling every layer's representation towards
   the last one instead of training the shared classifier on it.
+- `tuned_lens`: no training of the backbone: the standard run of the same seed, frozen, gets one
+  affine translator per layer 1..L-1, fitted on the training split so that the model's own
+  head reads layer l as it reads layer L (KL to the last layer's prediction; train/lens.py).
 
 A method with settings (`weights`, `alternate`, ...) reads them from the experiment's section
 named by `section` (with `overrides` on top); they are part of its runs' spec, so changing them
@@ -69,6 +72,10 @@ class Method:
                                     # paper's study compares standard, aligned and multi-exit)
     section: str | None = None      # the experiment key holding its settings
     overrides: dict = field(default_factory=dict)   # settings it fixes whatever the section says
+    post_hoc: str | None = None     # fitted on the finished runs of this method (same seed), its
+                                    # backbone frozen, instead of trained (no loss of its own)
+    lens: bool = False              # layers 1..L-1 get an affine translator before the model's
+                                    # own head (a tuned lens)
 
     def settings(self, experiment: dict) -> dict | None:
         """Its settings in an experiment (the run spec's entry under its name), or None."""
@@ -117,6 +124,10 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            overrides={"weights": "uniform"}),
     Method("cos_regularized", "cos-regularized", _cos_regularized, exit_study=False,
            section="cos_regularized"),
+    # the post-hoc answer to the same problem (Belrose et al. 2023): the standard model frozen,
+    # one affine map per layer fitted so that the final head reads that layer as it reads L
+    Method("tuned_lens", "tuned lens", trains_layers=True, section="tuned_lens",
+           post_hoc="standard", lens=True),
 )}
 
 

@@ -37,9 +37,13 @@ def run_names(exp: dict) -> list[str]:
 
 
 def build_run_model(run_spec: dict, data_info: dict) -> LayeredClassifier:
-    """The model of one run: a method that trains exit heads gets them, so its weights (saved
-    with them) load back into the model the run spec describes."""
+    """The model of one run: a method that trains exit heads gets them, a tuned lens its
+    translators, so its weights (saved with them) load back into the model the run spec
+    describes."""
     model = build_model(run_spec["model"], data_info)
-    if method(run_spec["method"]).exit_heads:
+    record = method(run_spec["method"])
+    if record.exit_heads:
         model.add_exit_heads(data_info["num_classes"])
+    if record.lens:
+        model.add_lens()
     return model
