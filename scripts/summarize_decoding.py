@@ -3,12 +3,10 @@ draft exit) into the experiment's table, and text sampled at each fixed exit (pa
 
 import argparse
 
-import pandas as pd
-
 from layerwise import cli
 from layerwise.io import write_csv
 from layerwise.report.decoding import format_speculative_table, speculative_table
-from layerwise.report.tables import over_seeds, write_table
+from layerwise.report.tables import gather_runs, over_seeds, write_table
 
 PARTS = ("speculative", "generation")
 
@@ -22,14 +20,9 @@ def main(argv=None):
     parser.add_argument("--table", required=True, help="table stem (.csv, .md, .tex are written)")
     args = parser.parse_args(argv)
 
-    frames = {}
-    for index, part in enumerate(PARTS, start=2):
-        runs = [pd.read_csv(run[index]).assign(method=run[0], seed=int(run[1]))
-                for run in args.run]
-        frame = pd.concat(runs, ignore_index=True)
-        frames[part] = frame[["method", "seed"] + [c for c in frame if c not in
-                                                   ("method", "seed")]]
-        write_csv(getattr(args, f"{part}_out"), frames[part])
+    frames = {part: gather_runs(args.run, index) for index, part in enumerate(PARTS, start=2)}
+    for part, frame in frames.items():
+        write_csv(getattr(args, f"{part}_out"), frame)
     speculative = frames["speculative"]
     table = speculative_table(speculative)
     write_table(table, args.table,

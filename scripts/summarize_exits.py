@@ -2,12 +2,10 @@
 
 import argparse
 
-import pandas as pd
-
 from layerwise import cli
 from layerwise.report.exit_tables import exit_table, format_exit_table
 from layerwise.io import write_csv
-from layerwise.report.tables import over_seeds, write_table
+from layerwise.report.tables import gather_runs, over_seeds, write_table
 
 PARTS = ("sweep", "operating_points", "exit_counts", "saturation", "timing")
 
@@ -21,12 +19,7 @@ def main(argv=None):
     parser.add_argument("--table", required=True, help="table stem (.csv, .md, .tex are written)")
     args = parser.parse_args(argv)
 
-    frames = {}
-    for index, part in enumerate(PARTS, start=2):
-        frame = pd.concat([pd.read_csv(run[index]).assign(method=run[0], seed=int(run[1]))
-                           for run in args.run], ignore_index=True)
-        frames[part] = frame[["method", "seed"] + [c for c in frame if c not in
-                                                   ("method", "seed")]]
+    frames = {part: gather_runs(args.run, index) for index, part in enumerate(PARTS, start=2)}
 
     # Measured speed-ups join the operating points, one column per timed batch size.
     timing = frames["timing"].pivot_table(index=["method", "seed", "policy"],
@@ -44,7 +37,6 @@ def main(argv=None):
                 f"count every exit head evaluated; wall-clock speed-ups are measured against "
                 f"full-depth inference.",
                 formatted=format_exit_table(table))
-
 
 if __name__ == "__main__":
     cli.run(main)

@@ -94,3 +94,17 @@ def test_learning_check_counts_the_seeds_below_the_bigram_model():
         in text
     assert "bigram model fitted on the training split scores 2.450" in text
     assert text.endswith("seeds below the bigram model: standard 1/2, aligned 2/2.")
+
+
+def test_gather_runs_puts_method_and_seed_first(tmp_path):
+    from layerwise.report.tables import gather_runs
+
+    for name, value in (("a", 1.0), ("b", 2.0)):
+        pd.DataFrame({"layer": [1, 2], "x": [value, value]}).to_csv(tmp_path / f"{name}.csv",
+                                                                     index=False)
+    runs = [("standard", "0", "unused", str(tmp_path / "a.csv")),
+            ("aligned", "1", "unused", str(tmp_path / "b.csv"))]
+    frame = gather_runs(runs, 3)
+    assert list(frame.columns) == ["method", "seed", "layer", "x"]
+    assert frame["method"].tolist() == ["standard", "standard", "aligned", "aligned"]
+    assert frame["seed"].tolist() == [0, 0, 1, 1] and frame["x"].tolist() == [1, 1, 2, 2]

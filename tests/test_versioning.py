@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from conftest import ROOT, SMOKE, copy_project, job_counts, snakemake
+from layerwise.claims.registry import CLAIMS
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 
@@ -110,11 +111,12 @@ def test_report_builds_on_the_smoke_study(smoke_project, tmp_path):
     config = yaml.safe_load((smoke_project / "config/smoke.yaml").read_text())
     transformers = [e["name"] for e in config["experiments"] if e["model"]["arch"] != "mlp"]
     # C1-C7 once per transformer experiment, in claim order; C8 once, for the MLP pair; then
-    # C9-C11 once per transformer experiment.
+    # C9 to the registry's last once per transformer experiment.
     ablation = next(c["experiment"] for c in claims if c["claim"] == "C8")
     assert [(c["claim"], c["experiment"]) for c in claims] == \
         [(f"C{i}", name) for i in range(1, 8) for name in transformers] + \
-        [("C8", ablation)] + [(f"C{i}", name) for i in range(9, 12) for name in transformers]
+        [("C8", ablation)] + [(f"C{i}", name) for i in range(9, len(CLAIMS) + 1)
+                              for name in transformers]
 
 
 def test_dvc_round_trip_restores_identical_results_that_snakemake_accepts(smoke_project,
@@ -163,7 +165,7 @@ def test_dvc_round_trip_restores_identical_results_that_snakemake_accepts(smoke_
     metrics = json.loads(dvc(project, "metrics", "show", "--json").stdout)
     (workspace,) = metrics.values()  # keyed by revision: "" for the workspace
     shown = workspace["data"]["results/metrics.json"]["data"]
-    assert set(shown["claims"]) == {f"C{i}" for i in range(1, 12)}
+    assert set(shown["claims"]) == set(CLAIMS)
     assert shown["experiments"][SMOKE]["final_accuracy"]["aligned"] > 0.1
     plots = dvc(project, "plots", "show", "-o", str(tmp_path / "plots"))
     assert "failed" not in (plots.stdout + plots.stderr).lower()

@@ -91,12 +91,6 @@ def run_spec_json(w):
     return json.dumps(run_spec(w), sort_keys=True)
 
 
-def run_spec_hash(w):
-    from layerwise.provenance import config_hash
-
-    return config_hash(run_spec(w))
-
-
 def pretrained_model(w):
     """The weights of the experiment's pretraining run, or None where it has none."""
     if w.experiment not in PLAN.pretrained_experiments:
@@ -108,17 +102,12 @@ def data_dir(w):
     return f"{RESULTS}/data/{EXPERIMENTS[w.experiment]['dataset']}"
 
 
-def run_dir(w):
-    return f"{RESULTS}/runs/{w.experiment}/{w.method}/seed{w.seed}"
-
-
 def experiment_runs(experiment, patterns, methods=None):
     """Each of `patterns` (one or a list) formatted for every (method, seed) of an experiment,
     or only for `methods`."""
     patterns = [patterns] if isinstance(patterns, str) else list(patterns)
     return [p.format(experiment=experiment, method=m, seed=s)
             for m, s in PLAN.runs(experiment, methods) for p in patterns]
-
 
 
 def residual_ablation_input(which, name):
@@ -164,12 +153,6 @@ def experiment_metric(w):
     return PLAN.metric(w.experiment)
 
 
-def reference_arg(w):
-    """--reference KEY LABEL of the paper's curves comparable to an experiment, or ''."""
-    curves = PLAN.paper_reference(w.experiment)
-    return "" if curves is None else "--reference " + " ".join(map(shlex.quote, curves))
-
-
 def analysis_args(w, output, threads):
     """The options of scripts/analyze_run.py shared by both per-run rules, quoted."""
     files = " ".join(f"--{flag}-out {shlex.quote(output[key])}" for flag, key in (
@@ -183,12 +166,6 @@ def analysis_args(w, output, threads):
             f" --cka {' '.join(map(shlex.quote, config['analysis']['cka_estimators']))}"
             f" --rbf-threshold {config['analysis']['rbf_threshold']} {cka_batch_size_arg(w)}"
             f" --metric {experiment_metric(w)} --threads {threads}")
-
-
-def loss_reference_arg(w):
-    """--loss-reference KEY LABEL of a language model's paper cross-entropy curves, or ''."""
-    curves = PLAN.paper_loss_reference(w.experiment)
-    return "" if curves is None else "--loss-reference " + " ".join(map(shlex.quote, curves))
 
 
 def text_panel_args(w, input):
