@@ -34,8 +34,12 @@ def main(argv=None):
 
     claims = read_json(spec["claims_json"])["claims"]
     metrics = {"experiments": {}, "claims": claims_metrics(claims)}
+    notes = {}  # a language model's learning check, beside its tables
     for exp in spec["experiments"]:
         acc = pd.read_csv(exp["accuracy"])
+        if exp.get("baselines"):
+            notes[exp["name"]] = [learning_check(
+                acc, read_json(exp["baselines"])["ngram_baselines"])]
         sweep = optional_csv(exp.get("sweep"))
         metrics["experiments"][exp["name"]] = experiment_metrics(
             acc, exp["metric"], optional_csv(exp.get("agreement")),
@@ -52,9 +56,6 @@ def main(argv=None):
     write_table(runtime, args.runtime, "Wall-clock time per step of the workflow, from the "
                 "benchmark file of every job.", formatted=format_runtime_table(runtime))
 
-    notes = {e["name"]: [learning_check(pd.read_csv(e["accuracy"]),
-                                        read_json(e["baselines"])["ngram_baselines"])]
-             for e in spec["experiments"] if e.get("baselines")}
     summary = summary_markdown(
         Path(args.summary).parent, [e["name"] for e in spec["experiments"]],
         {e["name"]: e["tables"] for e in spec["experiments"]},

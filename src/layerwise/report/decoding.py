@@ -66,6 +66,18 @@ def _per_method(ax, frame: pd.DataFrame, x: str, y: str, scale: float = 1.0) -> 
                   label=f"{method_label(method)} (n={rows['seed'].nunique()})")
 
 
+def _finish(fig: Figure, axes, layers: list[int], xlabel: str, title: str, columns: int
+            ) -> None:
+    """The layer axes of a two-panel decoding figure, one legend below (the first panel's
+    entries) and the title."""
+    for ax in axes:
+        layer_axis(ax, layers)
+        ax.set_xlabel(xlabel)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(handles), columns))
+    fig.suptitle(title, fontweight="bold")
+
+
 def speculative_figure(speculative: pd.DataFrame, title: str) -> Figure:
     """Acceptance (beside the share of test tokens predicted at E as at L) and measured speed-up
     over full-depth greedy decoding against the draft exit E, a line per method (mean and sd
@@ -89,12 +101,7 @@ def speculative_figure(speculative: pd.DataFrame, title: str) -> Figure:
         _per_method(speed, speculative, "exit_layer", "wall_speedup")
         speed.axhline(1.0, color="black", linestyle=":", linewidth=1.0)
         speed.set_ylabel("tokens/s over full depth (batch 1)")
-        for ax in (accept, speed):
-            layer_axis(ax, layers)
-            ax.set_xlabel("draft exit E")
-        handles, labels = accept.get_legend_handles_labels()
-        fig.legend(handles, labels, loc="outside lower center", ncols=min(len(handles), 4))
-        fig.suptitle(title, fontweight="bold")
+        _finish(fig, (accept, speed), layers, "draft exit E", title, columns=4)
     return fig
 
 
@@ -121,12 +128,7 @@ def generation_figure(generation: pd.DataFrame, title: str) -> Figure:
         diverse.set_ylim(0, 1.02)
         _per_method(coherent, generation, "exit_layer", "coherence")
         coherent.set_ylabel(label)
-        for ax in (diverse, coherent):
-            layer_axis(ax, layers)
-            ax.set_xlabel("exit layer k")
-        handles, labels = diverse.get_legend_handles_labels()
-        fig.legend(handles, labels, loc="outside lower center", ncols=min(len(handles), 3))
-        fig.suptitle(title, fontweight="bold")
+        _finish(fig, (diverse, coherent), layers, "exit layer k", title, columns=3)
     return fig
 
 

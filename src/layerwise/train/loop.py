@@ -20,7 +20,7 @@ from layerwise.train.batches import TrainBatches, eval_batches
 from layerwise.train.distributed import Shard, all_sum, current_shard
 from layerwise.devices import autocast
 from layerwise.errors import ArtifactError, TrainingError
-from layerwise.io import atomic_path, remove_stale_temporaries
+from layerwise.io import atomic_path, load_tensors, remove_stale_temporaries
 from layerwise.models.base import LayeredClassifier
 from layerwise.train.methods import (MethodSettings, correct_and_counted, layer_weights,
                                      method_loss)
@@ -162,8 +162,6 @@ def start_from(model: LayeredClassifier, path: Path, spec_hash: str) -> None:
     """Load the weights of the run whose spec hashes to `spec_hash` (a pretraining, or the run
     a tuned lens is fitted on) into `model`; only what the run adds itself, a multi-exit model's
     own exit heads or a lens, keeps the initialisation the run gave it."""
-    from layerwise.io import load_tensors
-
     state = load_tensors(path, metadata={"spec_hash": spec_hash})[0]
     own = model.state_dict()
     foreign = [k for k in own if k not in state and not k.startswith(("exit_heads.", "lens."))]
