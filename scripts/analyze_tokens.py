@@ -7,9 +7,6 @@ depth, self-speculative decoding (lossless early exit) and text sampled with the
 each layer (paper Fig 9 c, d). The files are those analyze_run.py writes for a classification
 run in the exit study, but the hidden states, plus the two decoding files."""
 
-import argparse
-import json
-
 import pandas as pd
 import torch
 
@@ -19,82 +16,67 @@ from layerwise.data.prepared import load_split
 from layerwise.data.text import load_tokenizer
 from layerwise.exits.decoding import time_decoding
 from layerwise.exits.generation import generation_frame
-from layerwise.exits.speculative import speculative_study
-from layerwise.exits.offline import exit_study
+from layerwise.exits.offline import evaluate_policies
 from layerwise.exits.online import flop_profile
+from layerwise.exits.policies import POLICIES
+from layerwise.exits.speculative import speculative_study
 from layerwise.hidden.tokens import (finish_similarity, sample_positions, summarize_split,
                                      train_subset)
 from layerwise.io import load_tensors, write_csv
-from layerwise.train.runs import build_run_model
 from layerwise.provenance import config_hash
-from layerwise.similarity.measures import (cos_cka_agreement, cos_to_last_frame,
+from layerwise.similarity.measures import (CKA_ESTIMATORS, cos_cka_agreement, cos_to_last_frame,
                                            norm_ratio_frame, streamed_similarity_frame)
 from layerwise.similarity.streaming import StreamingSimilarity
+from layerwise.study.plan import ANALYSIS_PARTS, DECODING_PARTS, EXIT_PARTS, SPLITS
+from layerwise.train.runs import build_run_model
 
-SPLITS = ("train", "val", "test")
-
+SPEC_KEYS = ("run", "metric", "similarity_split", "cka_estimators", "train_samples",
+             "token_samples", "exits")
+#: float32 logits (every layer's, vocabulary-wide) held at once, which sets the blocks per
+#: forward pass (32 MiB: larger batches spend more time allocating than computing)
+LOGIT_BUDGET = 2**23
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--spec", required=True, help="the run spec, as JSON")
+    parser = cli.spec_parser(__doc__, "the analysis spec: the run's spec under `run`, the "
+                                      "layer-wise analysis' settings and `exits`, with decoding")
     parser.add_argument("--data", required=True, help="prepared dataset folder")
     parser.add_argument("--model", required=True, help="trained weights (safetensors)")
-    parser.add_argument("--similarity-split", required=True)
-    parser.add_argument("--train-samples", type=int,
-                        help="training-split metrics over about this many tokens (whole blocks "
-                             "of a fixed random subset)")
-    parser.add_argument("--cka", nargs="+", default=["linear_biased"])
-    parser.add_argument("--token-samples", type=int, required=True,
-                        help="test tokens whose states the per-token figures show")
-    parser.add_argument("--policies", nargs="+", required=True)
-    parser.add_argument("--sweep-points", type=int, required=True)
-    parser.add_argument("--max-drop", type=float, required=True)
-    parser.add_argument("--prompts", type=int, required=True, help="test prompts to decode")
-    parser.add_argument("--prompt-length", type=int, required=True)
-    parser.add_argument("--steps", type=int, required=True, help="tokens decoded per prompt")
-    parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--logit-budget", type=int, default=2**23,
-                        help="float32 logits (every layer's, vocabulary-wide) held at once, "
-                             "which sets the blocks per forward pass (default 32 MiB: larger "
-                             "batches spend more time allocating than computing)")
-    parser.add_argument("--decoding-spec", required=True,
-                        help="exits.speculative and exits.generation, as JSON")
-    for name in ("accuracy", "similarity", "cos-per-sample", "agreement", "norm-ratio", "sweep",
-                 "operating-points", "exit-counts", "saturation", "timing", "speculative",
-                 "generation"):
-        parser.add_argument(f"--{name}-out", required=True)
     parser.add_argument("--threads", type=int, default=1)
+    cli.add_output_options(parser, ANALYSIS_PARTS + EXIT_PARTS + DECODING_PARTS)
     args = parser.parse_args(argv)
+    spec = cli.read_spec(args.spec, SPEC_KEYS)
+    exits = spec["exits"]
+    cli.check_choices("similarity_split", spec["similarity_split"], SPLITS)
+    cli.check_choices("cka_estimators", spec["cka_estimators"], list(CKA_ESTIMATORS))
+    cli.check_choices("exits.policies", exits["policies"], list(POLICIES))
     cli.set_threads(args.threads)
 
-    spec = json.loads(args.spec)
-    spec_hash = config_hash(spec)
+    spec_hash = config_hash(spec["run"])
     info = load_split(args.data, "test")[2]
-    model = build_run_model(spec, info)
+    model = build_run_model(spec["run"], info)
     model.load_state_dict(load_tensors(args.model, metadata={"spec_hash": spec_hash})[0])
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device).eval()
 
     per_block = info["max_length"] * (model.num_layers + 1) * info["vocab_size"]
-    batch_blocks = max(1, min(64, args.logit_budget // per_block))
+    batch_blocks = max(1, min(64, LOGIT_BUDGET // per_block))
     rows, summaries, blocks, similarity_data = [], {}, {}, None
     similarity, kept = None, None
     for split in SPLITS:
         x, y, _ = load_split(args.data, split)
         if split == "train":
-            x, y = train_subset(x, y, args.train_samples)
+            x, y = train_subset(x, y, spec["train_samples"])
         blocks[split] = x, y
-        streaming = split == args.similarity_split
+        streaming = split == spec["similarity_split"]
         keep = None
         if streaming:
             similarity = StreamingSimilarity()
             tokens = int((y != IGNORE).sum())
-            keep = sample_positions(tokens, args.token_samples, spec["seed"])
+            keep = sample_positions(tokens, spec["token_samples"], spec["run"]["seed"])
             similarity_data = (x, y)
         # exits are calibrated on validation and reported on test; train gets its metrics only
-        policies = args.policies if split in ("val", "test") else ()
+        policies = exits["policies"] if split in ("val", "test") else ()
         summary, states = summarize_split(model, x, y, policies, batch_blocks,
                                           similarity if streaming else None, keep)
         if streaming:
@@ -106,17 +88,14 @@ def main(argv=None):
                          "cross_entropy": float(summary.cross_entropy[layer]),
                          "perplexity": float(summary.perplexity[layer]),
                          "tokens": summary.tokens})
-    if similarity is None:
-        raise SystemExit(f"error: similarity split {args.similarity_split!r} is not one of "
-                         f"{', '.join(SPLITS)}")
     finish_similarity(model, *similarity_data, batch_blocks, similarity)
-    similarity_frame = streamed_similarity_frame(similarity, tuple(args.cka))
+    similarity_frame = streamed_similarity_frame(similarity, tuple(spec["cka_estimators"]))
 
     # early exit on per-token exits (FLOPs per token: a block's count over its positions)
     x_test = blocks["test"][0]
     flops = flop_profile(model, x_test[:1].to(device)).scaled(1 / x_test.shape[1])
-    study = exit_study(args.policies, summaries["val"].exits, summaries["test"].exits,
-                       args.max_drop, args.sweep_points, flops)
+    study = evaluate_policies(exits["policies"], summaries["val"].exits, summaries["test"].exits,
+                              exits["max_accuracy_drop"], exits["sweep_points"], flops)
 
     def prompts(split: str, count: int, length: int) -> list[torch.Tensor]:
         """The first `length` tokens of the split's first `count` blocks real that far."""
@@ -124,39 +103,39 @@ def main(argv=None):
         whole = (y[:, :length] != IGNORE).all(1)
         return [block[:length].to(device) for block in x[whole][:count]]
 
-    calm = prompts("test", args.prompts, args.prompt_length)
-    timing = pd.DataFrame([{**time_decoding(model, calm, args.steps, p,
-                                            threshold, args.warmup, args.repeats),
+    greedy, timed = exits["decoding"], exits["timing"]
+    warmup, repeats = timed["warmup"], timed["repeats"]
+    calm = prompts("test", greedy["prompts"], greedy["prompt_length"])
+    timing = pd.DataFrame([{**time_decoding(model, calm, greedy["steps"], p,
+                                            threshold, warmup, repeats),
                             "batch_size": 1} for p, threshold in study.exits().values()])
 
     # lossless early exit: self-speculative decoding, (E, g) chosen on validation prompts
-    decoding = json.loads(args.decoding_spec)
-    draft = decoding["speculative"]
+    draft = exits["speculative"]
     exit_layers = draft["exit_layers"] or list(range(1, model.num_layers))
     speculative = speculative_study(
         model, prompts("val", draft["prompts"], draft["prompt_length"]),
         prompts("test", draft["prompts"], draft["prompt_length"]), draft["steps"],
         exit_layers, draft["draft_lengths"], summaries["test"].exits.predictions,
-        args.warmup, args.repeats)
+        warmup, repeats)
 
     # Fig 9 (c, d): text sampled with the exit fixed at each layer
-    sampling = decoding["generation"]
+    sampling = exits["generation"]
     tokenizer = load_tokenizer(args.data)
     generation = generation_frame(
         model, prompts("test", sampling["prefixes"], sampling["prefix_length"]),
         tokenizer.decode, range(1, model.num_layers + 1), sampling["new_tokens"],
         sampling["top_p"], sampling["seed"], sampling["coherence_encoder"] or None)
 
-    write_csv(args.accuracy_out, pd.DataFrame(rows))
-    write_csv(args.similarity_out, similarity_frame)
-    write_csv(args.cos_per_sample_out, cos_to_last_frame(kept))
-    write_csv(args.agreement_out, cos_cka_agreement(similarity_frame))
-    write_csv(args.norm_ratio_out, norm_ratio_frame(kept))
-    study.write(args.sweep_out, args.operating_points_out, args.exit_counts_out,
-                args.saturation_out)
-    write_csv(args.timing_out, timing)
-    write_csv(args.speculative_out, speculative)
-    write_csv(args.generation_out, generation)
+    write_csv(args.layer_accuracy, pd.DataFrame(rows))
+    write_csv(args.similarity, similarity_frame)
+    write_csv(args.cos_per_sample, cos_to_last_frame(kept))
+    write_csv(args.agreement, cos_cka_agreement(similarity_frame))
+    write_csv(args.norm_ratio, norm_ratio_frame(kept))
+    study.write(args.sweep, args.operating_points, args.exit_counts, args.saturation)
+    write_csv(args.timing, timing)
+    write_csv(args.speculative, speculative)
+    write_csv(args.generation, generation)
 
 
 if __name__ == "__main__":

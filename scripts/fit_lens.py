@@ -37,8 +37,9 @@ def main(argv=None):
     parser.add_argument("--spec", required=True, help="the lens run's spec, as JSON")
     parser.add_argument("--data", required=True, help="prepared dataset folder")
     parser.add_argument("--base-model", required=True, help="weights of the spec's base run")
-    parser.add_argument("--states", help="the base run's training-split hidden states (a "
-                                         "classifier's); without it the blocks are streamed")
+    parser.add_argument("--states", nargs="?",
+                        help="the base run's training-split hidden states (a classifier's); "
+                             "without them (or with a bare --states) the blocks are streamed")
     parser.add_argument("--model", required=True, help="the lens run's weights (safetensors)")
     parser.add_argument("--log", required=True, help="fitting log (CSV)")
     parser.add_argument("--provenance", required=True, help="provenance (JSON)")

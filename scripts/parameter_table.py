@@ -1,9 +1,6 @@
 """Parameters of one shared classifier against one classifier per layer (paper Table 1): the
 paper's rows recomputed by its formula, and this experiment's model counted as built."""
 
-import argparse
-import json
-
 from layerwise import cli
 from layerwise.data.prepared import load_split
 from layerwise.report.exit_tables import format_parameter_table, parameter_rows
@@ -17,18 +14,17 @@ def count(model) -> int:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--experiment", required=True)
-    parser.add_argument("--model-spec", required=True, help="the experiment's model, as JSON")
+    parser = cli.spec_parser(__doc__, "the experiment's name and model")
     parser.add_argument("--data", required=True, help="prepared dataset folder")
     parser.add_argument("--table", required=True, help="table stem (.csv, .md, .tex are written)")
     args = parser.parse_args(argv)
-
-    model_spec = json.loads(args.model_spec)
+    spec = cli.read_spec(args.spec, ("experiment", "model"))
+    model_spec = spec["model"]
     info = load_split(args.data, "val")[2]
     single, multi, lens = (count(build_run_model({"method": m, "model": model_spec}, info))
                            for m in ("standard", "multi_exit", "tuned_lens"))
-    ours = {"model": f"{args.experiment} ({model_spec['arch']})", "width": model_spec["width"],
+    ours = {"model": f"{spec['experiment']} ({model_spec['arch']})",
+            "width": model_spec["width"],
             "classes": info["num_classes"], "layers": model_spec["depth"], "single": single,
             "multi_counted": multi, "lens_counted": lens - single}
     table = parameter_rows(paper_values()["table1_parameter_savings"], ours)

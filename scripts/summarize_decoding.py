@@ -1,28 +1,23 @@
 """Gather a language model's per-run decoding results: self-speculative decoding (one row per
 draft exit) into the experiment's table, and text sampled at each fixed exit (paper Fig 9 c, d)."""
 
-import argparse
-
 from layerwise import cli
 from layerwise.io import write_csv
 from layerwise.report.decoding import format_speculative_table, speculative_table
 from layerwise.report.tables import gather_runs, over_seeds, write_table
-
-PARTS = ("speculative", "generation")
+from layerwise.study.plan import DECODING_PARTS
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--run", action="append", nargs=2 + len(PARTS), required=True,
-                        metavar=("METHOD", "SEED", *(p.upper() for p in PARTS)))
-    for part in PARTS:
-        parser.add_argument(f"--{part}-out", required=True)
+    parser = cli.spec_parser(__doc__, "the runs and their decoding files")
+    cli.add_output_options(parser, DECODING_PARTS)
     parser.add_argument("--table", required=True, help="table stem (.csv, .md, .tex are written)")
     args = parser.parse_args(argv)
+    spec = cli.read_spec(args.spec, ("runs",))
 
-    frames = {part: gather_runs(args.run, index) for index, part in enumerate(PARTS, start=2)}
+    frames = {part: gather_runs(spec["runs"], part) for part in DECODING_PARTS}
     for part, frame in frames.items():
-        write_csv(getattr(args, f"{part}_out"), frame)
+        write_csv(getattr(args, part), frame)
     speculative = frames["speculative"]
     table = speculative_table(speculative)
     write_table(table, args.table,

@@ -31,8 +31,9 @@ def main(argv=None):
     parser.add_argument("--model", required=True, help="final weights (safetensors)")
     parser.add_argument("--log", required=True, help="training log (CSV)")
     parser.add_argument("--provenance", required=True, help="provenance (JSON)")
-    parser.add_argument("--init", help="weights of the pretraining run the spec's `init` names "
-                                       "(required with it): the run fine-tunes them")
+    parser.add_argument("--init", nargs="?", help="weights of the pretraining run the spec's "
+                                                  "`init` names (required with it): the run "
+                                                  "fine-tunes them; a bare --init names none")
     parser.add_argument("--threads", type=int, default=1,
                         help="CPU threads; a streamed dataset uses threads - 1 loader workers")
     parser.add_argument("--processes", type=int, default=1,

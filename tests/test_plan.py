@@ -14,7 +14,7 @@ from layerwise.exits.policies import POLICIES
 from layerwise.models import BACKBONES
 from layerwise.report.figure_kinds import (ACCURACY, EXITS, FIGURES, SATURATION, SIMILARITY,
                                         TEXT, FigureKind)
-from layerwise.similarity.measures import ESTIMATORS, HEATMAPS
+from layerwise.similarity.measures import CKA_ESTIMATORS, HEATMAPS
 from layerwise.study.config import (ConfigError, load_config_file, load_schema, merge_configs,
                                     validate_config)
 from layerwise.study.plan import StudyPlan
@@ -169,7 +169,7 @@ def test_the_schema_lists_exactly_the_registered_extensions():
     assert experiment["model"]["properties"]["arch"]["enum"] == list(BACKBONES)
     assert experiment["methods"]["items"]["enum"] == list(METHODS)
     analysis = schema["properties"]["analysis"]["properties"]
-    assert analysis["cka_estimators"]["items"]["enum"] == list(ESTIMATORS)
+    assert analysis["cka_estimators"]["items"]["enum"] == list(CKA_ESTIMATORS)
     assert schema["properties"]["exits"]["properties"]["policies"]["items"]["enum"] == \
         list(POLICIES)
     assert schema["properties"]["claims"]["properties"]["exit_policy"]["enum"] == list(POLICIES)
@@ -263,14 +263,60 @@ def _plot_parser():
 @pytest.mark.parametrize("name", ["config.yaml", "smoke.yaml", "paper.yaml"])
 def test_every_figure_job_is_a_valid_plot_command_reading_its_inputs(name):
     plan, parser = _shipped_plan(name), _plot_parser()
-    for experiment in plan.experiments:
-        jobs = plan.figure_jobs(experiment)
+    for experiment in [*plan.experiments, None]:
+        jobs = plan.figure_jobs(experiment) if experiment else plan.study_figure_jobs()
         assert len({job.stem for job in jobs}) == len(jobs)
         for job in jobs:
             args = parser.parse_args(list(job.argv))
-            assert args.figure == job.kind and args.experiment == experiment
+            assert args.figure == job.kind
+            assert getattr(args, "experiment", None) == experiment
             assert (args.pdf, args.png) == tuple(job.files)
             assert job.inputs and set(job.inputs) <= set(job.argv)
+            assert plan.spec_files(list(job.inputs)) == list(job.inputs)  # under results/
+
+
+def test_the_study_figures_read_the_ablation_pair_and_every_text_task(plan):
+    jobs = {job.kind: job for job in plan.study_figure_jobs()}
+    assert list(jobs) == ["residual_ablation", "text_layerwise"]
+    assert jobs["residual_ablation"].stem == "results/figures/residual_ablation"
+    assert jobs["residual_ablation"].inputs == tuple(
+        f"results/analysis/{e}/{f}.csv" for e in ("mlp_mnist_plain", "mlp_mnist_residual")
+        for f in ("layer_accuracy", "similarity"))
+    assert jobs["text_layerwise"].inputs == ("results/analysis/bert_rotten_tomatoes/"
+                                             "layer_accuracy.csv",)
+    assert "sst2_acc" in jobs["text_layerwise"].argv
+
+
+def test_an_analysis_spec_nests_the_run_and_holds_the_exit_study_only_where_it_runs(plan,
+                                                                                     default):
+    spec = plan.analysis_spec("vit_digits", "aligned", 1)
+    assert spec["run"] == plan.run_spec("vit_digits", "aligned", 1)
+    assert spec["cka_estimators"] == default["analysis"]["cka_estimators"]
+    assert spec["exits"]["policies"] == default["exits"]["policies"]
+    assert "decoding" not in spec["exits"]
+    assert "exits" not in plan.analysis_spec("vit_digits", "cos_regularized", 1)
+    assert "exits" not in plan.analysis_spec("vit_digits", "standard_d6", 1)
+    assert "exits" not in plan.analysis_spec("mlp_mnist_plain", "standard", 0)
+    tokens = plan.analysis_spec("gpt2_running_text", "standard", 0)
+    assert tokens["exits"]["speculative"] == default["exits"]["speculative"]
+    assert "rbf_threshold" not in tokens and tokens["token_samples"]
+
+
+def test_a_gathering_spec_lists_each_run_with_the_files_its_analysis_writes(plan):
+    spec = plan.summary_spec("gpt2_running_text")
+    assert [(r["method"], r["seed"]) for r in spec["runs"]] == plan.runs("gpt2_running_text")
+    assert spec["runs"][0]["files"]["layer_accuracy"] == \
+        "results/analysis/gpt2_running_text/standard/seed0/layer_accuracy.csv"
+    assert spec["baselines"] == "results/data/running_text/info.json"
+    assert plan.summary_spec("vit_digits")["baselines"] is None
+    exits = plan.exit_summary_spec("vit_digits")
+    assert {r["method"] for r in exits["runs"]} == set(plan.exit_methods("vit_digits"))
+    depth = plan.depth_study_spec("vit_digits")
+    assert {r["method"] for r in depth["runs"]} == set(plan.trained_runs("vit_digits"))
+    assert depth["runs"][-1]["files"]["train_log"].endswith("/train_log.csv")
+    inputs = plan.spec_files(plan.cross_model_spec("vit_digits"))
+    assert len(inputs) == 2 * len(plan.experiments["vit_digits"]["seeds"])
+    assert all(f.endswith("/test.safetensors") for f in inputs)
 
 
 @pytest.mark.parametrize("name", ["config.yaml", "smoke.yaml", "paper.yaml"])
@@ -305,8 +351,9 @@ def test_the_records_decide_which_experiments_get_which_figure(plan):
 
 def test_a_figure_record_is_of_an_experiment_or_of_the_study():
     base = dict(name="x", draw="m:f", options=(), caption="x", category=SIMILARITY, paper="")
-    FigureKind(**base, in_study=lambda plan: True)
-    for wrong in ({}, {"applies": lambda plan, e: True},
+    FigureKind(**base, in_study=lambda plan: True, jobs=lambda plan, e: [])
+    FigureKind(**base, applies=lambda plan, e: True, jobs=lambda plan, e: [])
+    for wrong in ({}, {"applies": lambda plan, e: True}, {"in_study": lambda plan: True},
                   {"applies": lambda plan, e: True, "jobs": lambda plan, e: [],
                    "in_study": lambda plan: True}):
         with pytest.raises(ValueError, match="figure x"):

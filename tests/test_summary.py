@@ -102,9 +102,12 @@ def test_gather_runs_puts_method_and_seed_first(tmp_path):
     for name, value in (("a", 1.0), ("b", 2.0)):
         pd.DataFrame({"layer": [1, 2], "x": [value, value]}).to_csv(tmp_path / f"{name}.csv",
                                                                      index=False)
-    runs = [("standard", "0", "unused", str(tmp_path / "a.csv")),
-            ("aligned", "1", "unused", str(tmp_path / "b.csv"))]
-    frame = gather_runs(runs, 3)
+    runs = [{"method": "standard", "seed": 0,
+             "files": {"other": "unused", "part": str(tmp_path / "a.csv")}},
+            {"method": "aligned", "seed": 1,
+             "files": {"other": "unused", "part": str(tmp_path / "b.csv")}}]
+    frame = gather_runs(runs, "part")
     assert list(frame.columns) == ["method", "seed", "layer", "x"]
+    assert list(gather_runs(runs, "part", name="run").columns[:2]) == ["run", "seed"]
     assert frame["method"].tolist() == ["standard", "standard", "aligned", "aligned"]
     assert frame["seed"].tolist() == [0, 0, 1, 1] and frame["x"].tolist() == [1, 1, 2, 2]

@@ -176,7 +176,7 @@ def test_changing_an_exit_setting_retrains_nothing(smoke_project, tmp_path):
     run = snakemake(smoke_project, "-n", "--configfile", str(changed))
     assert run.returncode == 0, run.stderr
     counts = job_counts(run.stdout)
-    exit_runs = sum(len([m for m in e["methods"] if METHODS[m].exit_study]) * len(e["seeds"])
+    exit_runs = sum(len([m for m in e["methods"] if METHODS[m].evaluate_exits]) * len(e["seeds"])
                     for e in config["experiments"] if {"aligned", "multi_exit"} & set(e["methods"]))
     assert counts["train"] == 2  # the multi_exit runs of the changed experiment (2 seeds)
     # every operating point moves

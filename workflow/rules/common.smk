@@ -5,9 +5,8 @@ import shlex
 import sys
 
 sys.path.insert(0, os.path.abspath(f"{workflow.basedir}/../src"))
-from layerwise.data.sources import SOURCES, paper_curves
+from layerwise.data.sources import SOURCES
 from layerwise.report import figure_kinds
-from layerwise.similarity.measures import HEATMAPS
 from layerwise.study.config import ConfigError, validate_config
 from layerwise.study.plan import StudyPlan
 from layerwise.train.methods import METHODS
@@ -40,7 +39,6 @@ wildcard_constraints:
     experiment=NAME,
     method="|".join(METHODS) + r"|standard_d\d+",
     seed=r"\d+",
-    measure="|".join(HEATMAPS),
 
 
 def one_of(names):
@@ -61,17 +59,13 @@ def post_hoc_base(w):
 # Every run is analysed by one job that loads its model once: a classifier's by analyze_run
 # (hidden states stored, then the layer-wise analysis), or analyze_exit_run for the runs of the
 # early-exit study (the same, plus the exit study); a language model's by analyze_tokens,
-# token by token in streaming passes. The patterns of what they write:
+# token by token in streaming passes. The patterns of what they write (the plan's):
 RUN = "{experiment}/{method}/seed{seed}"
-HIDDEN_FILES = {split: f"{RESULTS}/hidden/{RUN}/{split}.safetensors"
-                for split in ("train", "val", "test")}
-ANALYSIS_FILES = {name: f"{RESULTS}/analysis/{RUN}/{name}.csv" for name in
-                  ("layer_accuracy", "similarity", "cos_per_sample", "agreement", "norm_ratio")}
-EXIT_FILES = {name: f"{RESULTS}/exits/{RUN}/{name}.csv" for name in
-              ("sweep", "operating_points", "exit_counts", "saturation", "timing")}
+HIDDEN_FILES = PLAN.run_file_patterns("hidden")
+ANALYSIS_FILES = PLAN.run_file_patterns("analysis")
+EXIT_FILES = PLAN.run_file_patterns("exits")
 # a language model's decoding: lossless (self-speculative) and at a fixed exit (Fig 9 c, d)
-DECODING_FILES = {name: f"{RESULTS}/exits/{RUN}/{name}.csv"
-                  for name in ("speculative", "generation")}
+DECODING_FILES = PLAN.run_file_patterns("decoding")
 TOKEN_LEVEL = one_of(PLAN.token_experiments)
 STORED = one_of([name for name in EXPERIMENTS if name not in PLAN.token_experiments])
 # An exit run is a run of an experiment with exits under one of its exit-study methods; the
@@ -83,12 +77,30 @@ EXIT_METHODS = one_of(sorted({m for name in EXPERIMENTS if PLAN.has_exits(name)
                               for m in PLAN.exit_methods(name)}))
 
 
-def run_spec(w):
-    return PLAN.run_spec(w.experiment, w.method, w.seed)
+# Every script reads its settings from one --spec, a JSON object the plan builds; a rule adds
+# only the paths it declares.
+def spec_json(spec):
+    return json.dumps(spec, sort_keys=True)
 
 
 def run_spec_json(w):
-    return json.dumps(run_spec(w), sort_keys=True)
+    return spec_json(PLAN.run_spec(w.experiment, w.method, w.seed))
+
+
+def analysis_spec_json(w):
+    return spec_json(PLAN.analysis_spec(w.experiment, w.method, w.seed))
+
+
+def output_options(w, output):
+    """--NAME PATH for every output of a rule named by one file (the scripts' output options
+    are named as the rules name their outputs), quoted."""
+    return " ".join(f"--{name.replace('_', '-')} {shlex.quote(path)}"
+                    for name, path in output.items() if isinstance(path, str))
+
+
+def table_stem(w, output):
+    """The stem of a table a rule writes as .csv, .md and .tex (its output `table`)."""
+    return os.path.splitext(output.table[0])[0]
 
 
 def pretrained_model(w):
@@ -99,91 +111,22 @@ def pretrained_model(w):
 
 
 def data_dir(w):
-    return f"{RESULTS}/data/{EXPERIMENTS[w.experiment]['dataset']}"
+    return PLAN.data_folder(w.experiment)
 
 
-def experiment_runs(experiment, patterns, methods=None):
-    """Each of `patterns` (one or a list) formatted for every (method, seed) of an experiment,
-    or only for `methods`."""
-    patterns = [patterns] if isinstance(patterns, str) else list(patterns)
-    return [p.format(experiment=experiment, method=m, seed=s)
-            for m, s in PLAN.runs(experiment, methods) for p in patterns]
-
-
-def residual_ablation_input(which, name):
-    """A summary file of the experiment named by analysis.residual_ablation.<which>."""
-
-    def files(w):
-        return f"{RESULTS}/analysis/{config['analysis']['residual_ablation'][which]}/{name}"
-
-    return files
-
-
-def summarize_args(w):
-    """--run METHOD SEED RUN_DIR for every run of the experiment, quoted."""
-    return " ".join(
-        f"--run {shlex.quote(m)} {s} {shlex.quote(f'{RESULTS}/analysis/{w.experiment}/{m}/seed{s}')}"
-        for m, s in PLAN.runs(w.experiment))
-
-
-def run_args(w, patterns, runs=None, flag="--run"):
-    """FLAG NAME SEED FILE... for every run of the experiment, one file per pattern, quoted."""
-    return " ".join(
-        f"{flag} {shlex.quote(name)} {seed} " + " ".join(
-            shlex.quote(p.format(experiment=w.experiment, method=name, seed=seed))
-            for p in patterns)
-        for name, seed in PLAN.runs(w.experiment, runs))
-
-
-def cka_batch_size_arg(w):
-    size = config["analysis"]["cka_batch_size"]
-    return "" if size is None else f"--cka-batch-size {int(size)}"
-
-
-def train_samples_arg(w):
-    """--train-samples N when analysis.train_samples caps the extracted training split."""
-    count = config["analysis"]["train_samples"]
-    return "" if count is None else f"--train-samples {int(count)}"
+def files_of(job_spec):
+    """The inputs of a gathering rule: every results file the plan's spec for its wildcards
+    names (`job_spec(experiment)`, a method of the plan)."""
+    return lambda w: PLAN.spec_files(job_spec(w.experiment))
 
 
 TEXT_EXPERIMENTS = PLAN.text_experiments
-
-
-def experiment_metric(w):
-    return PLAN.metric(w.experiment)
-
-
-def analysis_args(w, output, threads):
-    """The options of scripts/analyze_run.py shared by both per-run rules, quoted."""
-    files = " ".join(f"--{flag}-out {shlex.quote(output[key])}" for flag, key in (
-        ("train", "train"), ("val", "val"), ("test", "test"),
-        ("accuracy", "layer_accuracy"), ("similarity", "similarity"),
-        ("cos-per-sample", "cos_per_sample"), ("agreement", "agreement"),
-        ("norm-ratio", "norm_ratio")))
-    return (f"--spec {shlex.quote(run_spec_json(w))} --data {shlex.quote(data_dir(w))}"
-            f" {files} {train_samples_arg(w)}"
-            f" --similarity-split {shlex.quote(config['analysis']['similarity_split'])}"
-            f" --cka {' '.join(map(shlex.quote, config['analysis']['cka_estimators']))}"
-            f" --rbf-threshold {config['analysis']['rbf_threshold']} {cka_batch_size_arg(w)}"
-            f" --metric {experiment_metric(w)} --threads {threads}")
-
-
-def text_panel_args(w, input):
-    """--task-panel TITLE ACCURACY METRIC KEY LABEL for every text experiment, quoted."""
-    panels = []
-    for name, accuracy in zip(TEXT_EXPERIMENTS, input.accuracy):
-        spec = PLAN.dataset(name)
-        key, label = paper_curves(spec) or ("-", "-")
-        fields = (name, accuracy, PLAN.metric(name), key, label)
-        panels.append("--task-panel " + " ".join(map(shlex.quote, fields)))
-    return " ".join(panels)
 
 
 # --- the HTML report (`snakemake --report`), the claims and the study summary ------------------
 # Report categories, in the order a reader meets them; outputs of a text experiment go to the
 # text arm's category whatever their kind. The figures' categories are their records'
 # (layerwise.report.figure_kinds), which the tables share.
-REPORT_SIMILARITY = figure_kinds.SIMILARITY
 REPORT_ACCURACY = figure_kinds.ACCURACY
 REPORT_SATURATION = figure_kinds.SATURATION
 REPORT_EXITS = figure_kinds.EXITS
@@ -225,7 +168,7 @@ def figure_in_report(path, kind, result, subcategory="{experiment}"):
     return in_report(path, record.caption, record.category, result, subcategory)
 
 
-def figure_outputs(experiment, jobs):
+def figure_outputs(subcategory, jobs):
     """Each figure's PDF, and its PNG marked for the report."""
     return [path for job in jobs for path in (
-        f"{job.stem}.pdf", figure_in_report(f"{job.stem}.png", job.kind, job.label, experiment))]
+        f"{job.stem}.pdf", figure_in_report(f"{job.stem}.png", job.kind, job.label, subcategory))]

@@ -5,7 +5,7 @@ rule prepare_data:
         splits=f"{RESULTS}/data/{{dataset}}/splits.safetensors",
         info=f"{RESULTS}/data/{{dataset}}/info.json",
     params:
-        spec=lambda w: json.dumps(config["datasets"][w.dataset], sort_keys=True),
+        spec=lambda w: spec_json(config["datasets"][w.dataset]),
         out=lambda w: f"{RESULTS}/data/{w.dataset}",
         cache=f"{RESULTS}/downloads",
     log:

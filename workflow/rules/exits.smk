@@ -7,8 +7,7 @@ EXIT_SUMMARY = f"{RESULTS}/analysis/{{experiment}}"
 
 rule summarize_exits:
     input:
-        lambda w: experiment_runs(w.experiment, list(EXIT_FILES.values()),
-                                  PLAN.exit_methods(w.experiment)),
+        files_of(PLAN.exit_summary_spec),
     output:
         sweep=f"{EXIT_SUMMARY}/exit_sweep.csv",
         operating_points=f"{EXIT_SUMMARY}/exit_operating_points.csv",
@@ -19,8 +18,9 @@ rule summarize_exits:
                                        ".md", ".tex"),
                               "multi_exit_table", REPORT_EXITS, "early-exit operating points"),
     params:
-        runs=lambda w: run_args(w, list(EXIT_FILES.values()), PLAN.exit_methods(w.experiment)),
-        table=lambda w: f"{RESULTS}/tables/{w.experiment}/multi_exit",
+        spec=lambda w: spec_json(PLAN.exit_summary_spec(w.experiment)),
+        outputs=output_options,
+        table=table_stem,
     log:
         f"{RESULTS}/logs/summarize_exits/{{experiment}}.log",
     benchmark:
@@ -31,18 +31,13 @@ rule summarize_exits:
         mem_mb=2000,
         runtime=10,
     shell:
-        "python scripts/summarize_exits.py {params.runs} --sweep-out {output.sweep:q}"
-        " --operating-points-out {output.operating_points:q}"
-        " --exit-counts-out {output.exit_counts:q} --saturation-out {output.saturation:q}"
-        " --timing-out {output.timing:q} --table {params.table:q} > {log:q} 2>&1"
+        "python scripts/summarize_exits.py --spec {params.spec:q} {params.outputs}"
+        " --table {params.table:q} > {log:q} 2>&1"
 
 
 rule depth_study:
     input:
-        accuracy=lambda w: experiment_runs(w.experiment, ANALYSIS_FILES["layer_accuracy"],
-                                           PLAN.trained_runs(w.experiment)),
-        logs=lambda w: experiment_runs(w.experiment, rules.train.output.log,
-                                       PLAN.trained_runs(w.experiment)),
+        files_of(PLAN.depth_study_spec),
     output:
         accuracy=f"{EXIT_SUMMARY}/depth_study_accuracy.csv",
         val_curves=f"{EXIT_SUMMARY}/depth_study_val_accuracy.csv",
@@ -51,12 +46,9 @@ rule depth_study:
                                        ".csv", ".md", ".tex"),
                               "effective_depth", REPORT_SATURATION, "effective depth"),
     params:
-        runs=lambda w: run_args(w, [ANALYSIS_FILES["layer_accuracy"]],
-                                PLAN.trained_runs(w.experiment)),
-        logs=lambda w: run_args(w, [rules.train.output.log], PLAN.trained_runs(w.experiment),
-                                flag="--log"),
-        epsilon=config["analysis"]["effective_depth_epsilon"],
-        table=lambda w: f"{RESULTS}/tables/{w.experiment}/effective_depth",
+        spec=lambda w: spec_json(PLAN.depth_study_spec(w.experiment)),
+        outputs=output_options,
+        table=table_stem,
     log:
         f"{RESULTS}/logs/depth_study/{{experiment}}.log",
     benchmark:
@@ -67,9 +59,7 @@ rule depth_study:
         mem_mb=2000,
         runtime=10,
     shell:
-        "python scripts/depth_study.py {params.runs} {params.logs} --epsilon {params.epsilon:q}"
-        " --accuracy-out {output.accuracy:q} --val-curves-out {output.val_curves:q}"
-        " --effective-depth-out {output.effective_depth:q}"
+        "python scripts/depth_study.py --spec {params.spec:q} {params.outputs}"
         " --table {params.table:q} > {log:q} 2>&1"
 
 
@@ -78,13 +68,13 @@ rule parameter_table:
         splits=lambda w: f"{data_dir(w)}/splits.safetensors",
         info=lambda w: f"{data_dir(w)}/info.json",
     output:
-        table_in_report(multiext(f"{RESULTS}/tables/{{experiment}}/parameter_savings", ".csv",
-                                 ".md", ".tex"),
-                        "parameter_savings", REPORT_EXITS, "parameter savings"),
+        table=table_in_report(multiext(f"{RESULTS}/tables/{{experiment}}/parameter_savings",
+                                       ".csv", ".md", ".tex"),
+                              "parameter_savings", REPORT_EXITS, "parameter savings"),
     params:
-        model=lambda w: json.dumps(EXPERIMENTS[w.experiment]["model"], sort_keys=True),
+        spec=lambda w: spec_json(PLAN.parameter_spec(w.experiment)),
         data=data_dir,
-        table=lambda w: f"{RESULTS}/tables/{w.experiment}/parameter_savings",
+        table=table_stem,
     log:
         f"{RESULTS}/logs/parameter_table/{{experiment}}.log",
     benchmark:
@@ -95,9 +85,8 @@ rule parameter_table:
         mem_mb=2000,
         runtime=10,
     shell:
-        "python scripts/parameter_table.py --experiment {wildcards.experiment:q}"
-        " --model-spec {params.model:q} --data {params.data:q} --table {params.table:q}"
-        " > {log:q} 2>&1"
+        "python scripts/parameter_table.py --spec {params.spec:q} --data {params.data:q}"
+        " --table {params.table:q} > {log:q} 2>&1"
 
 
 # A language model's decoding, gathered over runs: self-speculative decoding (lossless early
@@ -106,7 +95,7 @@ rule summarize_decoding:
     wildcard_constraints:
         experiment=TOKEN_LEVEL,
     input:
-        lambda w: experiment_runs(w.experiment, list(DECODING_FILES.values())),
+        files_of(PLAN.decoding_summary_spec),
     output:
         speculative=f"{EXIT_SUMMARY}/speculative.csv",
         generation=f"{EXIT_SUMMARY}/generation.csv",
@@ -114,8 +103,9 @@ rule summarize_decoding:
                                        ".md", ".tex"),
                               "speculative_table", REPORT_EXITS, "self-speculative decoding"),
     params:
-        runs=lambda w: run_args(w, list(DECODING_FILES.values())),
-        table=lambda w: f"{RESULTS}/tables/{w.experiment}/speculative",
+        spec=lambda w: spec_json(PLAN.decoding_summary_spec(w.experiment)),
+        outputs=output_options,
+        table=table_stem,
     log:
         f"{RESULTS}/logs/summarize_decoding/{{experiment}}.log",
     benchmark:
@@ -126,5 +116,5 @@ rule summarize_decoding:
         mem_mb=2000,
         runtime=10,
     shell:
-        "python scripts/summarize_decoding.py {params.runs} --speculative-out {output.speculative:q}"
-        " --generation-out {output.generation:q} --table {params.table:q} > {log:q} 2>&1"
+        "python scripts/summarize_decoding.py --spec {params.spec:q} {params.outputs}"
+        " --table {params.table:q} > {log:q} 2>&1"

@@ -12,8 +12,8 @@ rule check_claims:
         table=table_in_report(multiext(f"{RESULTS}/tables/claims", ".csv", ".md", ".tex"),
                               "claims", REPORT_CLAIMS, "claims C1-C13", "all experiments"),
     params:
-        spec=json.dumps(PLAN.claims_spec(), sort_keys=True),
-        table=lambda w, output: os.path.splitext(output.table[0])[0],
+        spec=spec_json(PLAN.claims_spec()),
+        table=table_stem,
     log:
         f"{RESULTS}/logs/check_claims.log",
     benchmark:
@@ -42,7 +42,7 @@ rule study_summary:
                                 "runtime", REPORT_RUNTIME, "runtime per step", "all jobs"),
         plots=PLAN.study_plot_files(),
     params:
-        spec=json.dumps(PLAN.study_summary_spec(), sort_keys=True),
+        spec=spec_json(PLAN.study_summary_spec()),
         runtime=lambda w, output: os.path.splitext(output.runtime[0])[0],
     log:
         f"{RESULTS}/logs/study_summary.log",

@@ -18,7 +18,6 @@ rule train:
         checkpoint=lambda w: f"{RESULTS}/checkpoints/{w.experiment}/{w.method}/seed{w.seed}/last.pt",
         # One process per GPU the profile gives the job (resources.gpu; torchrun for > 1).
         processes=lambda w, resources: max(1, int(resources.get("gpu", 0) or 0)),
-        init=lambda w: f"--init {shlex.quote(pretrained_model(w))}" if pretrained_model(w) else "",
     log:
         f"{RESULTS}/logs/train/{{experiment}}/{{method}}/seed{{seed}}.log",
     benchmark:
@@ -33,7 +32,7 @@ rule train:
         "python scripts/train.py --spec {params.spec:q} --data {params.data:q}"
         " --checkpoint {params.checkpoint:q} --model {output.model:q} --log {output.log:q}"
         " --provenance {output.provenance:q} --threads {threads}"
-        " --processes {params.processes} {params.init} > {log:q} 2>&1"
+        " --processes {params.processes} --init {input.init:q} > {log:q} 2>&1"
 
 
 # The standard model every run of an experiment with a `pretrain` section starts from (the
@@ -49,7 +48,7 @@ rule pretrain:
         log=f"{RESULTS}/runs/{{experiment}}/pretrain/train_log.csv",
         provenance=f"{RESULTS}/runs/{{experiment}}/pretrain/provenance.json",
     params:
-        spec=lambda w: json.dumps(PLAN.pretrain_spec(w.experiment), sort_keys=True),
+        spec=lambda w: spec_json(PLAN.pretrain_spec(w.experiment)),
         data=data_dir,
         checkpoint=lambda w: f"{RESULTS}/checkpoints/{w.experiment}/pretrain/last.pt",
         processes=lambda w, resources: max(1, int(resources.get("gpu", 0) or 0)),
@@ -91,7 +90,6 @@ rule fit_lens:
     params:
         spec=run_spec_json,
         data=data_dir,
-        states=lambda w, input: " ".join(f"--states {shlex.quote(f)}" for f in input.states),
     log:
         f"{RESULTS}/logs/fit_lens/{{experiment}}/{{method}}/seed{{seed}}.log",
     benchmark:
@@ -104,6 +102,6 @@ rule fit_lens:
         runtime=30,
     shell:
         "python scripts/fit_lens.py --spec {params.spec:q} --data {params.data:q}"
-        " --base-model {input.base:q} {params.states} --model {output.model:q}"
+        " --base-model {input.base:q} --states {input.states:q} --model {output.model:q}"
         " --log {output.log:q} --provenance {output.provenance:q} --threads {threads}"
         " > {log:q} 2>&1"

@@ -259,7 +259,7 @@ class ExitStudy:
                                           self.operating_points["threshold"])}
 
 
-def exit_study(policies: Sequence[str], val: LayerExits, test: LayerExits, max_drop: float,
+def evaluate_policies(policies: Sequence[str], val: LayerExits, test: LayerExits, max_drop: float,
                points: int, flops: FlopProfile | None = None) -> ExitStudy:
     """`evaluate_policy` for every policy, the exit counts of its operating point, and the
     saturation layer of every test sample."""

@@ -8,9 +8,9 @@ synthetic case in tests/test_plots_tables.py.
 
 A record's `applies` and `jobs` are handed the study plan (`layerwise.study.plan.StudyPlan`) by
 the plan itself: the report sits below the study and does not import it. They ask it only
-what an experiment is: `experiments`, `config`, `metric`, `paper_reference`,
+what an experiment is: `experiments`, `config`, `dataset`, `metric`, `paper_reference`,
 `paper_loss_reference`, `token_experiments`, `text_experiments`, `data_info`, `analysis_file`,
-`has_norm_ratio`, `exit_study`, `has_saturation`, `has_depth_study`.
+`has_norm_ratio`, `has_multi_exit_baseline`, `has_saturation`, `has_depth_study`.
 
 Importing this module imports neither matplotlib nor torch (the plan reads the records when
 Snakemake parses the workflow): a drawing function is named as "module:function" and imported
@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from layerwise.data.sources import paper_curves
 from layerwise.similarity.measures import HEATMAPS
 
 # The HTML report's categories of figures, which the workflow's tables share (common.smk).
@@ -62,13 +63,19 @@ SPLIT = option("--split", default="test")
 
 @dataclass(frozen=True)
 class Drawing:
-    """One figure a record asks the plan to draw for an experiment: its file stem under
-    figures/<experiment>/, its label in the report, its options other than files, and the files
-    it reads (flag -> path, in the order they appear on its command line)."""
+    """One figure a record asks the plan to draw: its file stem (under figures/<experiment>/,
+    or figures/ for a figure of the study), its label in the report, its options other than
+    files, the files it reads through an option of their own (flag -> path, in the order they
+    appear on its command line), and those it reads inside other options' values (`reads`)."""
     name: str
     label: str
     args: tuple[str, ...] = ()
     files: Mapping[str, str] = field(default_factory=dict)
+    reads: tuple[str, ...] = ()
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return (*self.files.values(), *self.reads)
 
 
 Plan = Any  # layerwise.study.plan.StudyPlan, which this module may not import (see above)
@@ -85,8 +92,8 @@ class FigureKind:
 
     An experiment's figure says which experiments get it, `applies(plan, experiment)`, and what
     to draw there, `jobs(plan, experiment)` (one Drawing, or one per measure or method). A
-    figure of the whole study, drawn by its own rule in workflow/rules/figures.smk to
-    results/figures/<name>, says instead whether the study draws it: `in_study(plan)`.
+    figure of the whole study, drawn to results/figures/<name>, says instead whether the study
+    draws it, `in_study(plan)`, and what, `jobs(plan, None)`.
     """
     name: str
     draw: str
@@ -99,10 +106,9 @@ class FigureKind:
     in_study: Callable[[Plan], bool] | None = None
 
     def __post_init__(self):
-        if (self.applies is None) == (self.in_study is None) or \
-                (self.applies is None) != (self.jobs is None):
+        if (self.applies is None) == (self.in_study is None) or self.jobs is None:
             raise ValueError(f"figure {self.name}: an experiment's figure has applies and jobs, "
-                             "a study's figure in_study, and not both")
+                             "a study's figure in_study and jobs, and not both")
 
     @property
     def per_experiment(self) -> bool:
@@ -178,6 +184,36 @@ def depth_study_jobs(plan: Plan, experiment: str) -> list[Drawing]:
         "--val-curves": plan.analysis_file(experiment, "depth_study_val_accuracy.csv")})]
 
 
+PAPER_FIG12 = "paper 9-layer MLP MNIST (Fig 12)"
+
+
+def residual_ablation_jobs(plan: Plan, experiment: None = None) -> list[Drawing]:
+    """The MLP pair of analysis.residual_ablation, side by side, beside the paper's Fig 12."""
+    pair = plan.config["analysis"]["residual_ablation"]
+    args, reads = [], []
+    for which, title in (("without", "without residual connections"),
+                         ("with", "with residual connections")):
+        files = [plan.analysis_file(pair[which], f"{name}.csv")
+                 for name in ("layer_accuracy", "similarity")]
+        args += ["--panel", title, *files]
+        reads += files
+    for key in ("no_residual", "residual"):
+        args += ["--panel-reference", f"fig12_mlp9_mnist.{key}", PAPER_FIG12]
+    return [Drawing("residual_ablation", "residual ablation", tuple(args), reads=tuple(reads))]
+
+
+def text_layerwise_jobs(plan: Plan, experiment: None = None) -> list[Drawing]:
+    """One panel per text task, its metric beside its dataset's curves of the paper's Fig 8."""
+    args, reads = [], []
+    for name in plan.text_experiments:
+        accuracy = plan.analysis_file(name, "layer_accuracy.csv")
+        key, label = paper_curves(plan.dataset(name)) or (NO_REFERENCE, NO_REFERENCE)
+        args += ["--task-panel", name, accuracy, plan.metric(name), key, label]
+        reads.append(accuracy)
+    return [Drawing("text_layerwise", "layer-wise metric of every task", tuple(args),
+                    reads=tuple(reads))]
+
+
 def classifier_with(*methods: str) -> Callable[[Plan, str], bool]:
     """A classifier (not a language model: no stored hidden states) trained with `methods`."""
     return lambda plan, experiment: (experiment not in plan.token_experiments and
@@ -245,12 +281,12 @@ FIGURES: dict[str, FigureKind] = {kind.name: kind for kind in (
     FigureKind(
         "exit_tradeoff", "layerwise.report.exit_figures:draw_exit_tradeoff", (DATA, SPLIT),
         "exit_tradeoff", EXITS, "Fig 7",
-        applies=lambda plan, experiment: plan.exit_study(experiment),
+        applies=lambda plan, experiment: plan.has_multi_exit_baseline(experiment),
         jobs=drawn_once("exit_tradeoff", "exit_tradeoff", data="exit_sweep.csv")),
     FigureKind(
         "exit_counts", "layerwise.report.exit_figures:draw_exit_counts", (DATA,),
         "exit_counts", EXITS, "Fig 7",
-        applies=lambda plan, experiment: plan.exit_study(experiment),
+        applies=lambda plan, experiment: plan.has_multi_exit_baseline(experiment),
         jobs=drawn_once("exit_counts", "exit_counts", data="exit_counts.csv")),
     FigureKind(
         "speculative", "layerwise.report.decoding:draw_speculative", (DATA,),
@@ -287,7 +323,8 @@ FIGURES: dict[str, FigureKind] = {kind.name: kind for kind in (
                      "reference values, e.g. fig12_mlp9_mnist.no_residual)"),
          SPLIT),
         "residual_ablation", SIMILARITY, "Fig 12",
-        in_study=lambda plan: bool(plan.config["analysis"]["residual_ablation"])),
+        in_study=lambda plan: bool(plan.config["analysis"]["residual_ablation"]),
+        jobs=residual_ablation_jobs),
     FigureKind(
         "text_layerwise", "layerwise.report.figures:draw_text_layerwise",
         (option("--task-panel", action="append", nargs=5, required=True,
@@ -295,7 +332,7 @@ FIGURES: dict[str, FigureKind] = {kind.name: kind for kind in (
                 help=f"a task's panel; KEY {NO_REFERENCE!r} draws no paper curves"),
          SPLIT),
         "text_layerwise", TEXT, "Fig 8",
-        in_study=lambda plan: bool(plan.text_experiments)),
+        in_study=lambda plan: bool(plan.text_experiments), jobs=text_layerwise_jobs),
 )}
 
 

@@ -130,12 +130,14 @@ def latex_table(frame: pd.DataFrame, caption: str = "", label: str | None = None
     return "\n".join(wrapped) + "\n"
 
 
-def gather_runs(runs: Sequence[Sequence[str]], index: int) -> pd.DataFrame:
-    """One tidy frame of one file per run: `runs` holds (method, seed, file, file, ...) rows as
-    the scripts' --run options give them, `index` picks the file; method and seed come first."""
-    frame = pd.concat([pd.read_csv(run[index]).assign(method=run[0], seed=int(run[1]))
+def gather_runs(runs: Sequence[dict], part: str, name: str = "method") -> pd.DataFrame:
+    """One tidy frame of one file per run: `runs` as a gathering job's spec lists them (each
+    with `method`, `seed` and its `files` by part), `part` picks the file; the run's name (as
+    column `name`) and seed come first."""
+    frame = pd.concat([pd.read_csv(run["files"][part]).assign(**{name: run["method"]},
+                                                               seed=int(run["seed"]))
                        for run in runs], ignore_index=True)
-    return frame[["method", "seed"] + [c for c in frame if c not in ("method", "seed")]]
+    return frame[[name, "seed"] + [c for c in frame if c not in (name, "seed")]]
 
 
 def over_seeds(frame: pd.DataFrame) -> str:

@@ -70,7 +70,7 @@ import torch
 
 __all__ = [
     "KERNELS",
-    "ESTIMATORS",
+    "HSIC_ESTIMATORS",
     "ROUTES",
     "cos_matrix",
     "cos_per_sample",
@@ -82,7 +82,7 @@ __all__ = [
 ]
 
 KERNELS = ("linear", "rbf")
-ESTIMATORS = ("biased", "unbiased")
+HSIC_ESTIMATORS = ("biased", "unbiased")
 ROUTES = ("auto", "gram", "feature")
 
 _F64 = torch.float64
@@ -403,7 +403,7 @@ def _hsic_sums(reps_a, reps_b, kernel, estimator, batch_size, rbf_threshold, rou
                batch_seed=0):
     """HSIC of every pair and of every layer with itself, summed over batches."""
     _check_choice(kernel, KERNELS, "kernel")
-    _check_choice(estimator, ESTIMATORS, "estimator")
+    _check_choice(estimator, HSIC_ESTIMATORS, "estimator")
     _check_choice(route, ROUTES, "route")
     if route == "feature" and kernel != "linear":
         raise ValueError("route 'feature' supports the linear kernel only; use 'gram' or 'auto'")

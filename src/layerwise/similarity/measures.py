@@ -86,7 +86,7 @@ MEASURES: dict[str, Measure] = {m.name: m for m in (
     Measure("cka_rbf", "RBF CKA", _cka("rbf", "biased"), estimator="rbf", agreement=True),
 )}
 #: analysis.cka_estimators name -> measure
-ESTIMATORS = {m.estimator: m for m in MEASURES.values() if m.estimator}
+CKA_ESTIMATORS = {m.estimator: m for m in MEASURES.values() if m.estimator}
 #: heatmap figure stem -> measure
 HEATMAPS = {m.short: m for m in MEASURES.values() if m.short}
 
@@ -103,7 +103,7 @@ def similarity_frame(reps: torch.Tensor, cka: tuple[str, ...] = ("linear_biased"
     blocks = reps[1:]
     settings = {"rbf_threshold": rbf_threshold, "batch_size": batch_size}
     chosen = [m for m in MEASURES.values() if m.estimator is None]
-    chosen += [ESTIMATORS[name] for name in cka]
+    chosen += [CKA_ESTIMATORS[name] for name in cka]
     return pd.concat([matrix_frame(m.matrix(blocks, settings), m.name, first_layer=1)
                       for m in chosen], ignore_index=True)
 
@@ -114,7 +114,7 @@ def streamed_similarity_frame(similarity, cka: tuple[str, ...] = ("linear_biased
     that are always computed, then the chosen CKA estimators that running sums can give (a
     kernel CKA cannot be streamed and is left out)."""
     chosen = [m for m in MEASURES.values() if m.estimator is None]
-    chosen += [ESTIMATORS[name] for name in cka if ESTIMATORS[name].streamed is not None]
+    chosen += [CKA_ESTIMATORS[name] for name in cka if CKA_ESTIMATORS[name].streamed is not None]
     return pd.concat([matrix_frame(m.streamed(similarity), m.name, first_layer=1)
                       for m in chosen], ignore_index=True)
 

@@ -36,7 +36,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 import torch
 
-from layerwise.similarity.engine import ESTIMATORS, as_tensor
+from layerwise.similarity.engine import HSIC_ESTIMATORS, as_tensor
 
 __all__ = ["StreamingSimilarity"]
 
@@ -200,8 +200,9 @@ class StreamingSimilarity:
         return (self._cos_raw / self.n).cpu().numpy()
 
     def _hsic(self, estimator: str) -> torch.Tensor:
-        if estimator not in ESTIMATORS:
-            raise ValueError(f"unknown estimator {estimator!r}; allowed: {', '.join(ESTIMATORS)}")
+        if estimator not in HSIC_ESTIMATORS:
+            raise ValueError(f"unknown estimator {estimator!r}; "
+                             f"allowed: {', '.join(HSIC_ESTIMATORS)}")
         n = self._centered()
         layers, d = self.layers, self.features
         p = torch.zeros(layers, layers, dtype=_F64, device=self.device)   # ||X_a' X_b||_F^2

@@ -61,7 +61,7 @@ def load_schema(path: str | Path | None = None) -> dict:
 def _registry_enums() -> dict[tuple[str, ...], list[str]]:
     """Schema nodes (as paths of keys) whose allowed values are the names of a registry."""
     from layerwise.exits.policies import POLICIES
-    from layerwise.similarity.measures import ESTIMATORS
+    from layerwise.similarity.measures import CKA_ESTIMATORS
     from layerwise.train.methods import METHODS
 
     experiment = ("properties", "experiments", "items", "properties")
@@ -69,7 +69,7 @@ def _registry_enums() -> dict[tuple[str, ...], list[str]]:
         ("properties", "datasets", "additionalProperties", "properties", "source"): list(SOURCES),
         experiment + ("model", "properties", "arch"): list(BACKBONES),
         experiment + ("methods", "items"): list(METHODS),
-        ("properties", "analysis", "properties", "cka_estimators", "items"): list(ESTIMATORS),
+        ("properties", "analysis", "properties", "cka_estimators", "items"): list(CKA_ESTIMATORS),
         ("properties", "exits", "properties", "policies", "items"): list(POLICIES),
         ("properties", "claims", "properties", "exit_policy"): list(POLICIES),
     }

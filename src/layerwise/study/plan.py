@@ -3,8 +3,12 @@ validated config gets, and the specs the workflow hands to its scripts.
 
 Plain Python over the config and the extension records (backbones, methods, measures,
 figures), free of torch and Snakemake, so that every decision here is unit-tested without
-running the workflow; the .smk files keep only config loading, wildcards, paths of rules and
-shell quoting.
+running the workflow; the .smk files keep only config loading, wildcards, the paths and
+resources of rules, and shell quoting.
+
+Every job gets its settings here as one spec (a JSON object on its script's --spec): a run's
+spec holds what determines its weights, an analysis job's what it computes, a gathering job's
+the runs it gathers with their files, a figure job's the arguments of each figure.
 """
 
 from __future__ import annotations
@@ -21,6 +25,18 @@ from layerwise.train.methods import METHODS
 from layerwise.train.runs import run_names, split_run_name
 
 TABLE_EXTENSIONS = ("csv", "md", "tex")
+
+# What the analysis of one run writes, by group: its hidden states (a classifier's, every split),
+# its layer-wise analysis, its early-exit study and a language model's decoding.
+RUN = "{experiment}/{method}/seed{seed}"
+SPLITS = ("train", "val", "test")
+ANALYSIS_PARTS = ("layer_accuracy", "similarity", "cos_per_sample", "agreement", "norm_ratio")
+EXIT_PARTS = ("sweep", "operating_points", "exit_counts", "saturation", "timing")
+DECODING_PARTS = ("speculative", "generation")
+_RUN_FILES = {"hidden": ("hidden", SPLITS, "safetensors"),
+              "analysis": ("analysis", ANALYSIS_PARTS, "csv"),
+              "exits": ("exits", EXIT_PARTS, "csv"),
+              "decoding": ("exits", DECODING_PARTS, "csv")}
 
 
 def figure_files(stem: str) -> list[str]:
@@ -79,6 +95,21 @@ class StudyPlan:
             spec["init"] = pretraining
         return spec
 
+    def run_file_patterns(self, group: str) -> dict[str, str]:
+        """The files of a group ("hidden", "analysis", "exits", "decoding") that the analysis of
+        a run writes, by name, as patterns over {experiment}, {method} and {seed}."""
+        folder, names, ext = _RUN_FILES[group]
+        return {name: f"{self.results}/{folder}/{RUN}/{name}.{ext}" for name in names}
+
+    def run_files(self, group: str, experiment: str, run: str, seed: int) -> dict[str, str]:
+        """The files of a group that one run's analysis writes, by name."""
+        return {name: pattern.format(experiment=experiment, method=run, seed=seed)
+                for name, pattern in self.run_file_patterns(group).items()}
+
+    def data_folder(self, experiment: str) -> str:
+        """The prepared dataset an experiment's runs read."""
+        return f"{self.results}/data/{self.experiments[experiment]['dataset']}"
+
     def pretrain_spec(self, experiment: str) -> dict | None:
         """The run spec of the standard model every run of an experiment starts from (its
         `pretrain` section), or None when runs start from scratch or from model.pretrained."""
@@ -116,7 +147,7 @@ class StudyPlan:
     def data_info(self, experiment: str) -> str:
         """The info.json of an experiment's prepared dataset (a language model's holds its
         unigram and bigram baselines)."""
-        return f"{self.results}/data/{self.experiments[experiment]['dataset']}/info.json"
+        return f"{self.data_folder(experiment)}/info.json"
 
     def metric(self, experiment: str) -> str:
         """accuracy, or f1 for the GLUE tasks the paper scores by F1."""
@@ -171,12 +202,94 @@ class StudyPlan:
         return any(METHODS[m].trains_layers for m in self.experiments[experiment]["methods"])
 
     def exit_methods(self, experiment: str) -> list[str]:
-        """The methods whose runs get early exit and saturation (their records' exit_study)."""
-        return [m for m in self.experiments[experiment]["methods"] if METHODS[m].exit_study]
+        """The methods whose runs get early exit and saturation (their records' evaluate_exits)."""
+        return [m for m in self.experiments[experiment]["methods"] if METHODS[m].evaluate_exits]
 
-    def exit_study(self, experiment: str) -> bool:
+    def is_exit_run(self, experiment: str, run: str) -> bool:
+        """Whether a run's analysis includes the early-exit study (a language model's always
+        does: its exits are per token, its decoding is timed)."""
+        return experiment in self.token_experiments or (
+            self.has_exits(experiment) and run in self.exit_methods(experiment))
+
+    def has_multi_exit_baseline(self, experiment: str) -> bool:
         """The early-exit tables and figures compare against the multi-exit baseline."""
         return any(METHODS[m].exit_heads for m in self.experiments[experiment]["methods"])
+
+    # --- the analysis of a run and what gathers it ------------------------------------------
+    def analysis_spec(self, experiment: str, run: str, seed: int) -> dict:
+        """What the analysis of one run computes (scripts/analyze_run.py for a classifier,
+        scripts/analyze_tokens.py for a language model): the run's spec, which identifies its
+        weights, the layer-wise analysis' settings and, for a run of the exit study, the early
+        exit's (a language model's with its decoding)."""
+        analysis, exits = self.config["analysis"], self.config["exits"]
+        spec = {"run": self.run_spec(experiment, run, seed), "metric": self.metric(experiment),
+                "similarity_split": analysis["similarity_split"],
+                "cka_estimators": analysis["cka_estimators"],
+                "train_samples": analysis["train_samples"]}
+        tokens = experiment in self.token_experiments
+        if tokens:
+            spec["token_samples"] = analysis["token_samples"]
+        else:
+            spec.update(rbf_threshold=analysis["rbf_threshold"],
+                        cka_batch_size=analysis["cka_batch_size"])
+        if self.is_exit_run(experiment, run):
+            spec["exits"] = {key: exits[key] for key in (
+                "policies", "sweep_points", "max_accuracy_drop", "timing")}
+            if tokens:
+                spec["exits"].update({key: exits[key] for key in (
+                    "decoding", "speculative", "generation")})
+        return spec
+
+    def gather_spec(self, experiment: str, group: str, runs=None) -> dict:
+        """The runs (all of the experiment's, or `runs`) whose files of `group` a gathering job
+        joins, each with its name, seed and files."""
+        return {"runs": [{"method": run, "seed": seed,
+                          "files": self.run_files(group, experiment, run, seed)}
+                         for run, seed in self.runs(experiment, runs)]}
+
+    def summary_spec(self, experiment: str) -> dict:
+        """scripts/summarize.py: every run's layer-wise analysis, the metric its table reports
+        and, for a language model, the n-gram baselines it shows beside the layers."""
+        return {**self.gather_spec(experiment, "analysis"), "metric": self.metric(experiment),
+                "table_split": "test",
+                "baselines": (self.data_info(experiment)
+                              if experiment in self.token_experiments else None)}
+
+    def exit_summary_spec(self, experiment: str) -> dict:
+        """scripts/summarize_exits.py: the runs of the exit study and their exit files."""
+        return self.gather_spec(experiment, "exits", self.exit_methods(experiment))
+
+    def decoding_summary_spec(self, experiment: str) -> dict:
+        """scripts/summarize_decoding.py: a language model's runs and their decoding files."""
+        return self.gather_spec(experiment, "decoding")
+
+    def depth_study_spec(self, experiment: str) -> dict:
+        """scripts/depth_study.py: the layer-wise accuracy and the training log of every run
+        with a training of its own, and the effective depth's epsilon."""
+        runs = self.gather_spec(experiment, "analysis", self.trained_runs(experiment))
+        for run in runs["runs"]:
+            run["files"] = {
+                "layer_accuracy": run["files"]["layer_accuracy"],
+                "train_log": self.run_folder(experiment, run["method"], run["seed"])
+                + "/train_log.csv"}
+        return {**runs, "epsilon": self.config["analysis"]["effective_depth_epsilon"]}
+
+    def run_folder(self, experiment: str, run: str, seed: int) -> str:
+        """Where a run's weights, training log and provenance are."""
+        return f"{self.results}/runs/{experiment}/{run}/seed{seed}"
+
+    def parameter_spec(self, experiment: str) -> dict:
+        """scripts/parameter_table.py: the experiment's model, counted as built."""
+        return {"experiment": experiment, "model": self.experiments[experiment]["model"]}
+
+    def cross_model_spec(self, experiment: str) -> dict:
+        """scripts/cross_model.py: the test split's states of the standard and the aligned run
+        of every seed, compared layer by layer."""
+        hidden = self.run_file_patterns("hidden")["test"]
+        return {"pairs": [{"seed": seed, **{
+            method: hidden.format(experiment=experiment, method=method, seed=seed)
+            for method in ("standard", "aligned")}}
+            for seed in self.experiments[experiment]["seeds"]]}
 
     # --- figures and targets --------------------------------------------------------------
     def analysis_file(self, experiment: str, name: str) -> str:
@@ -187,28 +300,33 @@ class StudyPlan:
         """Every figure of an experiment, as the figure records ask (which experiments get
         each, what it reads, its options), in their order, which the study summary shows; one
         job draws them all (each is seconds of drawing after seconds of imports)."""
-        jobs = []
-        for kind in FIGURES.values():
-            if not (kind.per_experiment and kind.applies(self, experiment)):
-                continue
-            for drawing in kind.jobs(self, experiment):
-                stem = f"{self.results}/figures/{experiment}/{drawing.name}"
-                files = [word for flag, path in drawing.files.items() for word in (flag, path)]
-                argv = (kind.name, "--experiment", experiment, *drawing.args, *files,
-                        "--pdf", f"{stem}.pdf", "--png", f"{stem}.png")
-                jobs.append(FigureJob(stem, kind.name, drawing.label,
-                                      tuple(drawing.files.values()), argv))
-        return jobs
+        return [self._figure_job(kind, drawing, experiment) for kind in FIGURES.values()
+                if kind.per_experiment and kind.applies(self, experiment)
+                for drawing in kind.jobs(self, experiment)]
+
+    def study_figure_jobs(self) -> list[FigureJob]:
+        """The figures of the whole study that this config draws, under figures/."""
+        return [self._figure_job(kind, drawing) for kind in FIGURES.values()
+                if not kind.per_experiment and kind.in_study(self)
+                for drawing in kind.jobs(self, None)]
+
+    def _figure_job(self, kind, drawing, experiment: str | None = None) -> FigureJob:
+        folder = f"{self.results}/figures" + (f"/{experiment}" if experiment else "")
+        stem = f"{folder}/{drawing.name}"
+        files = [word for flag, path in drawing.files.items() for word in (flag, path)]
+        named = ("--experiment", experiment) if experiment else ()
+        argv = (kind.name, *named, *drawing.args, *files, "--pdf", f"{stem}.pdf",
+                "--png", f"{stem}.png")
+        return FigureJob(stem, kind.name, drawing.label, drawing.inputs, argv)
 
     def study_figure_stems(self) -> list[str]:
-        """The figures of the whole study that this config draws (each by its own rule)."""
-        return [f"{self.results}/figures/{kind.name}" for kind in FIGURES.values()
-                if not kind.per_experiment and kind.in_study(self)]
+        """The figures of the whole study that this config draws."""
+        return [job.stem for job in self.study_figure_jobs()]
 
     def has_saturation(self, experiment: str) -> bool:
         """Whether saturation layers are drawn (paper Fig 1, 3, 6): with the early-exit study,
         or for a classifier with aligned runs."""
-        return self.exit_study(experiment) or (
+        return self.has_multi_exit_baseline(experiment) or (
             experiment not in self.token_experiments
             and "aligned" in self.experiments[experiment]["methods"])
 
@@ -220,7 +338,7 @@ class StudyPlan:
     def experiment_targets(self, experiment: str) -> list[str]:
         tables = f"{self.results}/tables/{experiment}"
         targets = table_files(f"{tables}/layerwise_accuracy")
-        if self.exit_study(experiment):
+        if self.has_multi_exit_baseline(experiment):
             targets += table_files(f"{tables}/multi_exit") + table_files(
                 f"{tables}/parameter_savings")
         if self.has_depth_study(experiment):

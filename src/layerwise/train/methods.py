@@ -68,7 +68,7 @@ class Method:
     trains_layers: bool = False     # its loss reads every layer through an exit (the study
                                     # evaluates early exit and saturation for it)
     exit_heads: bool = False        # layers 1..L-1 get a classifier of their own
-    exit_study: bool = True         # early exit and saturation are evaluated for its runs (the
+    evaluate_exits: bool = True     # early exit and saturation are evaluated for its runs (the
                                     # paper's study compares standard, aligned and multi-exit)
     section: str | None = None      # the experiment key holding its settings
     overrides: dict = field(default_factory=dict)   # settings it fixes whatever the section says
@@ -120,9 +120,9 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("multi_exit", "multi-exit", _layerwise_ce(_own_heads), trains_layers=True,
            exit_heads=True, section="multi_exit"),
     Method("aligned_uniform", "aligned, uniform λ", _layerwise_ce(_shared_head),
-           trains_layers=True, exit_study=False, section="aligned",
+           trains_layers=True, evaluate_exits=False, section="aligned",
            overrides={"weights": "uniform"}),
-    Method("cos_regularized", "cos-regularized", _cos_regularized, exit_study=False,
+    Method("cos_regularized", "cos-regularized", _cos_regularized, evaluate_exits=False,
            section="cos_regularized"),
     # the post-hoc answer to the same problem (Belrose et al. 2023): the standard model frozen,
     # one affine map per layer fitted so that the final head reads that layer as it reads L
