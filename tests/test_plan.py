@@ -371,3 +371,11 @@ def test_decoding_beyond_a_models_positions_is_a_config_error(default, section, 
     with pytest.raises(ConfigError, match=rf"exits\.{section}\.{key}: {value} .* within its 64 "
                                           "positions"):
         validate_config(config)
+
+
+def test_a_dataset_job_gets_its_section_and_a_hub_download_more_resources(plan, default):
+    assert plan.dataset_spec("digits") == default["datasets"]["digits"]
+    assert not plan.dataset_from_hub("digits")
+    paper = _shipped_plan("paper.yaml")
+    hub = {name for name in paper.config["datasets"] if paper.dataset_from_hub(name)}
+    assert {paper.dataset_spec(name)["source"] for name in hub} == {"glue", "wikitext"}

@@ -5,7 +5,6 @@ import shlex
 import sys
 
 sys.path.insert(0, os.path.abspath(f"{workflow.basedir}/../src"))
-from layerwise.data.sources import SOURCES
 from layerwise.report import figure_kinds
 from layerwise.study.config import ConfigError, validate_config
 from layerwise.study.plan import StudyPlan

@@ -5,7 +5,7 @@ rule prepare_data:
         splits=f"{RESULTS}/data/{{dataset}}/splits.safetensors",
         info=f"{RESULTS}/data/{{dataset}}/info.json",
     params:
-        spec=lambda w: spec_json(config["datasets"][w.dataset]),
+        spec=lambda w: spec_json(PLAN.dataset_spec(w.dataset)),
         out=lambda w: f"{RESULTS}/data/{w.dataset}",
         cache=f"{RESULTS}/downloads",
     log:
@@ -15,8 +15,8 @@ rule prepare_data:
     conda:
         CONDA_ENV
     resources:
-        mem_mb=lambda w: 16000 if SOURCES[config["datasets"][w.dataset]["source"]].from_hub else 2000,
-        runtime=lambda w: 120 if SOURCES[config["datasets"][w.dataset]["source"]].from_hub else 10,
+        mem_mb=lambda w: 16000 if PLAN.dataset_from_hub(w.dataset) else 2000,
+        runtime=lambda w: 120 if PLAN.dataset_from_hub(w.dataset) else 10,
     shell:
         "python scripts/prepare_data.py --spec {params.spec:q} --out {params.out:q}"
         " --cache {params.cache:q} > {log:q} 2>&1"

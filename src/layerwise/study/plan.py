@@ -95,6 +95,14 @@ class StudyPlan:
             spec["init"] = pretraining
         return spec
 
+    def dataset_spec(self, dataset: str) -> dict:
+        """scripts/prepare_data.py: the dataset's config section."""
+        return self.config["datasets"][dataset]
+
+    def dataset_from_hub(self, dataset: str) -> bool:
+        """Whether preparing the dataset downloads it from a hub (more memory and time)."""
+        return SOURCES[self.dataset_spec(dataset)["source"]].from_hub
+
     def run_file_patterns(self, group: str) -> dict[str, str]:
         """The files of a group ("hidden", "analysis", "exits", "decoding") that the analysis of
         a run writes, by name, as patterns over {experiment}, {method} and {seed}."""
