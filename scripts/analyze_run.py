@@ -28,6 +28,7 @@ from layerwise.train.runs import build_run_model
 
 SPEC_KEYS = ("run", "metric", "similarity_split", "cka_estimators", "train_samples",
              "rbf_threshold", "cka_batch_size")
+EXIT_KEYS = ("policies", "sweep_points", "max_accuracy_drop", "timing")
 
 
 def extract(model, spec: dict, spec_hash: str, args) -> tuple[dict[str, dict], torch.Tensor]:
@@ -100,6 +101,7 @@ def main(argv=None):
     cli.check_choices("metric", spec["metric"], list(LAYER_METRICS))
     exits = spec.get("exits")
     if exits is not None:
+        cli.check_keys("--spec exits", exits, EXIT_KEYS)
         cli.check_choices("exits.policies", exits["policies"], list(POLICIES))
         missing = [f"--{n.replace('_', '-')}" for n in EXIT_PARTS if getattr(args, n) is None]
         if missing:

@@ -32,6 +32,8 @@ from layerwise.train.runs import build_run_model
 
 SPEC_KEYS = ("run", "metric", "similarity_split", "cka_estimators", "train_samples",
              "token_samples", "exits")
+EXIT_KEYS = ("policies", "sweep_points", "max_accuracy_drop", "timing", "decoding",
+             "speculative", "generation")
 #: float32 logits (every layer's, vocabulary-wide) held at once, which sets the blocks per
 #: forward pass (32 MiB: larger batches spend more time allocating than computing)
 LOGIT_BUDGET = 2**23
@@ -47,6 +49,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     spec = cli.read_spec(args.spec, SPEC_KEYS)
     exits = spec["exits"]
+    cli.check_keys("--spec exits", exits, EXIT_KEYS)
     cli.check_choices("similarity_split", spec["similarity_split"], SPLITS)
     cli.check_choices("cka_estimators", spec["cka_estimators"], list(CKA_ESTIMATORS))
     cli.check_choices("exits.policies", exits["policies"], list(POLICIES))

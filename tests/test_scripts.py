@@ -13,7 +13,7 @@ import pytest
 
 from layerwise import cli
 from layerwise.errors import ConfigError
-from layerwise.study.config import load_config_file, validate_config
+from layerwise.study.config import load_config_file, merge_configs, validate_config
 from layerwise.study.plan import ANALYSIS_PARTS, StudyPlan
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,6 +36,12 @@ def script(name: str):
 def test_a_spec_is_read_whole_or_rejected_in_one_line(text, message):
     with pytest.raises(ConfigError, match=message):
         cli.read_spec(text, ("runs", "epsilon"))
+
+
+def test_a_part_of_a_spec_is_checked_as_the_whole_is():
+    cli.check_keys("--spec exits", {"policies": [], "timing": {}}, ("policies", "timing"))
+    with pytest.raises(ConfigError, match="--spec exits lacks timing; has unknown keys polices"):
+        cli.check_keys("--spec exits", {"policies": [], "polices": []}, ("policies", "timing"))
 
 
 def test_a_spec_naming_an_unregistered_choice_is_rejected():
@@ -68,6 +74,25 @@ def test_an_analysis_script_rejects_a_spec_before_loading_anything(name, tmp_pat
         "error: --spec cka_estimators: 'cubic' is not one of "
         "linear_biased, linear_unbiased, rbf")
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("config", ["smoke.yaml", "paper.yaml"])
+def test_every_analysis_spec_the_plan_builds_is_one_its_script_takes(config):
+    """The contract between the plan and the analysis scripts, over every run of a shipped
+    config: the keys each script requires, and the exit study's where the plan gives it."""
+    merged = merge_configs(load_config_file(ROOT / "config" / "config.yaml"),
+                           load_config_file(ROOT / "config" / config))
+    plan = StudyPlan(validate_config(merged))
+    scripts = {name: script(name) for name in ("analyze_run", "analyze_tokens")}
+    for experiment in plan.experiments:
+        tokens = experiment in plan.token_experiments
+        taker = scripts["analyze_tokens" if tokens else "analyze_run"]
+        for run in plan.all_runs(experiment):
+            spec = plan.analysis_spec(experiment, run, 0)
+            cli.check_keys("--spec", spec, taker.SPEC_KEYS, optional=("exits",))
+            if "exits" in spec:
+                cli.check_keys("--spec exits", spec["exits"], taker.EXIT_KEYS)
+            assert ("exits" in spec) == plan.is_exit_run(experiment, run)
 
 
 def test_summarize_gathers_the_runs_its_spec_lists(tmp_path):

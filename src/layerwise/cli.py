@@ -45,15 +45,21 @@ def read_spec(text: str, required: Sequence[str], optional: Sequence[str] = ()) 
     """The job spec of --spec: a JSON object with every key of `required`, and no key outside
     `required` and `optional` (a misspelled setting is an error, not a silent default)."""
     spec = read_json_spec(text)
+    check_keys("--spec", spec, required, optional)
+    return spec
+
+
+def check_keys(where: str, spec, required: Sequence[str], optional: Sequence[str] = ()) -> None:
+    """`spec` (a part of the spec, named `where`) is an object with every key of `required`
+    and none outside `required` and `optional`."""
     if not isinstance(spec, dict):
-        raise ConfigError(f"--spec is a JSON {type(spec).__name__}, not an object")
+        raise ConfigError(f"{where} is a JSON {type(spec).__name__}, not an object")
     missing = [key for key in required if key not in spec]
     unknown = sorted(set(spec) - set(required) - set(optional))
     if missing or unknown:
-        raise ConfigError("--spec " + "; ".join(
+        raise ConfigError(where + " " + "; ".join(
             part for part in (missing and f"lacks {', '.join(missing)}",
                               unknown and f"has unknown keys {', '.join(unknown)}") if part))
-    return spec
 
 
 def read_json_spec(text: str):
