@@ -1,7 +1,6 @@
-"""Check the paper's claims (C1-C11) on the study's own results: JSON, CSV, Markdown and LaTeX."""
+"""Check the claims (the paper's C1-C11, and C12-C13 against a tuned lens) on the study's own
+results: JSON, CSV, Markdown and LaTeX."""
 
-import argparse
-import json
 
 import pandas as pd
 
@@ -30,17 +29,15 @@ def read(spec: dict) -> ExperimentData:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--spec", required=True,
-                        help="JSON: thresholds, experiments (name, metric and files) and the "
-                             "residual ablation pair (or null)")
+    parser = cli.spec_parser(__doc__, "thresholds, experiments (name, metric and files) and "
+                                      "the residual ablation pair (or null)")
     parser.add_argument("--json", required=True, help="claims as JSON")
     parser.add_argument("--table", required=True, help="table stem (.csv, .md, .tex)")
     args = parser.parse_args(argv)
 
-    spec = json.loads(args.spec)
+    spec = cli.read_spec(args.spec, ("thresholds", "experiments", "ablation"))
     thresholds = spec["thresholds"]
-    ablation = spec.get("ablation")
+    ablation = spec["ablation"]
     rows = evaluate([read(e) for e in spec["experiments"]], thresholds,
                     None if ablation is None else (read(ablation["without"]),
                                                    read(ablation["with"])),

@@ -5,7 +5,6 @@ a training run writes them, so that every analysis reads it as one more method.
 A classifier's lens is fitted on the base run's stored training-split states (only the head
 path runs); a language model's on its training blocks streamed through the frozen model."""
 
-import argparse
 import json
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ from layerwise.provenance import config_hash, provenance
 from layerwise.seeding import seed_everything
 from layerwise.train.lens import fit_lens_on_batches, fit_lens_on_states
 from layerwise.train.loop import start_from
+from layerwise.train.methods import METHODS
 from layerwise.train.runs import build_run_model
 
 
@@ -33,8 +33,7 @@ def block_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--spec", required=True, help="the lens run's spec, as JSON")
+    parser = cli.spec_parser(__doc__, "the lens run's spec, its base run's whole under `base`")
     parser.add_argument("--data", required=True, help="prepared dataset folder")
     parser.add_argument("--base-model", required=True, help="weights of the spec's base run")
     parser.add_argument("--states", nargs="?",
@@ -46,7 +45,8 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
 
-    spec = json.loads(args.spec)
+    spec = cli.read_spec(args.spec, ("experiment", "dataset", "method", "seed", "model", "base"),
+                         optional=tuple(METHODS))
     spec_hash, settings = config_hash(spec), spec[spec["method"]]
     cli.set_threads(args.threads)
     started = time.time()

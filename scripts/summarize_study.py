@@ -1,8 +1,6 @@
 """Summarize the whole study: metrics JSON (dvc metrics), plot data and images (dvc plots), the
 runtime table from the benchmark files, and the results summary in Markdown."""
 
-import argparse
-import json
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,20 +15,22 @@ from layerwise.report.summary import (claims_metrics, experiment_metrics, format
 from layerwise.report.tables import write_table
 
 
+SPEC_KEYS = ("experiments", "policy", "study_figures", "figure_copies", "claims_json",
+             "claims_md", "benchmarks")
+
+
 def optional_csv(path):
     return None if path is None else pd.read_csv(path)
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--spec", required=True,
-                        help="JSON: experiments with their files, figures, tables and plot "
-                             "outputs; the claims files; the benchmark folder")
+    parser = cli.spec_parser(__doc__, "experiments with their files, figures, tables and plot "
+                                      "outputs; the claims files; the benchmark folder")
     parser.add_argument("--metrics", required=True, help="metrics JSON to write")
     parser.add_argument("--summary", required=True, help="Markdown summary to write")
     parser.add_argument("--runtime", required=True, help="runtime table stem (.csv, .md, .tex)")
     args = parser.parse_args(argv)
-    spec = json.loads(args.spec)
+    spec = cli.read_spec(args.spec, SPEC_KEYS)
 
     claims = read_json(spec["claims_json"])["claims"]
     metrics = {"experiments": {}, "claims": claims_metrics(claims)}

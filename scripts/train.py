@@ -5,7 +5,6 @@ GPU; gloo on CPU); every process trains its shard of each global batch and rank 
 checkpoint and the outputs. `torchrun --nproc_per_node N scripts/train.py ...` works as well.
 """
 
-import argparse
 import json
 import sys
 import time
@@ -21,11 +20,14 @@ from layerwise.train.runs import build_run_model
 from layerwise.provenance import config_hash, provenance
 from layerwise.seeding import seed_everything
 from layerwise.train.loop import TrainSpec, remove_checkpoint, start_from, train
+from layerwise.train.methods import METHODS
+
+#: A run spec (StudyPlan.run_spec): what determines the run's weights, hashed into them.
+RUN_KEYS = ("experiment", "dataset", "method", "seed", "model", "train")
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--spec", required=True, help="the run spec, as JSON")
+    parser = cli.spec_parser(__doc__, "the run spec: everything that determines its weights")
     parser.add_argument("--data", required=True, help="prepared dataset folder")
     parser.add_argument("--checkpoint", required=True, help="resumable checkpoint file")
     parser.add_argument("--model", required=True, help="final weights (safetensors)")
@@ -46,7 +48,7 @@ def main(argv=None):
                            list(sys.argv[1:] if argv is None else argv))
         return
 
-    spec = json.loads(args.spec)
+    spec = cli.read_spec(args.spec, RUN_KEYS, optional=("init", *METHODS))
     spec_hash = config_hash(spec)
     cli.set_threads(args.threads)
     started = time.time()
