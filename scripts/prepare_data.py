@@ -10,7 +10,7 @@ def main(argv=None):
     parser.add_argument("--cache", help="folder for downloads (default: inside --out)")
     args = parser.parse_args(argv)
     spec = cli.read_json_spec(args.spec)
-    cli.check_keys("--spec", spec, ("source",), optional=tuple(spec))  # the source checks the rest
+    cli.check_keys("--spec", spec, ("source",), optional=None)  # its source checks the rest
     prepare_dataset(spec, args.out, args.cache)
 
 

@@ -49,13 +49,14 @@ def read_spec(text: str, required: Sequence[str], optional: Sequence[str] = ()) 
     return spec
 
 
-def check_keys(where: str, spec, required: Sequence[str], optional: Sequence[str] = ()) -> None:
+def check_keys(where: str, spec, required: Sequence[str],
+               optional: Sequence[str] | None = ()) -> None:
     """`spec` (a part of the spec, named `where`) is an object with every key of `required`
-    and none outside `required` and `optional`."""
+    and none outside `required` and `optional` (any others where `optional` is None)."""
     if not isinstance(spec, dict):
         raise ConfigError(f"{where} is a JSON {type(spec).__name__}, not an object")
     missing = [key for key in required if key not in spec]
-    unknown = sorted(set(spec) - set(required) - set(optional))
+    unknown = [] if optional is None else sorted(set(spec) - set(required) - set(optional))
     if missing or unknown:
         raise ConfigError(where + " " + "; ".join(
             part for part in (missing and f"lacks {', '.join(missing)}",

@@ -88,7 +88,7 @@ rule summarize:
                               "layerwise_accuracy_table", REPORT_ACCURACY,
                               "layer-wise accuracy table"),
     params:
-        spec=lambda w: spec_json(PLAN.summary_spec(w.experiment)),
+        spec=spec_of(PLAN.summary_spec),
         outputs=output_options,
         table=table_stem,
     log:
@@ -111,7 +111,7 @@ rule cross_model_similarity:
     output:
         f"{RESULTS}/analysis/{{experiment}}/cross_model_cka.csv",
     params:
-        spec=lambda w: spec_json(PLAN.cross_model_spec(w.experiment)),
+        spec=spec_of(PLAN.cross_model_spec),
     log:
         f"{RESULTS}/logs/cross_model_similarity/{{experiment}}.log",
     benchmark:

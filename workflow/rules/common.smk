@@ -7,7 +7,7 @@ import sys
 sys.path.insert(0, os.path.abspath(f"{workflow.basedir}/../src"))
 from layerwise.report import figure_kinds
 from layerwise.study.config import ConfigError, validate_config
-from layerwise.study.plan import StudyPlan
+from layerwise.study.plan import RUN, StudyPlan
 from layerwise.train.methods import METHODS
 
 try:
@@ -59,7 +59,6 @@ def post_hoc_base(w):
 # (hidden states stored, then the layer-wise analysis), or analyze_exit_run for the runs of the
 # early-exit study (the same, plus the exit study); a language model's by analyze_tokens,
 # token by token in streaming passes. The patterns of what they write (the plan's):
-RUN = "{experiment}/{method}/seed{seed}"
 HIDDEN_FILES = PLAN.run_file_patterns("hidden")
 ANALYSIS_FILES = PLAN.run_file_patterns("analysis")
 EXIT_FILES = PLAN.run_file_patterns("exits")
@@ -117,6 +116,11 @@ def files_of(job_spec):
     """The inputs of a gathering rule: every results file the plan's spec for its wildcards
     names (`job_spec(experiment)`, a method of the plan)."""
     return lambda w: PLAN.spec_files(job_spec(w.experiment))
+
+
+def spec_of(job_spec):
+    """The --spec of a job per experiment, as JSON: the plan's `job_spec(experiment)`."""
+    return lambda w: spec_json(job_spec(w.experiment))
 
 
 TEXT_EXPERIMENTS = PLAN.text_experiments

@@ -18,7 +18,7 @@ rule summarize_exits:
                                        ".md", ".tex"),
                               "multi_exit_table", REPORT_EXITS, "early-exit operating points"),
     params:
-        spec=lambda w: spec_json(PLAN.exit_summary_spec(w.experiment)),
+        spec=spec_of(PLAN.exit_summary_spec),
         outputs=output_options,
         table=table_stem,
     log:
@@ -46,7 +46,7 @@ rule depth_study:
                                        ".csv", ".md", ".tex"),
                               "effective_depth", REPORT_SATURATION, "effective depth"),
     params:
-        spec=lambda w: spec_json(PLAN.depth_study_spec(w.experiment)),
+        spec=spec_of(PLAN.depth_study_spec),
         outputs=output_options,
         table=table_stem,
     log:
@@ -72,7 +72,7 @@ rule parameter_table:
                                        ".csv", ".md", ".tex"),
                               "parameter_savings", REPORT_EXITS, "parameter savings"),
     params:
-        spec=lambda w: spec_json(PLAN.parameter_spec(w.experiment)),
+        spec=spec_of(PLAN.parameter_spec),
         data=data_dir,
         table=table_stem,
     log:
@@ -103,7 +103,7 @@ rule summarize_decoding:
                                        ".md", ".tex"),
                               "speculative_table", REPORT_EXITS, "self-speculative decoding"),
     params:
-        spec=lambda w: spec_json(PLAN.decoding_summary_spec(w.experiment)),
+        spec=spec_of(PLAN.decoding_summary_spec),
         outputs=output_options,
         table=table_stem,
     log:

@@ -259,8 +259,9 @@ class ExitStudy:
                                           self.operating_points["threshold"])}
 
 
-def evaluate_policies(policies: Sequence[str], val: LayerExits, test: LayerExits, max_drop: float,
-               points: int, flops: FlopProfile | None = None) -> ExitStudy:
+def evaluate_policies(policies: Sequence[str], val: LayerExits, test: LayerExits,
+                      max_drop: float, points: int, flops: FlopProfile | None = None
+                      ) -> ExitStudy:
     """`evaluate_policy` for every policy, the exit counts of its operating point, and the
     saturation layer of every test sample."""
     from layerwise.exits.saturation import layer_histogram, saturation_layers

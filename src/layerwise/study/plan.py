@@ -274,13 +274,12 @@ class StudyPlan:
     def depth_study_spec(self, experiment: str) -> dict:
         """scripts/depth_study.py: the layer-wise accuracy and the training log of every run
         with a training of its own, and the effective depth's epsilon."""
-        runs = self.gather_spec(experiment, "analysis", self.trained_runs(experiment))
-        for run in runs["runs"]:
-            run["files"] = {
-                "layer_accuracy": run["files"]["layer_accuracy"],
-                "train_log": self.run_folder(experiment, run["method"], run["seed"])
-                + "/train_log.csv"}
-        return {**runs, "epsilon": self.config["analysis"]["effective_depth_epsilon"]}
+        return {"runs": [{"method": run, "seed": seed, "files": {
+                    "layer_accuracy": self.run_files("analysis", experiment, run, seed)[
+                        "layer_accuracy"],
+                    "train_log": f"{self.run_folder(experiment, run, seed)}/train_log.csv"}}
+                         for run, seed in self.runs(experiment, self.trained_runs(experiment))],
+                "epsilon": self.config["analysis"]["effective_depth_epsilon"]}
 
     def run_folder(self, experiment: str, run: str, seed: int) -> str:
         """Where a run's weights, training log and provenance are."""
@@ -293,9 +292,8 @@ class StudyPlan:
     def cross_model_spec(self, experiment: str) -> dict:
         """scripts/cross_model.py: the test split's states of the standard and the aligned run
         of every seed, compared layer by layer."""
-        hidden = self.run_file_patterns("hidden")["test"]
         return {"pairs": [{"seed": seed, **{
-            method: hidden.format(experiment=experiment, method=method, seed=seed)
+            method: self.run_files("hidden", experiment, method, seed)["test"]
             for method in ("standard", "aligned")}}
             for seed in self.experiments[experiment]["seeds"]]}
 
