@@ -1,5 +1,5 @@
 """Summarize the whole study: metrics JSON (dvc metrics), plot data and images (dvc plots), the
-runtime table from the benchmark files, and the results summary in Markdown."""
+runtime table from every job's usage record, and the results summary in Markdown."""
 
 import shutil
 from datetime import datetime, timezone
@@ -8,15 +8,16 @@ from pathlib import Path
 import pandas as pd
 
 from layerwise import cli
+from layerwise.baselines.depth_use import uses_depth
 from layerwise.io import atomic_path, read_json, write_csv, write_json, write_text
 from layerwise.report.summary import (claims_metrics, experiment_metrics, format_runtime_table,
-                                      layerwise_series, learning_check, read_benchmarks,
+                                      layerwise_series, learning_check, read_usage,
                                       runtime_table, summary_markdown, tradeoff_series)
 from layerwise.report.tables import write_table
 
 
 SPEC_KEYS = ("experiments", "policy", "study_figures", "figure_copies", "claims_json",
-             "claims_md", "benchmarks")
+             "claims_md", "logs")
 
 
 def optional_csv(path):
@@ -25,7 +26,7 @@ def optional_csv(path):
 
 def main(argv=None):
     parser = cli.spec_parser(__doc__, "experiments with their files, figures, tables and plot "
-                                      "outputs; the claims files; the benchmark folder")
+                                      "outputs; the claims files; the logs folder")
     parser.add_argument("--metrics", required=True, help="metrics JSON to write")
     parser.add_argument("--summary", required=True, help="Markdown summary to write")
     parser.add_argument("--runtime", required=True, help="runtime table stem (.csv, .md, .tex)")
@@ -34,16 +35,15 @@ def main(argv=None):
 
     claims = read_json(spec["claims_json"])["claims"]
     metrics = {"experiments": {}, "claims": claims_metrics(claims)}
-    notes = {}  # a language model's learning check, beside its tables
+    notes = {}  # each experiment's learning check, above its tables
     for exp in spec["experiments"]:
         acc = pd.read_csv(exp["accuracy"])
-        if exp.get("baselines"):
-            notes[exp["name"]] = [learning_check(
-                acc, read_json(exp["baselines"])["ngram_baselines"])]
+        runs = pd.read_csv(exp["depth_use"])
+        notes[exp["name"]] = [learning_check(runs, read_json(exp["baselines"]))]
         sweep = optional_csv(exp.get("sweep"))
-        metrics["experiments"][exp["name"]] = experiment_metrics(
+        metrics["experiments"][exp["name"]] = {**experiment_metrics(
             acc, exp["metric"], optional_csv(exp.get("agreement")),
-            optional_csv(exp.get("points")))
+            optional_csv(exp.get("points"))), "depth_use": uses_depth(runs, **exp["depth"])}
         write_csv(exp["layerwise_plot"], layerwise_series(acc, exp["metric"]))
         if exp.get("tradeoff_plot"):
             write_csv(exp["tradeoff_plot"], tradeoff_series(sweep, spec["policy"]))
@@ -52,9 +52,10 @@ def main(argv=None):
             shutil.copyfile(source, tmp)
     write_json(args.metrics, metrics)
 
-    runtime = runtime_table(read_benchmarks(spec["benchmarks"]))
-    write_table(runtime, args.runtime, "Wall-clock time per step of the workflow, from the "
-                "benchmark file of every job.", formatted=format_runtime_table(runtime))
+    runtime = runtime_table(read_usage(spec["logs"]))
+    write_table(runtime, args.runtime, "Wall-clock time, CPU time, peak memory and data "
+                "written per step of the workflow, from the usage record of every job "
+                "(layerwise.usage).", formatted=format_runtime_table(runtime))
 
     summary = summary_markdown(
         Path(args.summary).parent, [e["name"] for e in spec["experiments"]],

@@ -69,16 +69,22 @@ def test_the_token_table_puts_the_baselines_beside_every_layer():
     acc = pd.DataFrame([{"method": m, "seed": s, "split": "test", "layer": layer,
                          "accuracy": 0.1 * layer + s / 100, "cross_entropy": 3 - layer / 2}
                         for m in ("standard", "aligned") for s in (0, 1) for layer in (0, 1, 2)])
-    baselines = {"unigram": {"test": {"accuracy": 0.05, "cross_entropy": 3.2}},
-                 "bigram": {"test": {"accuracy": 0.2, "cross_entropy": 2.45}}}
+    baselines = {"trivial": "unigram", "shallow": "kneser_ney", "models": {
+        "bigram": {"label": "bigram model", "test": {"accuracy": 0.2, "cross_entropy": 2.45}},
+        "kneser_ney": {"label": "Kneser-Ney 5-gram model",
+                       "test": {"accuracy": 0.3, "cross_entropy": 2.1}},
+        "unigram": {"label": "unigram model", "test": {"accuracy": 0.05, "cross_entropy": 3.2}}}}
     table, shown = token_table(acc, "test", baselines)
     assert list(table["layer"]) == [1, 2]
     assert table["standard_mean"].tolist() == pytest.approx([0.105, 0.205])
     assert table["standard_mean_cross_entropy"].tolist() == pytest.approx([2.5, 2.0])
     assert (table["bigram_cross_entropy"] == 2.45).all()
+    assert (table["kneser_ney_accuracy"] == 0.3).all()
     assert list(shown.columns) == ["layer", "acc. % standard (n=2)", "acc. % aligned (n=2)",
                                    "CE standard (n=2)", "CE aligned (n=2)",
-                                   "acc. % unigram model", "CE unigram model",
-                                   "acc. % bigram model", "CE bigram model"]
+                                   "acc. % Kneser-Ney 5-gram model",
+                                   "CE Kneser-Ney 5-gram model",
+                                   "acc. % bigram model", "CE bigram model",
+                                   "acc. % unigram model", "CE unigram model"]
     assert shown.loc[0, "CE standard (n=2)"] == "2.50 ± 0.00"
     assert shown.loc[1, "acc. % bigram model"] == "20.0"

@@ -307,8 +307,12 @@ def test_a_gathering_spec_lists_each_run_with_the_files_its_analysis_writes(plan
     assert [(r["method"], r["seed"]) for r in spec["runs"]] == plan.runs("gpt2_running_text")
     assert spec["runs"][0]["files"]["layer_accuracy"] == \
         "results/analysis/gpt2_running_text/standard/seed0/layer_accuracy.csv"
-    assert spec["baselines"] == "results/data/running_text/info.json"
-    assert plan.summary_spec("vit_digits")["baselines"] is None
+    assert spec["baselines"] == "results/baselines/running_text.json"
+    assert plan.summary_spec("vit_digits")["baselines"] == "results/baselines/digits.json"
+    assert spec["depth"] == {"model": "standard", "reader": "tuned_lens",
+                             "max_first_layer_share": 0.6}
+    assert plan.summary_spec("mlp_mnist_plain")["depth"]["reader"] == "standard"
+    assert plan.baseline_spec("rotten_tomatoes")["metric"] == "accuracy"
     exits = plan.exit_summary_spec("vit_digits")
     assert {r["method"] for r in exits["runs"]} == set(plan.exit_methods("vit_digits"))
     depth = plan.depth_study_spec("vit_digits")

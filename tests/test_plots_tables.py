@@ -293,10 +293,21 @@ def figure_inputs(acc, sim, tmp_path_factory) -> dict[str, str]:
     for name, frame in frames.items():
         paths[name] = str(folder / f"{name}.csv")
         frame.to_csv(paths[name], index=False)
-    paths["info"] = str(folder / "info.json")
-    baselines = {"unigram": {"test": {"accuracy": 0.05, "cross_entropy": 3.2}},
-                 "bigram": {"test": {"accuracy": 0.2, "cross_entropy": 2.45}}}
-    (folder / "info.json").write_text(json.dumps({"ngram_baselines": baselines}))
+    paths["lm_baselines"] = str(folder / "lm_baselines.json")
+    (folder / "lm_baselines.json").write_text(json.dumps({
+        "metric": "cross_entropy", "trivial": "unigram", "shallow": "kneser_ney", "models": {
+            "unigram": {"label": "unigram model",
+                        "test": {"accuracy": 0.05, "cross_entropy": 3.2, "tokens": 9}},
+            "bigram": {"label": "bigram model",
+                       "test": {"accuracy": 0.2, "cross_entropy": 2.45, "tokens": 9}},
+            "kneser_ney": {"label": "Kneser-Ney 4-gram model",
+                           "test": {"accuracy": 0.3, "cross_entropy": 2.1, "tokens": 9}}}}))
+    paths["baselines"] = str(folder / "baselines.json")
+    (folder / "baselines.json").write_text(json.dumps({
+        "metric": "accuracy", "trivial": "majority", "shallow": "logistic", "models": {
+            "majority": {"label": "majority class", "test": {"accuracy": 0.1, "f1": 0.0}},
+            "logistic": {"label": "logistic regression on pixels",
+                         "test": {"accuracy": 0.7, "f1": 0.6}}}}))
     return paths
 
 
@@ -305,9 +316,10 @@ def figure_cases(f: dict[str, str]) -> dict[str, list[list[str]]]:
     (a new record without a case here fails test_every_figure_record_draws)."""
     return {
         "layerwise_accuracy": [
-            ["--accuracy", f["accuracy"], "--metric", "accuracy",
-             "--reference", "fig4_deit_s_imagenet.test_acc", "paper DeiT-S ImageNet (Fig 4)"],
-            ["--accuracy", f["lm_accuracy"], "--baselines", f["info"],
+            ["--accuracy", f["accuracy"], "--metric", "accuracy", "--baselines",
+             f["baselines"], "--reference", "fig4_deit_s_imagenet.test_acc",
+             "paper DeiT-S ImageNet (Fig 4)"],
+            ["--accuracy", f["lm_accuracy"], "--baselines", f["lm_baselines"],
              "--reference", "fig9_gpt2_wikitext103_token_acc", "paper GPT-2 (Fig 9)",
              "--loss-reference", "fig9_gpt2_wikitext103_token_loss", "paper GPT-2 (Fig 9)"]],
         "heatmaps": [["--similarity", f["similarity"], "--measure", short] for short in HEATMAPS],

@@ -110,9 +110,17 @@ def test_summarize_gathers_the_runs_its_spec_lists(tmp_path):
                               "accuracy": [0.5 + seed / 10, 0.9]}).to_csv(files[part],
                                                                           index=False)
             runs.append({"method": method, "seed": seed, "files": files})
-    spec = {"runs": runs, "metric": "accuracy", "table_split": "test", "baselines": None}
+    baselines = tmp_path / "baselines.json"
+    baselines.write_text(json.dumps({
+        "metric": "accuracy", "trivial": "majority", "shallow": "logistic", "models": {
+            "majority": {"label": "majority class", "test": {"accuracy": 0.5}},
+            "logistic": {"label": "logistic regression", "test": {"accuracy": 0.8}}}}))
+    spec = {"runs": runs, "metric": "accuracy", "table_split": "test",
+            "baselines": str(baselines),
+            "depth": {"model": "standard", "reader": "standard", "max_first_layer_share": 0.6}}
     out = tmp_path / "out"
-    argv = ["--spec", json.dumps(spec), "--table", str(out / "table")]
+    argv = ["--spec", json.dumps(spec), "--table", str(out / "table"),
+            "--depth-table", str(out / "depth"), "--depth-use", str(out / "depth_use.csv")]
     argv += [w for part in ANALYSIS_PARTS for w in (f"--{part.replace('_', '-')}",
                                                     str(out / f"{part}.csv"))]
     script("summarize").main(argv)
@@ -121,3 +129,9 @@ def test_summarize_gathers_the_runs_its_spec_lists(tmp_path):
     assert gathered.query("method == 'aligned' and seed == 1 and layer == 0")[
         "accuracy"].item() == pytest.approx(0.6)
     assert {"table.csv", "table.md", "table.tex"} <= {p.name for p in out.iterdir()}
+    table = pd.read_csv(out / "table.csv")
+    assert (table["logistic_accuracy"] == 0.8).all() and (table["majority_accuracy"] == 0.5).all()
+    depth = pd.read_csv(out / "depth.csv")   # layer 1 is the last: every run beats 0.8 ...
+    assert depth["beats_shallow"].all() and len(depth) == 4
+    assert (depth["s_1"] == 1).all()           # ... with all of it at its first layer
+    assert "labelled **shallow**" in (out / "depth.md").read_text()

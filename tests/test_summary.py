@@ -1,5 +1,6 @@
 """The study summary on hand-made files: metrics JSON, DVC plot series, runtime statistics from
-benchmark files and the Markdown summary with links that work from where it lies."""
+the jobs' usage records, the learning check and the Markdown summary with links that work from
+where it lies."""
 
 from __future__ import annotations
 
@@ -51,18 +52,20 @@ def test_plot_series_have_a_column_per_method(acc):
     assert tradeoff["aligned"].tolist()[1:] == [0.8, 0.7] and np.isnan(tradeoff["aligned"][0])
 
 
-def test_runtime_table_sums_the_benchmark_files_per_step(tmp_path):
-    header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
-    for path, seconds in (("train/exp/standard/seed0.tsv", 10.0),
-                          ("train/exp/aligned/seed0.tsv", 30.0),
-                          ("figures/exp/layerwise_accuracy.tsv", 2.0)):
+def test_runtime_table_sums_the_usage_records_per_step(tmp_path):
+    for path, seconds in (("train/exp/standard/seed0", 10.0), ("train/exp/aligned/seed0", 30.0),
+                          ("figures/exp", 2.0), ("check_claims", 1.0)):
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / path).write_text(header + f"{seconds}\t0:00:10\t500\t0\t0\t0\t0\t0\t0\t{seconds}\n")
-    table = summary.runtime_table(summary.read_benchmarks(tmp_path))
-    assert table["step"].tolist() == ["train", "figures", "total"]
-    assert table.set_index("step").loc["train", "total_s"] == 40.0
-    assert table.set_index("step").loc["total", "jobs"] == 3
-    assert "peak memory (MB)" in summary.format_runtime_table(table).columns
+        (tmp_path / f"{path}.usage.json").write_text(json.dumps(
+            {"wall_s": seconds, "cpu_s": seconds / 2, "max_rss_mb": 10 * seconds,
+             "written_mb": 1.0}))
+    (tmp_path / "train" / "exp" / "standard" / "seed0.log").write_text("not a record")
+    table = summary.runtime_table(summary.read_usage(tmp_path)).set_index("step")
+    assert table.index.tolist() == ["train", "figures", "check_claims", "total"]
+    assert table.loc["train", "total_s"] == 40.0 and table.loc["train", "cpu_s"] == 20.0
+    assert table.loc["train", "max_rss_mb"] == 300.0 and table.loc["total", "jobs"] == 4
+    assert table.loc["total", "written_mb"] == 4.0
+    assert "peak memory (MB)" in summary.format_runtime_table(table.reset_index()).columns
 
 
 def test_summary_links_are_relative_to_the_summary(tmp_path, acc):
@@ -80,20 +83,31 @@ def test_summary_links_are_relative_to_the_summary(tmp_path, acc):
     assert "| C1 |" in text and str(tmp_path) not in text
 
 
-def test_learning_check_counts_the_seeds_below_the_bigram_model():
+def test_learning_check_counts_the_seeds_that_beat_the_shallow_baseline():
     from layerwise.report.summary import learning_check
 
-    acc = pd.DataFrame([{"method": m, "seed": s, "split": "test", "layer": layer,
-                         "cross_entropy": ce}
-                        for m, values in (("standard", (2.3, 2.5)), ("aligned", (2.4, 2.44)))
-                        for s, ce in enumerate(values) for layer in (1, 2)])
-    baselines = {"unigram": {"test": {"cross_entropy": 3.2}},
-                 "bigram": {"test": {"cross_entropy": 2.45}}}
-    text = learning_check(acc, baselines)
-    assert "layer-2 cross-entropy per seed (nats): standard 2.300, 2.500; aligned 2.400, 2.440" \
-        in text
-    assert "bigram model fitted on the training split scores 2.450" in text
-    assert text.endswith("seeds below the bigram model: standard 1/2, aligned 2/2.")
+    runs = pd.DataFrame({"method": ["standard", "standard", "aligned", "aligned"],
+                         "seed": [0, 1, 0, 1], "cross_entropy": [2.3, 2.5, 2.4, 2.44],
+                         "beats_shallow": [True, False, True, True]})
+    baselines = {"metric": "cross_entropy", "trivial": "unigram", "shallow": "kneser_ney",
+                 "models": {"unigram": {"label": "unigram model",
+                                        "test": {"cross_entropy": 3.2}},
+                            "kneser_ney": {"label": "Kneser-Ney 5-gram model",
+                                           "test": {"cross_entropy": 2.45}}}}
+    text = learning_check(runs, baselines)
+    assert ("last-layer cross-entropy per seed (nats): standard 2.300, 2.500; aligned 2.400, "
+            "2.440") in text
+    assert "Kneser-Ney 5-gram model 2.450; unigram model 3.200" in text
+    assert text.endswith("Seeds below the shallow baseline (Kneser-Ney 5-gram model): "
+                         "standard 1/2, aligned 2/2.")
+    classifier = {"metric": "accuracy", "trivial": "majority", "shallow": None,
+                  "note": "no pixel baseline", "models": {"majority": {
+                      "label": "majority class", "test": {"accuracy": 0.1}}}}
+    runs = runs.assign(accuracy=[0.9, 0.85, 0.8, 0.75], beats_shallow=pd.NA)
+    text = learning_check(runs, classifier)
+    assert "per seed (%): standard 90.0, 85.0; aligned 80.0, 75.0" in text
+    assert "majority class 10.0" in text
+    assert text.endswith("No shallow baseline: no pixel baseline.")
 
 
 def test_gather_runs_puts_method_and_seed_first(tmp_path):

@@ -187,6 +187,11 @@ def test_changing_an_exit_setting_retrains_nothing(smoke_project, tmp_path):
 
 
 
+def info_tokens(results):
+    info = json.loads((results / "data" / "running_text" / "info.json").read_text())
+    return info["tokens"]["test"]
+
+
 def test_smoke_study_analyses_the_language_model_token_by_token(smoke_project):
     results, lm = smoke_project / "results", "gpt2_smoke"
     for stem in ("layerwise_accuracy", "cos_heatmaps", "cka_heatmaps", "cos_boxplot",
@@ -203,8 +208,15 @@ def test_smoke_study_analyses_the_language_model_token_by_token(smoke_project):
     assert speculative.groupby(["method", "seed"])["chosen"].sum().eq(1).all()
     generation = pd.read_csv(results / "analysis" / lm / "generation.csv")
     assert set(generation["coherence_measure"]) == {"full_depth_ce_nats"}   # offline substitute
-    assert "bigram model" in (results / "tables" / lm / "layerwise_accuracy.md").read_text()
-    assert "Learning check (test tokens)" in (results / "SUMMARY.md").read_text()
+    table = (results / "tables" / lm / "layerwise_accuracy.md").read_text()
+    assert "bigram model" in table and "Kneser-Ney" in table
+    summary = (results / "SUMMARY.md").read_text()
+    assert "Learning check (test tokens)" in summary and "Learning check (test samples)" in summary
+    baselines = json.loads((results / "baselines" / "running_text.json").read_text())
+    assert baselines["models"]["kneser_ney"]["test"]["tokens"] == info_tokens(results)
+    depth = pd.read_csv(results / "tables" / lm / "depth_use.csv")
+    assert set(depth["method"]) == {"standard", "aligned", "multi_exit", "tuned_lens"}
+    assert {"s_1", "beats_shallow", "cross_entropy"} <= set(depth.columns)
     assert not (results / "hidden" / lm).exists()  # nothing per token is stored
     acc = pd.read_csv(results / "analysis" / lm / "layer_accuracy.csv")
     assert {"accuracy", "cross_entropy", "perplexity", "tokens"} <= set(acc.columns)

@@ -29,7 +29,8 @@ rule analyze_run:
         mem_mb=4000,
         runtime=30,
     shell:
-        "python scripts/analyze_run.py --spec {params.spec:q} --data {params.data:q}"
+        "python -m layerwise.usage --beside {log:q} --"
+        " python scripts/analyze_run.py --spec {params.spec:q} --data {params.data:q}"
         " --model {input.model:q} {params.outputs} --threads {threads} > {log:q} 2>&1"
 
 
@@ -74,7 +75,8 @@ rule analyze_tokens:
         mem_mb=4000,
         runtime=60,
     shell:
-        "python scripts/analyze_tokens.py --spec {params.spec:q} --data {params.data:q}"
+        "python -m layerwise.usage --beside {log:q} --"
+        " python scripts/analyze_tokens.py --spec {params.spec:q} --data {params.data:q}"
         " --model {input.model:q} {params.outputs} --threads {threads} > {log:q} 2>&1"
 
 
@@ -82,15 +84,20 @@ rule summarize:
     input:
         files_of(PLAN.summary_spec),
     output:
-        **{name: f"{RESULTS}/analysis/{{experiment}}/{name}.csv" for name in ANALYSIS_FILES},
+        **{name: f"{RESULTS}/analysis/{{experiment}}/{name}.csv"
+           for name in [*ANALYSIS_FILES, "depth_use"]},
         table=table_in_report(multiext(f"{RESULTS}/tables/{{experiment}}/layerwise_accuracy",
                                        ".csv", ".md", ".tex"),
                               "layerwise_accuracy_table", REPORT_ACCURACY,
                               "layer-wise accuracy table"),
+        depth_table=table_in_report(multiext(f"{RESULTS}/tables/{{experiment}}/depth_use",
+                                             ".csv", ".md", ".tex"),
+                                    "depth_use_table", REPORT_ACCURACY, "depth use table"),
     params:
         spec=spec_of(PLAN.summary_spec),
         outputs=output_options,
         table=table_stem,
+        depth_table=lambda w, output: os.path.splitext(output.depth_table[0])[0],
     log:
         f"{RESULTS}/logs/summarize/{{experiment}}.log",
     benchmark:
@@ -101,8 +108,9 @@ rule summarize:
         mem_mb=2000,
         runtime=10,
     shell:
-        "python scripts/summarize.py --spec {params.spec:q} {params.outputs}"
-        " --table {params.table:q} > {log:q} 2>&1"
+        "python -m layerwise.usage --beside {log:q} --"
+        " python scripts/summarize.py --spec {params.spec:q} {params.outputs}"
+        " --table {params.table:q} --depth-table {params.depth_table:q} > {log:q} 2>&1"
 
 
 rule cross_model_similarity:
@@ -123,5 +131,6 @@ rule cross_model_similarity:
         mem_mb=4000,
         runtime=30,
     shell:
-        "python scripts/cross_model.py --spec {params.spec:q} --out {output:q}"
+        "python -m layerwise.usage --beside {log:q} --"
+        " python scripts/cross_model.py --spec {params.spec:q} --out {output:q}"
         " --threads {threads} > {log:q} 2>&1"

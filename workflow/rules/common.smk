@@ -27,6 +27,10 @@ if not workflow.deployment_settings.deployment_method:
     _env = f'{_env}export PATH={_bin}:"$PATH"; '
 shell.prefix(_env)
 CONDA_ENV = "../../environment.yml"
+# Every job's command runs under `python -m layerwise.usage --beside {log:q} --`, which writes
+# the job's own record of CPU time, peak memory and bytes written beside its log; the runtime
+# table reads those records (Snakemake's benchmark files sample a job's processes at intervals
+# and miss what falls between samples).
 RESULTS = "results"
 PLAN = StudyPlan(config, RESULTS)
 EXPERIMENTS = PLAN.experiments

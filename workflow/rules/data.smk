@@ -18,5 +18,33 @@ rule prepare_data:
         mem_mb=lambda w: 16000 if PLAN.dataset_from_hub(w.dataset) else 2000,
         runtime=lambda w: 120 if PLAN.dataset_from_hub(w.dataset) else 10,
     shell:
-        "python scripts/prepare_data.py --spec {params.spec:q} --out {params.out:q}"
+        "python -m layerwise.usage --beside {log:q} --"
+        " python scripts/prepare_data.py --spec {params.spec:q} --out {params.out:q}"
         " --cache {params.cache:q} > {log:q} 2>&1"
+
+
+# Models without hidden layers beside the deep ones (layerwise.baselines): fitted from the
+# prepared splits alone, so a change of their settings retrains nothing.
+rule fit_baselines:
+    input:
+        splits=f"{RESULTS}/data/{{dataset}}/splits.safetensors",
+        info=f"{RESULTS}/data/{{dataset}}/info.json",
+    output:
+        f"{RESULTS}/baselines/{{dataset}}.json",
+    params:
+        spec=lambda w: spec_json(PLAN.baseline_spec(w.dataset)),
+        data=lambda w: f"{RESULTS}/data/{w.dataset}",
+    log:
+        f"{RESULTS}/logs/fit_baselines/{{dataset}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/fit_baselines/{{dataset}}.tsv"
+    threads: 1
+    conda:
+        CONDA_ENV
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    shell:
+        "python -m layerwise.usage --beside {log:q} --"
+        " python scripts/fit_baselines.py --spec {params.spec:q} --data {params.data:q}"
+        " --out {output:q} --threads {threads} > {log:q} 2>&1"

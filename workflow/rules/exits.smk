@@ -31,7 +31,8 @@ rule summarize_exits:
         mem_mb=2000,
         runtime=10,
     shell:
-        "python scripts/summarize_exits.py --spec {params.spec:q} {params.outputs}"
+        "python -m layerwise.usage --beside {log:q} --"
+        " python scripts/summarize_exits.py --spec {params.spec:q} {params.outputs}"
         " --table {params.table:q} > {log:q} 2>&1"
 
 
@@ -59,7 +60,8 @@ rule depth_study:
         mem_mb=2000,
         runtime=10,
     shell:
-        "python scripts/depth_study.py --spec {params.spec:q} {params.outputs}"
+        "python -m layerwise.usage --beside {log:q} --"
+        " python scripts/depth_study.py --spec {params.spec:q} {params.outputs}"
         " --table {params.table:q} > {log:q} 2>&1"
 
 
@@ -85,7 +87,8 @@ rule parameter_table:
         mem_mb=2000,
         runtime=10,
     shell:
-        "python scripts/parameter_table.py --spec {params.spec:q} --data {params.data:q}"
+        "python -m layerwise.usage --beside {log:q} --"
+        " python scripts/parameter_table.py --spec {params.spec:q} --data {params.data:q}"
         " --table {params.table:q} > {log:q} 2>&1"
 
 
@@ -116,5 +119,6 @@ rule summarize_decoding:
         mem_mb=2000,
         runtime=10,
     shell:
-        "python scripts/summarize_decoding.py --spec {params.spec:q} {params.outputs}"
+        "python -m layerwise.usage --beside {log:q} --"
+        " python scripts/summarize_decoding.py --spec {params.spec:q} {params.outputs}"
         " --table {params.table:q} > {log:q} 2>&1"

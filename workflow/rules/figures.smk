@@ -35,4 +35,5 @@ for _name, (_subcategory, _jobs) in FIGURE_JOBS.items():
             mem_mb=1000,
             runtime=10,
         shell:
-            "python scripts/plot.py --spec {params.spec:q} > {log:q} 2>&1"
+            "python -m layerwise.usage --beside {log:q} --"
+            " python scripts/plot.py --spec {params.spec:q} > {log:q} 2>&1"

@@ -24,7 +24,8 @@ rule check_claims:
         mem_mb=2000,
         runtime=10,
     shell:
-        "python scripts/check_claims.py --spec {params.spec:q} --json {output.json:q}"
+        "python -m layerwise.usage --beside {log:q} --"
+        " python scripts/check_claims.py --spec {params.spec:q} --json {output.json:q}"
         " --table {params.table:q} > {log:q} 2>&1"
 
 
@@ -54,5 +55,6 @@ rule study_summary:
         mem_mb=2000,
         runtime=10,
     shell:
-        "python scripts/summarize_study.py --spec {params.spec:q} --metrics {output.metrics:q}"
+        "python -m layerwise.usage --beside {log:q} --"
+        " python scripts/summarize_study.py --spec {params.spec:q} --metrics {output.metrics:q}"
         " --summary {output.summary:q} --runtime {params.runtime:q} > {log:q} 2>&1"

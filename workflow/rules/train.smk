@@ -29,7 +29,8 @@ rule train:
         mem_mb=4000,
         runtime=120,
     shell:
-        "python scripts/train.py --spec {params.spec:q} --data {params.data:q}"
+        "python -m layerwise.usage --beside {log:q} --"
+        " python scripts/train.py --spec {params.spec:q} --data {params.data:q}"
         " --checkpoint {params.checkpoint:q} --model {output.model:q} --log {output.log:q}"
         " --provenance {output.provenance:q} --threads {threads}"
         " --processes {params.processes} --init {input.init:q} > {log:q} 2>&1"
@@ -63,7 +64,8 @@ rule pretrain:
         mem_mb=4000,
         runtime=120,
     shell:
-        "python scripts/train.py --spec {params.spec:q} --data {params.data:q}"
+        "python -m layerwise.usage --beside {log:q} --"
+        " python scripts/train.py --spec {params.spec:q} --data {params.data:q}"
         " --checkpoint {params.checkpoint:q} --model {output.model:q} --log {output.log:q}"
         " --provenance {output.provenance:q} --threads {threads}"
         " --processes {params.processes} > {log:q} 2>&1"
@@ -101,7 +103,8 @@ rule fit_lens:
         mem_mb=4000,
         runtime=30,
     shell:
-        "python scripts/fit_lens.py --spec {params.spec:q} --data {params.data:q}"
+        "python -m layerwise.usage --beside {log:q} --"
+        " python scripts/fit_lens.py --spec {params.spec:q} --data {params.data:q}"
         " --base-model {input.base:q} --states {input.states:q} --model {output.model:q}"
         " --log {output.log:q} --provenance {output.provenance:q} --threads {threads}"
         " > {log:q} 2>&1"

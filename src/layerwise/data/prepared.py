@@ -17,7 +17,6 @@ import torch
 
 from layerwise.data import IGNORE
 from layerwise.data.image_storage import ImageFolderSplit, decode_uint8
-from layerwise.data.ngram import ngram_baselines
 from layerwise.io import ArtifactError, load_tensors, read_json, save_tensors, write_json
 
 SPLITS = ("train", "val", "test")
@@ -50,14 +49,13 @@ def write_prepared(out_dir: Path, arrays: dict[str, tuple[torch.Tensor, torch.Te
     targets hold IGNORE at padding, and its classes are the vocabulary."""
     spec = info.get("spec") or {}
     caps = spec.get("max_samples") or {}
-    tensors, sizes, counts, hashes, targets, kept = {}, {}, {}, {}, {}, {}
+    tensors, sizes, counts, hashes, targets = {}, {}, {}, {}, {}
     for split, (x, y) in arrays.items():
         cap = caps.get(split)
         if cap is not None and len(y) > cap:
             generator = torch.Generator().manual_seed(int(spec.get("split_seed", 0)))
             rows = torch.randperm(len(y), generator=generator)[:cap].sort().values
             x, y = x[rows], y[rows]
-        kept[split] = x, y
         tensors[f"{split}_x"], tensors[f"{split}_y"] = x, y
         sizes[split] = len(y)
         targets[split] = int((y != IGNORE).sum())
@@ -65,9 +63,8 @@ def write_prepared(out_dir: Path, arrays: dict[str, tuple[torch.Tensor, torch.Te
         hashes[split] = {"x": _sha256(x), "y": _sha256(y)}
     save_tensors(out_dir / "splits.safetensors", tensors, {"source": info["source"]})
     extra = {}
-    if info.get("kind") == "lm":  # a model's targets, and what predicting them by counts scores
-        extra = {"tokens": targets,
-                 "ngram_baselines": ngram_baselines(kept, info["vocab_size"])}
+    if info.get("kind") == "lm":  # a language model's samples are its targets
+        extra = {"tokens": targets}
     write_json(out_dir / "info.json", {**info, "sizes": sizes, "class_counts": counts,
                                        "sha256": hashes, **extra})
 

@@ -9,7 +9,7 @@ synthetic case in tests/test_plots_tables.py.
 A record's `applies` and `jobs` are handed the study plan (`layerwise.study.plan.StudyPlan`) by
 the plan itself: the report sits below the study and does not import it. They ask it only
 what an experiment is: `experiments`, `config`, `dataset`, `metric`, `paper_reference`,
-`paper_loss_reference`, `token_experiments`, `text_experiments`, `data_info`, `analysis_file`,
+`paper_loss_reference`, `token_experiments`, `text_experiments`, `baselines_file`, `analysis_file`,
 `has_norm_ratio`, `has_multi_exit_baseline`, `has_saturation`, `has_depth_study`.
 
 Importing this module imports neither matplotlib nor torch (the plan reads the records when
@@ -139,15 +139,14 @@ def drawn_once(name: str, label: str, **files: str) -> Callable[[Plan, str], lis
 
 # --- the jobs of the figures drawn with settings ----------------------------------------------
 def layerwise_accuracy_jobs(plan: Plan, experiment: str) -> list[Drawing]:
-    """The experiment's metric beside the paper's curves; a language model's loss too, beside
-    its paper curves and its dataset's n-gram baselines."""
+    """The experiment's metric beside the paper's curves and its dataset's baselines; a
+    language model's loss too, beside its paper curves."""
     args = ["--metric", plan.metric(experiment)]
     for flag, curves in (("--reference", plan.paper_reference(experiment)),
                          ("--loss-reference", plan.paper_loss_reference(experiment))):
         args += [flag, *curves] if curves else []
-    files = {"--accuracy": plan.analysis_file(experiment, "layer_accuracy.csv")}
-    if experiment in plan.token_experiments:
-        files["--baselines"] = plan.data_info(experiment)
+    files = {"--accuracy": plan.analysis_file(experiment, "layer_accuracy.csv"),
+             "--baselines": plan.baselines_file(experiment)}
     return [Drawing("layerwise_accuracy", "layer-wise accuracy", tuple(args), files)]
 
 
@@ -243,8 +242,8 @@ FIGURES: dict[str, FigureKind] = {kind.name: kind for kind in (
                 help="a language model's: the paper's per-layer cross-entropy curves (a key "
                      "of the reference values)"),
          option("--baselines", reads=True,
-                help="a language model's: its dataset's info.json, whose unigram and bigram "
-                     "baselines are drawn as lines"),
+                help="its dataset's baselines file (rule fit_baselines), whose models without "
+                     "hidden layers are drawn as lines"),
          SPLIT),
         "layerwise_accuracy", ACCURACY, "Fig 4 (b), Fig 8, Fig 9 (a, b)",
         applies=every_experiment, jobs=layerwise_accuracy_jobs),

@@ -28,6 +28,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
+from layerwise.baselines import model_order
 from layerwise.io import read_json
 from layerwise.reference import curves as reference_curves
 from layerwise.reference import paper_values, similarity_curves
@@ -114,16 +115,19 @@ def layerwise_accuracy_figure(
     reference: Mapping[str, Sequence[float]] | None = None,
     band: str = "sd",
     metric: str = "accuracy",
+    baselines: Mapping[str, float] | None = None,
 ) -> Figure:
     """Accuracy (or the `metric` column, e.g. "f1") against layer (1..L) for each method: mean
     over seeds, shaded spread band.
 
     `chance` draws a dotted horizontal line. `reference` maps a label (e.g. "paper: standard")
     to values for layers 1..L, drawn as dashed grey lines tinted towards the method they name.
+    `baselines` maps a label to a model's score drawn as a black horizontal line (models
+    without hidden layers on the same samples).
     """
     with theme():
         fig, ax = plt.subplots(figsize=(5.8, 4.0), layout="constrained")
-        _draw_layerwise(ax, acc, split, metric, reference, chance, band)
+        _draw_layerwise(ax, acc, split, metric, reference, chance, band, baselines)
         ax.set_title(title if title is not None else f"Layer-wise {metric} ({split})")
         legend_below(fig, ax)
     return fig
@@ -478,14 +482,17 @@ def paper_reference(key: str, label: str, acc: pd.DataFrame | None = None) -> di
     return None if key == NO_REFERENCE else reference_curves(key, label, methods)
 
 
-def baseline_lines(info: str | None, split: str) -> dict | None:
-    """{metric: {label: value}} of the unigram and bigram baselines in a language-model
-    dataset's info.json, on the split's tokens (None without one)."""
-    if info is None:
+def baseline_lines(path: str | None, split: str) -> dict | None:
+    """{metric: {label: value}} of the models without hidden layers in a dataset's baselines
+    file (rule fit_baselines), on the split's samples (None without one): the shallow ones
+    first, the trivial predictor last."""
+    if path is None:
         return None
-    baselines = read_json(info)["ngram_baselines"]
-    return {metric: {f"{name} model": baselines[name][split][metric] for name in baselines}
-            for metric in ("accuracy", "cross_entropy")}
+    baselines = read_json(path)
+    models, names = baselines["models"], model_order(baselines)
+    metrics = {metric for name in names for metric in models[name][split]}
+    return {metric: {models[name]["label"]: models[name][split][metric] for name in names}
+            for metric in metrics}
 
 
 def draw_layerwise_accuracy(args: Namespace) -> Figure:
@@ -502,6 +509,7 @@ def draw_layerwise_accuracy(args: Namespace) -> Figure:
     return layerwise_accuracy_figure(
         acc, args.split, metric=args.metric,
         reference=paper_reference(*args.reference, acc) if args.reference else None,
+        baselines=(baseline_lines(args.baselines, args.split) or {}).get(args.metric),
         title=f"{name}: layer-wise {args.split} {METRIC_LABELS[args.metric]}, "
               "last-layer classifier")
 

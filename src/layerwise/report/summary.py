@@ -2,7 +2,7 @@
 plots, the runtime statistics of every job, and the results summary in Markdown.
 
 All of it is derived from files the workflow already wrote (the tidy per-experiment CSVs, the
-tables, the figures, the claims and Snakemake's benchmark files); nothing is recomputed.
+tables, the figures, the claims and every job's usage record); nothing is recomputed.
 """
 
 from __future__ import annotations
@@ -14,11 +14,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from layerwise.baselines import lower_is_better, model_order
 from layerwise.train.methods import METHODS, ordered
 
 
-# Benchmark columns (Snakemake's `benchmark:` TSV) kept in the runtime table.
-_BENCHMARK_COLUMNS = {"s": "wall_s", "max_rss": "max_rss_mb", "cpu_time": "cpu_s"}
+# The columns of a job's usage record (layerwise.usage) that the runtime table keeps.
+USAGE_COLUMNS = ("wall_s", "cpu_s", "max_rss_mb", "written_mb")
+USAGE_SUFFIX = ".usage.json"
 
 
 def _clean(value):
@@ -98,69 +100,98 @@ def tradeoff_series(sweep: pd.DataFrame, policy: str, split: str = "test") -> pd
 
 
 # --- runtime statistics -----------------------------------------------------------------------
-def read_benchmarks(root: str | os.PathLike) -> pd.DataFrame:
-    """Every benchmark file under `root` (one per job): step (the folder under `root`, i.e. the
-    rule or the kind of figure), job (the rest of the path), wall_s, cpu_s, max_rss_mb."""
+def read_usage(root: str | os.PathLike) -> pd.DataFrame:
+    """Every job's usage record under `root` (the logs folder; layerwise.usage writes one beside
+    each job's log): step (the folder under `root`, i.e. the rule or the kind of figure, or the
+    log's own name for a job of one), job (the rest of the path) and USAGE_COLUMNS."""
+    import json
+
     root = Path(root)
     rows = []
-    for path in sorted(root.rglob("*.tsv")):
-        frame = pd.read_csv(path, sep="\t")
-        if frame.empty:
-            continue
-        record = frame.iloc[-1]
-        parts = path.relative_to(root).with_suffix("").parts
+    for path in sorted(root.rglob(f"*{USAGE_SUFFIX}")):
+        record = json.loads(path.read_text(encoding="utf-8"))
+        parts = path.relative_to(root).parts
+        parts = (*parts[:-1], parts[-1][:-len(USAGE_SUFFIX)])
         rows.append({"step": parts[0], "job": "/".join(parts[1:]) or parts[0],
-                     **{new: pd.to_numeric(record.get(old), errors="coerce")
-                        for old, new in _BENCHMARK_COLUMNS.items()}})
-    return pd.DataFrame(rows, columns=["step", "job", *_BENCHMARK_COLUMNS.values()])
+                     **{column: record.get(column) for column in USAGE_COLUMNS}})
+    return pd.DataFrame(rows, columns=["step", "job", *USAGE_COLUMNS])
 
 
-def runtime_table(benchmarks: pd.DataFrame) -> pd.DataFrame:
-    """Per step: jobs, total, mean and longest wall time (s), CPU time (s) and peak memory
-    (MB), longest total first, then a `total` row over all jobs."""
-    if benchmarks.empty:
-        return pd.DataFrame(columns=["step", "jobs", "total_s", "mean_s", "max_s", "cpu_s",
-                                     "max_rss_mb"])
-    grouped = benchmarks.groupby("step")
-    table = pd.DataFrame({
-        "jobs": grouped.size(), "total_s": grouped["wall_s"].sum(),
-        "mean_s": grouped["wall_s"].mean(), "max_s": grouped["wall_s"].max(),
-        "cpu_s": grouped["cpu_s"].sum(), "max_rss_mb": grouped["max_rss_mb"].max(),
-    }).sort_values("total_s", ascending=False).reset_index()
-    total = {"step": "total", "jobs": len(benchmarks), "total_s": benchmarks["wall_s"].sum(),
-             "mean_s": benchmarks["wall_s"].mean(), "max_s": benchmarks["wall_s"].max(),
-             "cpu_s": benchmarks["cpu_s"].sum(), "max_rss_mb": benchmarks["max_rss_mb"].max()}
-    return pd.concat([table, pd.DataFrame([total])], ignore_index=True)
+def runtime_table(usage: pd.DataFrame) -> pd.DataFrame:
+    """Per step: jobs, total, mean and longest wall time (s), CPU time (s), peak memory (MB) and
+    data written (MB), longest total first, then a `total` row over all jobs."""
+    columns = ["step", "jobs", "total_s", "mean_s", "max_s", "cpu_s", "max_rss_mb",
+               "written_mb"]
+    if usage.empty:
+        return pd.DataFrame(columns=columns)
+
+    def summary(frame):
+        return {"jobs": len(frame), "total_s": frame["wall_s"].sum(),
+                "mean_s": frame["wall_s"].mean(), "max_s": frame["wall_s"].max(),
+                "cpu_s": frame["cpu_s"].sum(), "max_rss_mb": frame["max_rss_mb"].max(),
+                "written_mb": frame["written_mb"].sum()}
+
+    table = pd.DataFrame([{"step": step, **summary(frame)}
+                          for step, frame in usage.groupby("step")])
+    table = table.sort_values("total_s", ascending=False, kind="stable")
+    return pd.concat([table, pd.DataFrame([{"step": "total", **summary(usage)}])],
+                     ignore_index=True)[columns]
 
 
 def format_runtime_table(table: pd.DataFrame) -> pd.DataFrame:
     out = table.copy()
-    for column in ("total_s", "mean_s", "max_s", "cpu_s"):
+    for column in ("total_s", "mean_s", "max_s", "cpu_s", "written_mb"):
         out[column] = [f"{v:.1f}" if pd.notna(v) else "–" for v in table[column]]
     out["max_rss_mb"] = [f"{v:.0f}" if pd.notna(v) else "–" for v in table["max_rss_mb"]]
     return out.rename(columns={"total_s": "total (s)", "mean_s": "mean (s)",
                                "max_s": "longest (s)", "cpu_s": "CPU (s)",
-                               "max_rss_mb": "peak memory (MB)"})
+                               "max_rss_mb": "peak memory (MB)", "written_mb": "written (MB)"})
 
 
 # --- the Markdown summary ---------------------------------------------------------------------
-def learning_check(acc: pd.DataFrame, baselines: Mapping, split: str = "test") -> str:
-    """Whether a language model learned more than counts: each seed's layer-L cross-entropy per
-    method beside the unigram and bigram models' on the same tokens (`baselines`: a dataset's
-    ngram_baselines), and how many seeds score below the bigram model."""
-    rows = acc[(acc["split"] == split) & (acc["layer"] == acc["layer"].max())]
-    bigram = baselines["bigram"][split]["cross_entropy"]
-    unigram = baselines["unigram"][split]["cross_entropy"]
-    per_method, below = [], []
-    for method in ordered(rows["method"]):
-        losses = rows[rows["method"] == method].sort_values("seed")["cross_entropy"]
-        per_method.append(f"{method} {', '.join(f'{v:.3f}' for v in losses)}")
-        below.append(f"{method} {int((losses < bigram).sum())}/{len(losses)}")
-    return (f"Learning check ({split} tokens): layer-{int(rows['layer'].max())} cross-entropy "
-            f"per seed (nats): {'; '.join(per_method)}. On the same tokens a bigram model "
-            f"fitted on the training split scores {bigram:.3f} and a unigram model "
-            f"{unigram:.3f}; seeds below the bigram model: {', '.join(below)}.")
+def _score_text(value: float, metric: str) -> str:
+    return f"{value:.3f}" if lower_is_better(metric) else f"{100 * value:.1f}"
 
+
+def learning_check(runs: pd.DataFrame, baselines: Mapping, split: str = "test") -> str:
+    """Whether each run learned more than a model without hidden layers: every seed's last-layer
+    score per method (`runs`: one row per run with method, seed, the baselines' metric and
+    beats_shallow, as report.tables.depth_use_table writes them) beside the shallow baseline
+    and the trivial predictor on the same samples, and how many seeds beat the shallow one."""
+    metric, models = baselines["metric"], baselines["models"]
+    unit = "nats" if lower_is_better(metric) else "%"
+    per_method, beating = [], []
+    for method in ordered(runs["method"]):
+        mine = runs[runs["method"] == method].sort_values("seed")
+        per_method.append(f"{method} {', '.join(_score_text(v, metric) for v in mine[metric])}")
+        beating.append(f"{method} {int(mine['beats_shallow'].fillna(False).sum())}/{len(mine)}")
+    scores = "; ".join(f"{models[name]['label']} {_score_text(models[name][split][metric], metric)}"
+                       for name in model_order(baselines))
+    text = (f"Learning check ({split} {'tokens' if unit == 'nats' else 'samples'}): last-layer "
+            f"{metric.replace('_', '-')} per seed ({unit}): {'; '.join(per_method)}. Models "
+            f"without hidden layers fitted on the training split, on the same {split} "
+            f"{'tokens' if unit == 'nats' else 'samples'}: {scores}.")
+    if baselines["shallow"] is None:
+        return f"{text} No shallow baseline: {baselines['note']}."
+    better = "below" if lower_is_better(metric) else "above"
+    return (f"{text} Seeds {better} the shallow baseline "
+            f"({models[baselines['shallow']]['label']}): {', '.join(beating)}.")
+
+
+def depth_note(verdict: Mapping, max_share: float) -> str:
+    """One paragraph on whether an arm uses its depth (layerwise.baselines.depth_use.uses_depth):
+    its model's first-layer depth-use share per seed, read as the verdict says, against the
+    bound, and the label the arm gets."""
+    shares = ", ".join("–" if s is None else f"{s:.2f}" for s in verdict["first_layer_share"])
+    how = ("by the tuned lens fitted on it" if verdict["reader"] != verdict["model"]
+           else "by its own classifier")
+    label = ("**uses its depth**" if verdict["deep"] else
+             "is labelled **shallow**: its layer-wise findings describe a task that a model "
+             "without hidden layers, or a linear read of one block, already does about as well")
+    return (f"Depth use: the {verdict['model']} model beats the shallow baseline on "
+            f"{verdict['beats_shallow']}/{verdict['seeds']} seeds, and its first layer, read "
+            f"{how}, already has s_1 = {shares} of what its last layer gains over the trivial "
+            f"predictor (bound {max_share:g} on every seed). The arm {label}.")
 
 
 def _strip_caption(markdown: str) -> tuple[str, str]:
@@ -229,7 +260,9 @@ def summary_markdown(base: str | os.PathLike, experiments: list[str],
     if not runtime.empty:
         from layerwise.report.tables import markdown_table
 
-        lines += ["## Runtime", "", "Wall-clock time per step, from the benchmark file of "
-                  "every job (`results/benchmarks/`).", "",
+        lines += ["## Runtime", "", "Wall-clock time, CPU time (the job's processes and every "
+                  "process they waited for), peak resident memory of the largest process and "
+                  "data written per step, from every job's own usage record "
+                  "(`results/logs/**/*.usage.json`).", "",
                   markdown_table(format_runtime_table(runtime)).strip(), ""]
     return "\n".join(lines).rstrip() + "\n"

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from layerwise.baselines import model_order
 from layerwise.io import atomic_path
 from layerwise.train.methods import ordered
 
@@ -228,9 +229,9 @@ def format_accuracy_table(table: pd.DataFrame, decimals: int = 1, scale: float =
 def token_table(acc: pd.DataFrame, split: str, baselines: dict
                 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """A language model's per-layer table: next-token accuracy and cross-entropy per method
-    (:func:`layerwise_accuracy_table` of each), beside the dataset's unigram and bigram
-    baselines on the same tokens (`baselines`: info.json's ngram_baselines). Returns the numeric
-    table and its display form (accuracy in percent, cross-entropy in nats)."""
+    (:func:`layerwise_accuracy_table` of each), beside its dataset's count models on the same
+    tokens (`baselines`: the baselines file, layerwise.baselines.fit_baselines). Returns the
+    numeric table and its display form (accuracy in percent, cross-entropy in nats)."""
     accuracy = layerwise_accuracy_table(acc, split, "accuracy")
     loss = layerwise_accuracy_table(acc, split, "cross_entropy")
     shown = pd.concat([
@@ -239,10 +240,58 @@ def token_table(acc: pd.DataFrame, split: str, baselines: dict
         format_accuracy_table(loss, decimals=2, scale=1).drop(columns="layer").rename(
             columns=lambda c: f"CE {c}")], axis=1)
     table = accuracy.merge(loss, on="layer", suffixes=("", "_cross_entropy"))
-    for name, record in baselines.items():
-        for metric, label, scale, decimals in (("accuracy", "acc. %", 100, 1),
-                                                ("cross_entropy", "CE", 1, 2)):
+    add_baselines(table, shown, baselines, split, (("accuracy", "acc. % ", 100, 1),
+                                                   ("cross_entropy", "CE ", 1, 2)))
+    return table, shown
+
+
+def classifier_table(acc: pd.DataFrame, split: str, metric: str, baselines: dict
+                     ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A classifier's per-layer table of `metric` (:func:`layerwise_accuracy_table`) beside
+    its dataset's trivial and shallow baselines on the same samples. Returns the numeric
+    table and its display form (percent)."""
+    table = layerwise_accuracy_table(acc, split, metric)
+    shown = format_accuracy_table(table)
+    add_baselines(table, shown, baselines, split, ((metric, "", 100, 1),))
+    return table, shown
+
+
+def add_baselines(table: pd.DataFrame, shown: pd.DataFrame, baselines: dict, split: str,
+                  metrics) -> None:
+    """A column per baseline model and metric, the same value on every layer: in `table`
+    <model>_<metric>, in `shown` the model's label after the metric's prefix (`metrics`: (metric,
+    prefix, scale, decimals) each)."""
+    for name in model_order(baselines):
+        record = baselines["models"][name]
+        for metric, prefix, scale, decimals in metrics:
             value = record[split][metric]
             table[f"{name}_{metric}"] = value
-            shown[f"{label} {name} model"] = f"{scale * value:.{decimals}f}"
+            shown[f"{prefix}{record['label']}"] = f"{scale * value:.{decimals}f}"
+
+
+def depth_use_table(shares: pd.DataFrame, learned: pd.DataFrame, metric: str
+                    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per run (method, then seed): its last layer's `metric`, whether it beats the shallow
+    baseline, and the depth-use share s_l of every layer below the last (layerwise.baselines.
+    depth_use). Returns the numeric table and its display form (a share with two decimals,
+    '–' for a run that has not learned)."""
+    wide = shares.pivot_table(index=["method", "seed"], columns="layer", values="share",
+                              dropna=False, sort=False)
+    last = int(shares["layer"].max())
+    shown_layers = range(1, max(last, 2))   # s_1 always (a one-block model's is its last's)
+    table = learned.set_index(["method", "seed"])[[metric, "beats_shallow"]].copy()
+    for layer in shown_layers:
+        table[f"s_{layer}"] = wide[layer] if layer in wide else np.nan
+    order = {m: i for i, m in enumerate(ordered(table.index.get_level_values("method")))}
+    table = table.reset_index().sort_values(["method", "seed"], key=lambda c: c.map(order)
+                                            if c.name == "method" else c, kind="stable")
+    table = table.reset_index(drop=True)
+    shown = table[["method", "seed"]].astype(str)
+    scale, decimals = (1, 2) if metric == "cross_entropy" else (100, 1)
+    shown[f"layer {last} {metric}"] = [f"{scale * v:.{decimals}f}" for v in table[metric]]
+    shown["beats shallow"] = ["–" if pd.isna(v) else ("yes" if v else "no")
+                              for v in table["beats_shallow"]]
+    for layer in shown_layers:
+        shown[f"s_{layer}"] = [_MISSING if pd.isna(v) else f"{v:.2f}"
+                               for v in table[f"s_{layer}"]]
     return table, shown

@@ -99,6 +99,18 @@ class StudyPlan:
         """scripts/prepare_data.py: the dataset's config section."""
         return self.config["datasets"][dataset]
 
+    def baselines_file(self, experiment: str) -> str:
+        """The baselines of an experiment's dataset (rule fit_baselines)."""
+        return f"{self.results}/baselines/{self.experiments[experiment]['dataset']}.json"
+
+    def baseline_spec(self, dataset: str) -> dict:
+        """scripts/fit_baselines.py: the dataset's metric (which picks a classifier's settings
+        on validation) and the baselines' settings."""
+        settings = self.config["baselines"]
+        return {"metric": dataset_metric(self.dataset_spec(dataset)),
+                **{key: settings[key] for key in ("logistic_c", "ngram_orders",
+                                                  "max_train_samples")}}
+
     def dataset_from_hub(self, dataset: str) -> bool:
         """Whether preparing the dataset downloads it from a hub (more memory and time)."""
         return SOURCES[self.dataset_spec(dataset)["source"]].from_hub
@@ -151,11 +163,6 @@ class StudyPlan:
     # --- what an experiment is ------------------------------------------------------------
     def dataset(self, experiment: str) -> dict:
         return self.config["datasets"][self.experiments[experiment]["dataset"]]
-
-    def data_info(self, experiment: str) -> str:
-        """The info.json of an experiment's prepared dataset (a language model's holds its
-        unigram and bigram baselines)."""
-        return f"{self.data_folder(experiment)}/info.json"
 
     def metric(self, experiment: str) -> str:
         """accuracy, or f1 for the GLUE tasks the paper scores by F1."""
@@ -256,12 +263,23 @@ class StudyPlan:
                          for run, seed in self.runs(experiment, runs)]}
 
     def summary_spec(self, experiment: str) -> dict:
-        """scripts/summarize.py: every run's layer-wise analysis, the metric its table reports
-        and, for a language model, the n-gram baselines it shows beside the layers."""
+        """scripts/summarize.py: every run's layer-wise analysis, the metric its table reports,
+        the dataset's baselines it shows beside the layers and the depth-use verdict's
+        settings."""
         return {**self.gather_spec(experiment, "analysis"), "metric": self.metric(experiment),
-                "table_split": "test",
-                "baselines": (self.data_info(experiment)
-                              if experiment in self.token_experiments else None)}
+                "table_split": "test", "baselines": self.baselines_file(experiment),
+                "depth": self.depth_use_spec(experiment)}
+
+    def depth_use_spec(self, experiment: str) -> dict:
+        """Whose depth an arm's verdict judges (its standard model, or its first trained
+        method without one), read by which runs (the post-hoc lens fitted on that model, where
+        the experiment has one, else the model itself), against which bound."""
+        methods = self.experiments[experiment]["methods"]
+        trained = [m for m in methods if METHODS[m].post_hoc is None]
+        model = "standard" if "standard" in trained else trained[0]
+        reader = next((m for m in methods if METHODS[m].post_hoc == model), model)
+        return {"model": model, "reader": reader,
+                "max_first_layer_share": self.config["baselines"]["max_first_layer_share"]}
 
     def exit_summary_spec(self, experiment: str) -> dict:
         """scripts/summarize_exits.py: the runs of the exit study and their exit files."""
@@ -343,7 +361,8 @@ class StudyPlan:
 
     def experiment_targets(self, experiment: str) -> list[str]:
         tables = f"{self.results}/tables/{experiment}"
-        targets = table_files(f"{tables}/layerwise_accuracy")
+        targets = table_files(f"{tables}/layerwise_accuracy") + table_files(
+            f"{tables}/depth_use")
         if self.has_multi_exit_baseline(experiment):
             targets += table_files(f"{tables}/multi_exit") + table_files(
                 f"{tables}/parameter_savings")
@@ -400,8 +419,8 @@ class StudyPlan:
         return [t for t in self.final_targets() if t.endswith(".png")]
 
     def study_summary_spec(self) -> dict:
-        """What study_summary reads (every final table and figure, the claims, the benchmarks)
-        and the plot data it writes for DVC."""
+        """What study_summary reads (every final table and figure, the claims, the jobs' usage
+        records in the logs folder) and the plot data it writes for DVC."""
         targets = self.final_targets()
         experiments = []
         for name in self.experiments:
@@ -413,7 +432,9 @@ class StudyPlan:
                 layerwise_plot=f"{self.plots}/layerwise_accuracy/{name}.csv",
                 tradeoff_plot=(f"{self.plots}/exit_tradeoff/{name}.csv" if self.has_exits(name)
                                else None),
-                baselines=(self.data_info(name) if name in self.token_experiments else None))
+                baselines=self.baselines_file(name),
+                depth_use=f"{self.results}/tables/{name}/depth_use.csv",
+                depth=self.depth_use_spec(name))
             experiments.append(files)
         own = tuple(f"{self.results}/figures/{n}/" for n in self.experiments)
         return {"experiments": experiments, "policy": self.config["claims"]["exit_policy"],
@@ -421,13 +442,13 @@ class StudyPlan:
                 "figure_copies": [[png, self.figure_copy(png)] for png in self.study_figures()],
                 "claims_json": f"{self.results}/tables/claims.json",
                 "claims_md": f"{self.results}/tables/claims.md",
-                "benchmarks": f"{self.results}/benchmarks"}
+                "logs": f"{self.results}/logs"}
 
     def study_summary_inputs(self) -> list[str]:
         """The files study_summary reads besides the final targets and the claims JSON."""
         return ([f for name in self.experiments for key, f in self.claim_files(name).items()
                  if key not in ("name", "metric")] + [f"{self.results}/tables/claims.md"]
-                + [self.data_info(name) for name in self.token_experiments])
+                + [self.baselines_file(name) for name in self.experiments])
 
     def study_plot_files(self) -> list[str]:
         """The data series and images study_summary writes for `dvc plots`."""
