@@ -94,6 +94,36 @@ def test_gradients_are_clipped_before_each_update_when_asked(tmp_path, monkeypat
                for max_norm, total, after in seen)
 
 
+def test_an_epoch_of_fewer_steps_draws_a_fresh_part_of_the_split_each_time():
+    from layerwise.train.batches import TrainBatches
+
+    y = torch.arange(100)
+    full = TrainBatches(y[:, None].float(), y, 8, torch.device("cpu"), seed=3)
+    capped = TrainBatches(y[:, None].float(), y, 8, torch.device("cpu"), seed=3, max_steps=5)
+    assert (full.steps, capped.steps) == (13, 5)
+    for epoch in (0, 1):   # the first batches of the same shuffle
+        assert [b.tolist() for b in capped.global_batches(epoch)] == [
+            b.tolist() for b in full.global_batches(epoch)[:5]]
+    first, second = (torch.cat(capped.global_batches(e)) for e in (0, 1))
+    assert len(first) == 40 and set(first.tolist()) != set(second.tolist())
+
+
+def test_a_run_with_fewer_steps_per_epoch_takes_that_many_steps(tmp_path, monkeypatch):
+    steps = []
+    real = training.run_epoch
+
+    def counting(model, optimizer, scheduler, *args, **kwargs):
+        before = scheduler.last_epoch
+        result = real(model, optimizer, scheduler, *args, **kwargs)
+        steps.append(scheduler.last_epoch - before)
+        return result
+
+    monkeypatch.setattr(training, "run_epoch", counting)
+    log = train(fresh_model(), tiny_data(), spec(epochs=2, steps_per_epoch=2), tmp_path / "a.pt",
+                "h", torch.device("cpu"))
+    assert steps == [2, 2] and len(log) == 2 and all(math.isfinite(e["loss"]) for e in log)
+
+
 def tiny_data():
     g = torch.Generator().manual_seed(1)
     y = torch.randint(0, 4, (64,), generator=g)

@@ -56,13 +56,17 @@ class TrainBatches:
     model that trims a batch to its longest sample (BERT) computes little padding: the epoch's
     order is cut into runs of LENGTH_GROUP_BATCHES batches, each run sorted by length and cut
     into batches, and the batches are shuffled (transformers' group_by_length does the same).
+    With `max_steps`, an epoch is the first `max_steps` batches of its shuffle (a split too
+    large for the steps a run is given, seen a fresh part at a time).
     """
 
     def __init__(self, x, y: torch.Tensor, batch_size: int, device: torch.device, seed: int,
                  augment: AugmentSpec | None = None, shard: Shard | None = None,
-                 workers: int = 0, lengths: torch.Tensor | None = None):
+                 workers: int = 0, lengths: torch.Tensor | None = None,
+                 max_steps: int | None = None):
         self.x, self.y, self.lengths = x, y, lengths
         self.batch_size, self.device, self.seed = batch_size, device, seed
+        self.max_steps = max_steps
         self.augment = augment or AugmentSpec()
         self.shard = shard or Shard()
         self.workers = workers
@@ -75,7 +79,9 @@ class TrainBatches:
 
     @property
     def steps(self) -> int:
-        return math.ceil(len(self.y) / self.batch_size)
+        """Steps per epoch: a pass over the split, or `max_steps` batches of it if fewer."""
+        steps = math.ceil(len(self.y) / self.batch_size)
+        return steps if self.max_steps is None else min(steps, self.max_steps)
 
     def global_batches(self, epoch: int) -> list[torch.Tensor]:
         generator = epoch_generator(self.seed, epoch)
@@ -84,10 +90,10 @@ class TrainBatches:
             group = self.batch_size * LENGTH_GROUP_BATCHES
             order = torch.cat([run[torch.sort(self.lengths[run], descending=True, stable=True)[1]]
                                for run in order.split(group)])
-        batches = [order[i * self.batch_size:(i + 1) * self.batch_size] for i in range(self.steps)]
+        batches = list(order.split(self.batch_size))
         if self.lengths is not None:
             batches = [batches[i] for i in torch.randperm(len(batches), generator=generator)]
-        return batches
+        return batches[:self.steps]   # an epoch of max_steps: the first of a fresh shuffle
 
     def local_index(self, index: torch.Tensor) -> torch.Tensor:
         """This process's part of a global batch; never empty (a process left without samples

@@ -40,6 +40,7 @@ class TrainSpec:
     warmup_epochs: int = 0
     label_smoothing: float = 0.0
     grad_clip: float | None = None   # max global gradient norm; None: no clipping
+    steps_per_epoch: int | None = None   # train.steps_per_epoch; None: a pass over the split
     settings: MethodSettings = MethodSettings()  # the method's own (weights, alternate, beta)
     augment: dict | None = None     # train.augment: crop_padding, flip, rotation_degrees
     group_by_length: bool = False   # train.group_by_length: batches of similar length
@@ -56,6 +57,7 @@ class TrainSpec:
                    warmup_epochs=train["warmup_epochs"],
                    label_smoothing=train["label_smoothing"],
                    grad_clip=train.get("grad_clip"),
+                   steps_per_epoch=train.get("steps_per_epoch"),
                    settings=MethodSettings.from_spec(settings),
                    augment=train.get("augment"), compile=train.get("compile", False),
                    group_by_length=train.get("group_by_length", False))
@@ -177,7 +179,7 @@ def run_epoch(model: LayeredClassifier, optimizer, scheduler, x_train: torch.Ten
               y_train: torch.Tensor, spec: TrainSpec, epoch: int, weights: torch.Tensor,
               batches: TrainBatches | None = None, step_loss: torch.nn.Module | None = None
               ) -> tuple[float, float]:
-    """One pass over the training data in the epoch's order; returns mean loss and accuracy.
+    """One epoch over the training data in its order; returns mean loss and accuracy.
 
     `batches` (default: `x_train`, `y_train` where they are) gives this process's part of every
     global batch; `step_loss` (default: a StepLoss of `model`) may be wrapped by
@@ -186,10 +188,11 @@ def run_epoch(model: LayeredClassifier, optimizer, scheduler, x_train: torch.Ten
     model.train()
     if batches is None:
         batches = TrainBatches(x_train, y_train, spec.batch_size, x_train.device, spec.seed,
-                               AugmentSpec.from_config(spec.augment))
+                               AugmentSpec.from_config(spec.augment),
+                               max_steps=spec.steps_per_epoch)
     step_loss = step_loss or StepLoss(model, spec, weights)
     device, shard = batches.device, batches.shard
-    total_loss, correct, counted = 0.0, 0, 0
+    total_loss, correct, counted, seen = 0.0, 0, 0, 0
     for batch, (x, y, index, share) in enumerate(batches.epoch(epoch)):
         step = epoch * batches.steps + batch
         with autocast(device):
@@ -203,11 +206,11 @@ def run_epoch(model: LayeredClassifier, optimizer, scheduler, x_train: torch.Ten
         optimizer.step()
         scheduler.step()
         mine = len(shard.take(index))  # 0 for a process that only stood in (see TrainBatches)
-        total_loss += loss.item() * mine
+        total_loss, seen = total_loss + loss.item() * mine, seen + len(index)
         right, count = correct_and_counted(logits[:mine], y[:mine])
         correct, counted = correct + right, counted + count
     total_loss, correct, counted = all_sum([total_loss, correct, counted], shard, device)
-    return total_loss / len(batches), correct / max(counted, 1)
+    return total_loss / max(seen, 1), correct / max(counted, 1)
 
 
 def make_optimizer(model: LayeredClassifier, spec: TrainSpec, steps_per_epoch: int):
@@ -241,7 +244,8 @@ def train(model: LayeredClassifier, data: dict, spec: TrainSpec, checkpoint: Pat
         model.to(memory_format=torch.channels_last)
     lengths = model.sample_lengths(data["train"][0]) if spec.group_by_length else None
     batches = TrainBatches(*data["train"], spec.batch_size, device, spec.seed,
-                           AugmentSpec.from_config(spec.augment), shard, workers, lengths)
+                           AugmentSpec.from_config(spec.augment), shard, workers, lengths,
+                           spec.steps_per_epoch)
     x_val, y_val = data["val"]
     steps_per_epoch = batches.steps
     weights = layer_weights(model.num_layers, spec.settings.weights).to(device)
