@@ -64,7 +64,7 @@ def test_language_model_runs_fine_tune_one_pretraining(plan, default):
     changed = copy.deepcopy(default)
     changed["experiments"][2]["train"]["lr"] = 5e-4
     assert StudyPlan(changed).pretrain_spec("gpt2_running_text") == pretraining
-    changed["experiments"][2]["pretrain"]["train"]["epochs"] = 3
+    changed["experiments"][2]["pretrain"]["train"]["epochs"] += 1
     assert StudyPlan(changed).run_spec("gpt2_running_text", "aligned", 0)["init"] != pretraining
 
 

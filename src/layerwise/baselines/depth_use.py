@@ -60,13 +60,12 @@ def learning(acc: pd.DataFrame, baselines: dict, split: str = "test") -> pd.Data
     trivial = _scores(baselines, baselines["trivial"], split)
     shallow = (_scores(baselines, baselines["shallow"], split) if baselines["shallow"]
                else None)
-    return pd.DataFrame({
-        "method": rows["method"].to_numpy(), "seed": rows["seed"].astype(int).to_numpy(),
-        metric: rows[metric].to_numpy(),
-        "learned": _gain(rows[metric].to_numpy(), trivial, metric) > 0,
-        "beats_shallow": (pd.array(_gain(rows[metric].to_numpy(), shallow, metric) > 0,
-                                   dtype="boolean") if shallow is not None
-                          else pd.array([pd.NA] * len(rows), dtype="boolean"))})
+    last = rows[metric].to_numpy()
+    beats = _gain(last, shallow, metric) > 0 if shallow is not None else [pd.NA] * len(last)
+    return pd.DataFrame({"method": rows["method"].to_numpy(),
+                         "seed": rows["seed"].astype(int).to_numpy(), metric: last,
+                         "learned": _gain(last, trivial, metric) > 0,
+                         "beats_shallow": pd.array(beats, dtype="boolean")})
 
 
 def uses_depth(runs: pd.DataFrame, model: str, reader: str, max_first_layer_share: float
