@@ -6,6 +6,7 @@ columns added) into the file of the same name that the experiment's options give
 """
 
 from layerwise import cli
+from layerwise.baselines import shallow_label
 from layerwise.baselines.depth_use import depth_use, learning, uses_depth
 from layerwise.hidden.metrics import LAYER_METRICS
 from layerwise.io import read_json, write_csv
@@ -47,7 +48,8 @@ def main(argv=None):
                 "it beats the shallow baseline, and s_l = (score_l − trivial) / (score_L − "
                 "trivial), the share of what the last layer gains over the trivial predictor "
                 "that layer l already has (read as the run's layer-wise table reads it). "
-                + depth_note(verdict, depth["max_first_layer_share"]), formatted=shown)
+                + depth_note(verdict, depth["max_first_layer_share"], shallow_label(baselines)),
+                formatted=shown)
 
     if "cross_entropy" in accuracy:  # a language model
         table, shown = token_table(accuracy, split, baselines)

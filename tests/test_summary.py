@@ -125,3 +125,20 @@ def test_gather_runs_puts_method_and_seed_first(tmp_path):
     assert list(gather_runs(runs, "part", name="run").columns[:2]) == ["run", "seed"]
     assert frame["method"].tolist() == ["standard", "standard", "aligned", "aligned"]
     assert frame["seed"].tolist() == [0, 0, 1, 1] and frame["x"].tolist() == [1, 1, 2, 2]
+
+
+def test_the_depth_note_says_which_check_an_arm_fails():
+    from layerwise.report.summary import depth_note
+
+    verdict = {"deep": False, "seeds": 3, "beats_shallow": 0, "model": "standard",
+               "first_layer_share": [0.5, 0.52, None], "reader": "tuned_lens"}
+    text = depth_note(verdict, 0.6, "Kneser-Ney 8-gram model")
+    assert "beats the shallow baseline (Kneser-Ney 8-gram model) on 0/3 seeds" in text
+    assert "s_1 = 0.50, 0.52, – of what" in text and "at most 0.6 on 2/3 seeds" in text
+    assert "scores as well or better" in text and "; and a linear read" in text
+    deep = {**verdict, "deep": True, "beats_shallow": 3, "first_layer_share": [0.4, 0.5, 0.3]}
+    assert depth_note(deep, 0.6, "x").endswith("The arm **uses its depth**.")
+    lens_only = {**deep, "deep": False, "first_layer_share": [0.9, 0.5, 0.3]}
+    assert depth_note(lens_only, 0.6, "x").endswith(
+        "labelled **shallow**: a linear read of its first block already has more than 0.6 of "
+        "its last layer's gain.")

@@ -4,8 +4,8 @@ its depth a deep model's layers use.
 A layer-wise finding is a finding about depth only where the model needs its depth: where its
 last layer beats a model with no hidden layers on the same test samples, and where a linear read
 of its first layers does not already score what its last layer scores. For every prepared
-dataset `baselines.fit.fit_baselines` fits two such models on the training split, their settings chosen on
-validation, and scores them on validation and test:
+dataset `baselines.fit.fit_baselines` fits two such models on the training split, their
+settings chosen on validation, and scores them on validation and test:
 
 | kind of data | trivial predictor | shallow baseline |
 | --- | --- | --- |
@@ -13,8 +13,8 @@ validation, and scores them on validation and test:
 | text | the majority class | logistic regression on each segment's token counts |
 | language model | the unigram model | interpolated Kneser-Ney n-gram model (and a bigram model) |
 
-`baselines.depth_use` then measures, per run and layer, the share of what the run's last layer gains over
-the trivial predictor that layer l already has.
+`baselines.depth_use` then measures, per run and layer, the share of what the run's last layer
+gains over the trivial predictor that layer l already has.
 """
 
 from __future__ import annotations
@@ -37,3 +37,8 @@ def model_order(baselines: dict) -> list[str]:
     first = [baselines["shallow"]] if baselines["shallow"] in names else []
     return first + [n for n in names if n not in (baselines["shallow"], baselines["trivial"])] + [
         baselines["trivial"]]
+
+
+def shallow_label(baselines: dict) -> str | None:
+    """How the shallow baseline of a baselines record is named, or None where it has none."""
+    return baselines["models"][baselines["shallow"]]["label"] if baselines["shallow"] else None

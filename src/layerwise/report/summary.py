@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from layerwise.baselines import lower_is_better, model_order
+from layerwise.baselines import lower_is_better, model_order, shallow_label
 from layerwise.train.methods import METHODS, ordered
 
 
@@ -174,24 +174,37 @@ def learning_check(runs: pd.DataFrame, baselines: Mapping, split: str = "test") 
     if baselines["shallow"] is None:
         return f"{text} No shallow baseline: {baselines['note']}."
     better = "below" if lower_is_better(metric) else "above"
-    return (f"{text} Seeds {better} the shallow baseline "
-            f"({models[baselines['shallow']]['label']}): {', '.join(beating)}.")
+    return (f"{text} Seeds {better} the shallow baseline ({shallow_label(baselines)}): "
+            f"{', '.join(beating)}.")
 
 
-def depth_note(verdict: Mapping, max_share: float) -> str:
+def depth_note(verdict: Mapping, max_share: float, shallow: str | None) -> str:
     """One paragraph on whether an arm uses its depth (layerwise.baselines.depth_use.uses_depth):
-    its model's first-layer depth-use share per seed, read as the verdict says, against the
-    bound, and the label the arm gets."""
-    shares = ", ".join("–" if s is None else f"{s:.2f}" for s in verdict["first_layer_share"])
+    how many seeds of its model beat the shallow baseline (`shallow`: its label, None without
+    one), its first layer's depth-use share per seed against the bound, and the label the arm
+    gets, with the reasons for a shallow one."""
+    shares = verdict["first_layer_share"]
+    within = sum(s is not None and s <= max_share for s in shares)
     how = ("by the tuned lens fitted on it" if verdict["reader"] != verdict["model"]
            else "by its own classifier")
-    label = ("**uses its depth**" if verdict["deep"] else
-             "is labelled **shallow**: its layer-wise findings describe a task that a model "
-             "without hidden layers, or a linear read of one block, already does about as well")
-    return (f"Depth use: the {verdict['model']} model beats the shallow baseline on "
-            f"{verdict['beats_shallow']}/{verdict['seeds']} seeds, and its first layer, read "
-            f"{how}, already has s_1 = {shares} of what its last layer gains over the trivial "
-            f"predictor (bound {max_share:g} on every seed). The arm {label}.")
+    seeds = verdict["seeds"]
+    beaten = (f"beats the shallow baseline ({shallow}) on {verdict['beats_shallow']}/{seeds} "
+              "seeds" if shallow else "has no shallow baseline to beat")
+    text = (f"Depth use: the {verdict['model']} model {beaten}; its first layer, read {how}, "
+            f"has s_1 = {', '.join('–' if s is None else f'{s:.2f}' for s in shares)} of what "
+            f"its last layer gains over the trivial predictor (at most {max_share:g} on "
+            f"{within}/{seeds} seeds).")
+    if verdict["deep"]:
+        return f"{text} The arm **uses its depth**."
+    reasons = []
+    if verdict["beats_shallow"] < seeds:
+        reasons.append("a model without hidden layers scores as well or better on the same "
+                       "samples" if shallow else "nothing shows it beats a model without hidden "
+                       "layers")
+    if within < seeds:
+        reasons.append(f"a linear read of its first block already has more than {max_share:g} "
+                       "of its last layer's gain")
+    return f"{text} The arm is labelled **shallow**: {'; and '.join(reasons)}."
 
 
 def _strip_caption(markdown: str) -> tuple[str, str]:
