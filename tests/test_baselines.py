@@ -117,3 +117,37 @@ def test_a_language_models_share_turns_the_sign_of_the_cross_entropy():
     assert shares.set_index("layer")["share"].tolist() == pytest.approx([0.5, 1.0])
     runs = learning(acc, baselines)
     assert runs["learned"].all() and not runs["beats_shallow"].any()
+
+
+def test_a_task_scored_by_f1_chooses_c_by_the_f1_of_bag_of_tokens_regression(tmp_path):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import f1_score
+
+    generator = np.random.default_rng(2)
+    arrays = {}
+    for split, n in (("train", 80), ("val", 40), ("test", 40)):
+        labels = generator.integers(0, 2, size=n)
+        ids = generator.integers(2, 12, size=(n, 6)) + 6 * labels[:, None] * (
+            generator.random((n, 6)) < 0.3)
+        x = np.stack([np.concatenate([ids, np.zeros((n, 2), int)], 1), np.zeros((n, 8), int)], 1)
+        arrays[split] = (torch.tensor(x), torch.tensor(labels))
+    write_prepared(tmp_path, arrays, {"source": "rotten_tomatoes", "kind": "text",
+                                      "num_classes": 2, "vocab_size": 18, "pad_id": 0,
+                                      "input_shape": [2, 8]})
+    grid = (0.01, 0.1, 1.0)
+    record = fit_baselines(tmp_path, "f1", c_grid=grid)
+    bags = {s: bag_of_tokens(x, 18, 0) for s, (x, _) in arrays.items()}
+    ys = {s: y.numpy() for s, (_, y) in arrays.items()}
+
+    def fit(c):
+        return LogisticRegression(C=c, max_iter=1000).fit(bags["train"], ys["train"])
+
+    val = {c: f1_score(ys["val"], fit(c).predict(bags["val"])) for c in grid}
+    best = max(grid, key=lambda c: (val[c], -c))
+    logistic = record["models"]["logistic"]
+    assert record["metric"] == "f1" and logistic["C"] == best
+    assert logistic["test"]["f1"] == pytest.approx(f1_score(ys["test"],
+                                                            fit(best).predict(bags["test"])))
+    assert "f1" in record["models"]["majority"]["test"]
+    assert "f1" not in fit_baselines(tmp_path, "accuracy", c_grid=grid)["models"]["logistic"][
+        "test"]

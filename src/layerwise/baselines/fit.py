@@ -34,7 +34,7 @@ def fit_baselines(data_dir: str | Path, metric: str, c_grid=DEFAULT_C_GRID,
 
     labels = {s: y.numpy() for s, (_, y, _) in splits.items()}
     models = {"majority": {"label": "majority class", **majority_class(
-        labels["train"], {s: (None, labels[s]) for s in ("val", "test")})}}
+        labels["train"], {s: (None, labels[s]) for s in ("val", "test")}, metric)}}
     if kind == "image" and info.get("storage") == "image_folder":
         record.update(shallow=None, note="no pixel baseline for an image-folder dataset "
                       "(ImageNet: 150,528 pixels per image)")

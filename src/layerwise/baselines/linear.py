@@ -19,14 +19,15 @@ from layerwise.data.prepared import subset_order
 DEFAULT_C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
 
 
-def classifier_scores(predicted: np.ndarray, labels: np.ndarray) -> dict:
-    """{"accuracy", "f1" (of class 1, as GLUE scores MRPC and QQP; 0 where undefined),
-    "samples"} of predicted labels."""
-    from sklearn.metrics import f1_score
+def classifier_scores(predicted: np.ndarray, labels: np.ndarray, metric: str) -> dict:
+    """{"accuracy", "samples"} of predicted labels, and "f1" for a task scored by it (of class
+    1, as GLUE scores MRPC and QQP; 0 where undefined)."""
+    scores = {"accuracy": float((predicted == labels).mean()), "samples": int(len(labels))}
+    if metric == "f1":
+        from sklearn.metrics import f1_score
 
-    return {"accuracy": float((predicted == labels).mean()),
-            "f1": float(f1_score(labels == 1, predicted == 1, zero_division=0.0)),
-            "samples": int(len(labels))}
+        scores["f1"] = float(f1_score(labels == 1, predicted == 1, zero_division=0.0))
+    return scores
 
 
 def pixel_features(x: torch.Tensor) -> np.ndarray:
@@ -54,10 +55,10 @@ def training_subset(features, labels: np.ndarray, max_samples: int | None):
     return features[rows], labels[rows]
 
 
-def majority_class(train_labels: np.ndarray, splits: dict[str, tuple]) -> dict:
+def majority_class(train_labels: np.ndarray, splits: dict[str, tuple], metric: str) -> dict:
     """The most frequent training class (the smallest on ties) predicted for every sample."""
     majority = int(np.argmax(np.bincount(train_labels)))
-    return {"class": majority, **{split: classifier_scores(np.full(len(y), majority), y)
+    return {"class": majority, **{split: classifier_scores(np.full(len(y), majority), y, metric)
                                   for split, (_, y) in splits.items()}}
 
 
@@ -80,9 +81,9 @@ def logistic_regression(train: tuple, splits: dict[str, tuple], metric: str,
         converged[c] = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
         fits[c] = model
         features, labels = splits["val"]
-        tried[c] = classifier_scores(model.predict(features), labels)[metric]
+        tried[c] = classifier_scores(model.predict(features), labels, metric)[metric]
     best = max(c_grid, key=lambda c: (tried[c], -c))   # ties: the stronger penalty
     return {"C": best, "converged": converged[best],
             "val_by_C": {str(c): tried[c] for c in c_grid},
-            **{split: classifier_scores(fits[best].predict(f), y)
+            **{split: classifier_scores(fits[best].predict(f), y, metric)
                for split, (f, y) in splits.items()}}
