@@ -54,8 +54,10 @@ def test_one_figure_asks_for_exactly_the_jobs_its_experiments_figures_need(fresh
     run = snakemake(fresh_project, "-n", target, "--configfile", "config/smoke.yaml")
     assert run.returncode == 0, run.stderr
     # 5 trained methods and one depth-study run x 2 seeds, a tuned lens fitted on each
-    # standard run, 4 of the methods in the exit study (the lens among them)
-    assert job_counts(run.stdout) == {"prepare_data": 1, "train": 12, "fit_lens": 2,
+    # standard run, 4 of the methods in the exit study (the lens among them), the shallow
+    # baselines the figure draws beside the layers
+    assert job_counts(run.stdout) == {"prepare_data": 1, "fit_baselines": 1, "train": 12,
+                                      "fit_lens": 2,
                                       "analyze_run": 6, "analyze_exit_run": 8, "summarize": 1,
                                       "summarize_exits": 1, "depth_study": 1,
                                       "cross_model_similarity": 1, f"figures_{SMOKE}": 1}
