@@ -131,30 +131,43 @@ def test_c5_aligned_final_layer_stays_close_to_standard(thresholds, last, status
     assert row.mean == pytest.approx(STANDARD[-1] - last)
 
 
-# --- C6 ----------------------------------------------------------------------------------------
-def exits(multi_accuracy: float, policy: str = "confidence") -> tuple[pd.DataFrame, pd.DataFrame]:
+# --- C6, C6-FLOPs, C13 -------------------------------------------------------------------------
+def exits(multi_accuracy: float, policy: str = "confidence", other: str = "multi_exit",
+          other_flops: float = 0.5) -> tuple[pd.DataFrame, pd.DataFrame]:
     """An aligned sweep of 9 thresholds: on validation the speed-up of threshold t is 1 + t/4,
-    on test 0.2x less; test accuracy falls from 0.9 at threshold 0 by 0.075 a threshold, except
-    at threshold 5, an outlier of 0.95 that only a choice made on test would take. The
-    multi-exit operating point is at 2x on validation (2.1x on test): validation matches
-    aligned threshold 4, whose test accuracy is 0.6."""
+    on test 0.2x less, and the FLOPs ratio is the inverse of the speed-up (exits cost
+    nothing); test accuracy falls from 0.9 at threshold 0 by 0.075 a threshold, except at
+    threshold 5, an outlier of 0.95 that only a choice made on test would take. The other
+    method's operating point is at 2x on validation (2.1x on test) at `other_flops` of full
+    depth's FLOPs: by speed-up validation matches aligned threshold 4 (test accuracy 0.6)."""
     sweep = pd.DataFrame([{"method": "aligned", "seed": s, "policy": policy, "split": split,
                            "threshold": float(t), "speedup": 1 + t / 4 - (split == "test") * 0.2,
-                           "accuracy": 0.95 if (split, t) == ("test", 5) else 0.9 - 0.075 * t}
+                           "flops_ratio": 1 / (1 + t / 4 - (split == "test") * 0.2),
+                           "accuracy": 0.95 if (split, t) == ("test", 5) else 0.9 - 0.075 * t,
+                           "selected": t == 2}
                           for s in SEEDS for split in ("val", "test") for t in range(9)])
+    chosen = pd.DataFrame([{"method": other, "seed": s, "policy": policy, "split": "val",
+                            "threshold": t, "speedup": 2.0 if t else 1.0,
+                            "flops_ratio": other_flops if t else 1.0, "accuracy": 0.9,
+                            "selected": t == 0.5} for s in SEEDS for t in (0.0, 0.5)])
     points = pd.DataFrame([{"method": m, "seed": s, "policy": policy, "layers": 12,
-                            "val_mean_exit_layer": 12 / val, "speedup": test, "accuracy": a}
-                           for s in SEEDS for m, val, test, a in
-                           (("aligned", 1.5, 1.3, 0.825), ("multi_exit", 2.0, 2.1, multi_accuracy))])
-    return sweep, points
+                            "threshold": threshold, "speedup": test, "flops_ratio": flops,
+                            "accuracy": a}
+                           for s in SEEDS for m, threshold, test, flops, a in
+                           (("aligned", 2.0, 1.3, 1 / 1.3, 0.825),
+                            (other, 0.5, 2.1, other_flops, multi_accuracy))])
+    return pd.concat([sweep, chosen], ignore_index=True), points
 
 
 def test_the_aligned_threshold_is_matched_on_validation():
     sweep, _ = exits(0.6)
-    val = sweep[(sweep["seed"] == SEEDS[0]) & (sweep["split"] == "val")]
+    val = sweep[(sweep["method"] == "aligned") & (sweep["seed"] == SEEDS[0])
+                & (sweep["split"] == "val")]
     assert claims.matched_threshold(val, 2.0) == 4.0
     assert claims.matched_threshold(val, 2.1) == 4.0      # nearest, not the next one up
     assert claims.matched_threshold(val, 9.0) == 8.0      # beyond the sweep: its fastest
+    assert claims.matched_threshold(val, 0.57, by="flops_ratio") == 3.0   # 1/1.75 = 0.571
+
 
 @pytest.mark.parametrize("multi, status", [(0.61, HOLDS), (0.59, HOLDS), (0.65, FAILS),
                                            (0.55, FAILS)])
@@ -165,17 +178,54 @@ def test_c6_single_classifier_on_par_with_multi_exit_at_matched_speedup(threshol
     test outlier."""
     sweep, points = exits(multi)
     row = claims.result("C6", "x", thresholds,
-                        lambda: claims.c6_per_seed(sweep, points, "confidence"))
+                        lambda: claims.matched_exit_gap(sweep, points, "confidence"))
     assert row.status == status
     assert row.mean == pytest.approx(multi - 0.6)
     assert "multi_exit operating point" in row.detail and "validation-matched" in row.detail
+    assert "speed-up" in row.detail
+
+
+def test_matching_by_flops_and_by_speedup_can_disagree(thresholds):
+    """A tuned lens whose exits cost compute (a translator before the head): at its 2x
+    speed-up it spends 0.6 of full depth's FLOPs, where the aligned model at 2x spends 0.5.
+    Matched by speed-up, the aligned model is read at threshold 4 (0.6) and the lens, at
+    0.64, exits better by more than the 2-point margin; matched by FLOPs, the aligned model
+    may exit later (threshold 3, 1.75x, 0.675) and comes out ahead."""
+    sweep, points = exits(0.64, other="tuned_lens", other_flops=0.6)
+    by_speed = claims.result("C13", "x", thresholds, lambda: claims.matched_exit_gap(
+        sweep, points, "confidence", "tuned_lens", by="speedup"))
+    by_flops = claims.result("C13", "x", thresholds, lambda: claims.matched_exit_gap(
+        sweep, points, "confidence", "tuned_lens", by="flops_ratio"))
+    assert by_speed.mean == pytest.approx(0.64 - 0.6) and by_speed.status == FAILS
+    assert by_flops.mean == pytest.approx(0.64 - 0.675) and by_flops.status == HOLDS
+    assert "FLOPs" in by_flops.detail
+    # C13 itself is matched by FLOPs, C6-FLOPs too, C6 by the paper's speed-up
+    assert claims.CLAIMS["C13"].compute(_Exits(sweep, points), thresholds)[0] == pytest.approx(
+        {s: 0.64 - 0.675 for s in SEEDS})
+
+
+class _Exits:
+    """The two tables an exit claim reads, as ExperimentData gives them."""
+
+    def __init__(self, sweep, points):
+        self.tables = {"sweep": sweep, "points": points}
+
+    def table(self, name):
+        return self.tables[name]
 
 
 def test_c6_without_the_configured_policy_is_not_evaluated(thresholds):
     sweep, points = exits(0.75, policy="entropy")
     row = claims.result("C6", "x", thresholds,
-                        lambda: claims.c6_per_seed(sweep, points, "confidence"))
+                        lambda: claims.matched_exit_gap(sweep, points, "confidence"))
     assert row.status == NOT_EVALUATED and "exit policy confidence" in row.reason
+
+
+def test_a_sweep_without_flops_is_not_matched_by_flops(thresholds):
+    sweep, points = exits(0.6)
+    row = claims.result("C6-FLOPs", "x", thresholds, lambda: claims.matched_exit_gap(
+        sweep.drop(columns="flops_ratio"), points, "confidence", by="flops_ratio"))
+    assert row.status == NOT_EVALUATED and "flops_ratio" in row.reason
 
 
 # --- C7 ----------------------------------------------------------------------------------------
@@ -270,11 +320,14 @@ def test_a_verdict_counts_the_seeds_and_weighs_the_mean_against_its_spread(value
 
 def test_the_verdict_text_gives_the_seed_count(thresholds):
     row = claims.result("C1", "x", thresholds, lambda: {0: 0.95, 1: 0.9, 2: 0.7})
-    assert claims.verdict_text(row) == "mixed (2/3 seeds; mean within 1 sd of the threshold)"
+    assert (claims.verdict_text(row)
+            == "mixed: holds on 2/3 seeds; mean within 1 sd of the threshold")
     row = claims.result("C1", "x", thresholds, lambda: {0: 0.95, 1: 0.93, 2: 0.94})
-    assert claims.verdict_text(row) == "holds (3/3 seeds)"
+    assert claims.verdict_text(row) == "holds on 3/3 seeds"
     single = claims.result("C1", "x", thresholds, lambda: {0: 0.95})
-    assert claims.verdict_text(single) == "holds (1/1 seeds)"
+    assert claims.verdict_text(single) == "holds on 1/1 seeds"
+    failed = claims.result("C1", "x", thresholds, lambda: {0: 0.5, 1: 0.4, 2: 0.45})
+    assert claims.verdict_text(failed) == "fails: holds on 0/3 seeds"
 
 
 def test_a_two_sided_claim_fails_on_either_side():

@@ -20,8 +20,8 @@ from layerwise.claims.inputs import (CKA, ExperimentData, NotEvaluated, accuracy
                                      reference_method, similarity_matrices)
 from layerwise.claims.registry import (ABLATION, CLAIMS, EXPERIMENT, Claim, c1_per_seed,
                                        c2_per_seed, c3_per_seed, c4_per_seed, c5_per_seed,
-                                       c6_per_seed, c7_per_seed, c8_per_seed, c9_per_seed,
-                                       c10_per_seed, c11_per_seed, matched_threshold)
+                                       c7_per_seed, c8_per_seed, c9_per_seed, c10_per_seed,
+                                       c11_per_seed, matched_exit_gap, matched_threshold)
 from layerwise.claims.statistics import (cka_cos_gap, closeness_fraction, early_fraction,
                                          early_layer, intermediate_gain, largest_drop)
 from layerwise.claims.table import claims_frame, format_claims, ours_text, verdict_text
@@ -30,9 +30,9 @@ __all__ = [
     "ABLATION", "CKA", "CLAIMS", "EXPERIMENT", "FAILS", "HOLDS", "MIXED", "NO_SUBJECT",
     "NOT_EVALUATED", "Claim", "ClaimResult", "ExperimentData", "NotEvaluated", "accuracy_curves",
     "c10_per_seed", "c11_per_seed", "c1_per_seed", "c2_per_seed", "c3_per_seed", "c4_per_seed",
-    "c5_per_seed", "c6_per_seed", "c7_per_seed", "c8_per_seed", "c9_per_seed", "cka_cos_gap",
+    "c5_per_seed", "c7_per_seed", "c8_per_seed", "c9_per_seed", "cka_cos_gap",
     "claims_frame", "closeness_fraction", "decide", "early_fraction", "early_layer", "evaluate",
-    "format_claims", "intermediate_gain", "largest_drop", "matched_threshold", "not_evaluated",
-    "ours_text", "paper_statistics", "passes", "reference_method", "result", "similarity_matrices",
+    "format_claims", "intermediate_gain", "largest_drop", "matched_exit_gap", "matched_threshold",
+    "not_evaluated", "ours_text", "paper_statistics", "passes", "reference_method", "result", "similarity_matrices",
     "verdict_text",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from layerwise.claims.evaluation import ClaimResult
+from layerwise.claims.evaluation import HOLDS, ClaimResult
 
 
 def _number(value: float | None) -> str:
@@ -20,11 +20,13 @@ def ours_text(row: ClaimResult) -> str:
 
 
 def verdict_text(row: ClaimResult) -> str:
-    """E.g. "holds (3/3 seeds)", "mixed (2/3 seeds; mean within 1 sd of the threshold)"."""
+    """E.g. "holds on 3/3 seeds", "fails: holds on 0/3 seeds", "mixed: holds on 2/3 seeds;
+    mean within 1 sd of the threshold": the count is always of the seeds on which it holds."""
     if row.reason:
         return f"{row.status}: {row.reason}"
     spread = "" if row.clear is None or row.clear else "; mean within 1 sd of the threshold"
-    return f"{row.status} ({row.passing}/{row.n} seeds{spread})"
+    count = f"holds on {row.passing}/{row.n} seeds{spread}"
+    return count if row.status == HOLDS else f"{row.status}: {count}"
 
 
 def claims_frame(rows: list[ClaimResult]) -> pd.DataFrame:
