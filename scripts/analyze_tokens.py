@@ -113,14 +113,14 @@ def main(argv=None):
                                             threshold, warmup, repeats),
                             "batch_size": 1} for p, threshold in study.exits().values()])
 
-    # lossless early exit: self-speculative decoding, (E, g) chosen on validation prompts
+    # lossless early exit: self-speculative decoding, the drafts chosen on validation prompts
     draft = exits["speculative"]
     exit_layers = draft["exit_layers"] or list(range(1, model.num_layers))
     speculative = speculative_study(
         model, prompts("val", draft["prompts"], draft["prompt_length"]),
         prompts("test", draft["prompts"], draft["prompt_length"]), draft["steps"],
-        exit_layers, draft["draft_lengths"], summaries["test"].exits.predictions,
-        warmup, repeats)
+        exit_layers, draft["draft_lengths"], draft["stop_thresholds"],
+        summaries["test"].exits.predictions, tuple(draft["draft_heads"]), warmup, repeats)
 
     # Fig 9 (c, d): text sampled with the exit fixed at each layer
     sampling = exits["generation"]

@@ -1,5 +1,5 @@
-"""Gather a language model's per-run decoding results: self-speculative decoding (one row per
-draft exit) into the experiment's table, and text sampled at each fixed exit (paper Fig 9 c, d)."""
+"""Gather a language model's per-run decoding results: self-speculative decoding (its timed
+drafts and every draft exit) into the experiment's table, and text sampled at each fixed exit (paper Fig 9 c, d)."""
 
 from layerwise import cli
 from layerwise.io import write_csv
@@ -22,11 +22,14 @@ def main(argv=None):
     table = speculative_table(speculative)
     write_table(table, args.table,
                 "Self-speculative greedy decoding at batch 1 (lossless: the output is full-depth "
-                "greedy decoding): the draft exit E and draft length g chosen on validation "
-                "prompts (most tokens/s), then on test prompts the acceptance (accepted / "
-                "drafted tokens), the share of test tokens whose layer-E prediction equals "
-                "layer L's, tokens per verification pass, and tokens/s against full-depth "
-                f"decoding with the same cache code (median over prompts); "
+                "greedy decoding). Two drafts per run, chosen on validation prompts: a fixed "
+                "one (g tokens a round) and an adaptive one (stops at the first token whose "
+                "top probability is below its threshold); each reads layer E through the "
+                "method's own exit or through the model's final norm and head ('final', the "
+                "logit lens), whichever was faster. On test prompts: acceptance (accepted / "
+                "drafted tokens), tokens per verification pass, tokens/s of full-depth and "
+                "speculative decoding timed in one loop with the order rotating (median over "
+                "prompts), and the speed-up (median over prompts of the per-prompt ratio); "
                 f"{over_seeds(speculative)}.",
                 formatted=format_speculative_table(table))
 

@@ -87,7 +87,9 @@ def test_minimal_config_gets_defaults():
                                           "warmup": 1, "repeats": 3},
                                "decoding": {"prompts": 4, "prompt_length": 32, "steps": 32},
                                "speculative": {"exit_layers": [], "draft_lengths": [2, 4, 8],
-                                               "prompts": 4, "prompt_length": 32, "steps": 64},
+                                               "draft_heads": ["exit", "final"],
+                                               "stop_thresholds": [0.05, 0.1, 0.2, 0.3, 0.5],
+                                               "prompts": 8, "prompt_length": 32, "steps": 64},
                                "generation": {"prefixes": 8, "prefix_length": 32,
                                               "new_tokens": 64, "top_p": 0.95, "seed": 0,
                                               "coherence_encoder": ""}}

@@ -277,12 +277,10 @@ def figure_inputs(acc, sim, tmp_path_factory) -> dict[str, str]:
         "val_curves": pd.DataFrame([{"run": r, "seed": s, "epoch": e, "val_accuracy": e / 4}
                                     for r in ("standard_d2", "standard", "aligned")
                                     for s in SEEDS for e in range(1, 4)]),
-        "speculative": pd.DataFrame([{"method": m, "seed": s, "exit_layer": l,
-                                      "draft_length": 4, "acceptance": 0.2 * l,
-                                      "layer_agreement": 0.1 * l, "tokens_per_pass": 1 + l / 2,
-                                      "tokens_per_s_full_depth": 100.0,
-                                      "tokens_per_s_speculative": 120.0, "wall_speedup": 1.2,
-                                      "equal_to_full_depth": True, "chosen": l == 2}
+        "speculative": pd.DataFrame([{"method": m, "seed": s, "kind": "exit", "head": "exit",
+                                      "exit_layer": l, "draft_length": 4, "stop_below": 0.0,
+                                      "acceptance": 0.2 * l, "layer_agreement": 0.1 * l,
+                                      "tokens_per_pass": 1 + l / 2, "chosen": False}
                                      for m, s in runs for l in (1, 2, 3)]),
         "generation": pd.DataFrame([{"method": m, "seed": s, "exit_layer": k,
                                      "diversity": 0.1 * k, "coherence": 3 - 0.1 * k,

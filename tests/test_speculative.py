@@ -1,5 +1,6 @@
 """Self-speculative greedy decoding against full-depth decoding and transformers' generate, with
-drafts that are always right, never right, or right only at times, and the cache it leaves."""
+drafts that are always right, never right, or right only at times, that stop when unsure, and
+the cache it leaves; the replay that predicts what a draft would accept, and the study."""
 
 import math
 
@@ -7,9 +8,9 @@ import pytest
 import torch
 
 from layerwise.exits.decoding import greedy_decode, prefill
-from layerwise.exits.speculative import (acceptance_sweep, choose_draft, speculate_round,
-                                         speculative_decode, speculative_study,
-                                         time_speculative)
+from layerwise.exits.speculative import (DraftPlan, choose_plans, draft_reader, replay,
+                                         speculate_round, speculative_decode,
+                                         speculative_study, time_plans, trace_drafts)
 from layerwise.models import build_model
 
 SPEC = dict(arch="gpt2", depth=3, width=32, heads=4, mlp_ratio=2.0, head_input="raw",
@@ -58,8 +59,13 @@ def test_output_is_full_depth_greedy_decoding_and_transformers_generate(method, 
     assert torch.equal(reference, generated(model, ids, STEPS))
     for exit_layer in (1, 2, LAYERS):
         for draft_length in (1, 2, 4):
+            for head in ("exit", "final"):
+                for stop in (0.0, 0.05, 0.3):
+                    decoded = DraftPlan(exit_layer, draft_length, head, stop).decode(
+                        model, ids, STEPS)
+                    assert torch.equal(decoded.tokens, reference), (exit_layer, draft_length,
+                                                                    head, stop)
             decoded = speculative_decode(model, ids, STEPS, exit_layer, draft_length)
-            assert torch.equal(decoded.tokens, reference), (exit_layer, draft_length)
             assert decoded.accepted + decoded.passes == STEPS
             assert decoded.draft_blocks == decoded.drafted * exit_layer
             assert decoded.verify_blocks == decoded.passes * LAYERS
@@ -142,8 +148,8 @@ def test_the_cache_holds_exactly_the_committed_positions(method, exit_layer):
         cache, token = prefill(model, ids)
         tokens = []
         while len(tokens) < STEPS:
-            new, _ = speculate_round(model, cache, token, exit_layer,
-                                     min(4, STEPS - len(tokens) - 1))
+            new, _, _ = speculate_round(model, cache, token, exit_layer,
+                                        min(4, STEPS - len(tokens) - 1), stop_below=0.2)
             tokens += new.tolist()
             token = new[-1:].view(1, 1)
             assert layer_lengths(model, cache) == [len(ids) - 1 + len(tokens)] * LAYERS
@@ -184,51 +190,114 @@ def test_arguments_out_of_range_are_refused(exit_layer, draft_length, steps):
         speculative_decode(make(), prompt(), steps, exit_layer, draft_length)
 
 
-def test_timing_sweep_and_choice_report_complete_records():
+def test_a_draft_that_is_never_sure_drafts_nothing_and_one_that_always_is_never_stops():
+    model, ids = make("aligned"), prompt(seed=7)
+    reference = greedy_decode(model, ids, STEPS)
+    unsure = speculative_decode(model, ids, STEPS, 1, 4, stop_below=1.0)
+    assert torch.equal(unsure.tokens, reference)
+    assert (unsure.drafted, unsure.passes) == (0, STEPS)
+    assert unsure.draft_heads == STEPS - 1     # every round but the last one tried once
+    sure = speculative_decode(model, ids, STEPS, 1, 4, stop_below=1e-9)
+    fixed = speculative_decode(model, ids, STEPS, 1, 4)
+    assert (sure.drafted, sure.accepted, sure.passes) == (fixed.drafted, fixed.accepted,
+                                                          fixed.passes)
+    assert fixed.draft_heads == fixed.drafted
+    with pytest.raises(ValueError, match="stop_below"):
+        speculative_decode(model, ids, STEPS, 1, 4, stop_below=1.5)
+
+
+def test_the_final_head_is_the_logit_lens_and_an_unknown_head_is_refused():
+    model = make("multi_exit")
+    h = torch.randn(2, 32, dtype=torch.double, device=DEVICE)
+    torch.testing.assert_close(draft_reader(model, "final")(h, 1),
+                               model.model.lm_head(model.model.transformer.ln_f(h)))
+    torch.testing.assert_close(draft_reader(model, "exit")(h, 1), model.exit_heads[0](h))
+    with pytest.raises(ValueError, match="draft head"):
+        draft_reader(model, "lens")
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_the_replay_counts_what_decoding_with_a_fixed_draft_length_does(method):
+    """Exact for a fixed length; with a stop threshold, exact where no draft is rejected."""
+    model = make(method)
+    for seed in range(3):
+        ids = prompt(4, seed=10 + seed)
+        trace = trace_drafts(model, ids, STEPS, [1, 2, LAYERS])
+        assert torch.equal(trace.tokens, greedy_decode(model, ids, STEPS))
+        for exit_layer in (1, 2, LAYERS):
+            for head in ("exit", "final"):
+                for length in (1, 3):
+                    plan = DraftPlan(exit_layer, length, head)
+                    counted, decoded = replay(trace, plan, LAYERS), plan.decode(model, ids,
+                                                                                 STEPS)
+                    assert (counted.drafted, counted.accepted, counted.passes,
+                            counted.draft_heads) == (decoded.drafted, decoded.accepted,
+                                                     decoded.passes, decoded.draft_heads)
+        # the full model as draft is never wrong, so a stopped draft replays exactly too
+        assert trace.right[LAYERS, "exit"].all()
+        plan = DraftPlan(LAYERS, 4, "exit", 0.5)
+        counted, decoded = replay(trace, plan, LAYERS), plan.decode(model, ids, STEPS)
+        assert (counted.drafted, counted.passes, counted.draft_heads) == (
+            decoded.drafted, decoded.passes, decoded.draft_heads)
+
+
+def test_timing_and_the_choice_report_complete_records():
     model, prompts = make(), [prompt(length, seed=length) for length in (1, 4)]
-    timed = time_speculative(model, prompts, 6, 2, 2, warmup=0, repeats=1)
-    assert timed["equal_to_full_depth"] is True
-    assert timed["tokens_per_s_speculative"] > 0 and timed["tokens_per_s_full_depth"] > 0
-    assert timed["wall_speedup"] == pytest.approx(
-        timed["tokens_per_s_speculative"] / timed["tokens_per_s_full_depth"])
-    assert 0 <= timed["acceptance"] <= 1 and 1 <= timed["tokens_per_pass"] <= 3
-    assert (timed["device"], timed["prompts"], timed["block_calls_full_depth"]) == \
-        (DEVICE.type, 2, LAYERS)
+    plans = {"fixed": DraftPlan(2, 2), "adaptive": DraftPlan(1, 3, "final", 0.2)}
+    timed = time_plans(model, prompts, 6, plans, warmup=0, repeats=1)
+    assert list(timed["plan"]) == ["fixed", "adaptive"] and timed["equal_to_full_depth"].all()
+    assert (timed["tokens_per_s_speculative"] > 0).all()
+    assert (timed["wall_speedup_q1"] <= timed["wall_speedup"]).all()
+    assert (timed["wall_speedup"] <= timed["wall_speedup_q3"]).all()
+    assert timed["acceptance"].between(0, 1).all() and timed["tokens_per_pass"].between(1, 3).all()
+    assert (timed["device"] == DEVICE.type).all() and (timed["prompts"] == 2).all()
+    assert list(timed["head"]) == ["exit", "final"] and list(timed["stop_below"]) == [0.0, 0.2]
 
-    sweep = acceptance_sweep(model, prompts, 6, [1, 2, LAYERS], 2)
-    assert sweep["exit_layer"].tolist() == [1, 2, LAYERS]
-    assert (sweep["accepted"] <= sweep["drafted"]).all() and sweep["drafted"].gt(0).all()
-    assert sweep["acceptance"].iloc[-1] == 1.0
-    assert sweep["tokens_per_pass"].between(1, 3).all()
+    chosen, grid = choose_plans(model, prompts, 6, [1, LAYERS], [1, 2], [0.3], warmup=0,
+                                repeats=1)
+    # every exit, head, length and threshold (0: never stop) replayed
+    assert len(grid) == 2 * 2 * 2 * 2 and grid["predicted_speedup"].gt(0).all()
+    assert set(chosen) == {"fixed", "adaptive"}
+    assert chosen["fixed"].stop_below == 0 and chosen["adaptive"].stop_below == 0.3
+    # one fixed and one adaptive plan of each head timed; of each kind the fastest is chosen
+    timed = grid.dropna(subset=["timed_tokens_per_s"])
+    assert len(timed) == 4 and set(zip(timed["kind"], timed["head"])) == {
+        (k, h) for k in ("fixed", "adaptive") for h in ("exit", "final")}
+    for kind, plan in chosen.items():
+        rows = timed[timed["kind"] == kind]
+        best = rows.loc[rows["timed_tokens_per_s"].idxmax()]
+        assert plan == DraftPlan(int(best["exit_layer"]), int(best["draft_length"]),
+                                 best["head"], float(best["stop_below"]))
 
-    (exit_layer, draft_length), grid = choose_draft(model, prompts, 6, [1, LAYERS], [1, 2],
-                                                    warmup=0, repeats=1)
-    assert len(grid) == 4 and grid["tokens_per_s_speculative"].gt(0).all()
-    assert set(zip(grid["exit_layer"], grid["draft_length"])) == {(1, 1), (1, 2), (LAYERS, 1),
-                                                                   (LAYERS, 2)}
-    best = grid.loc[grid["tokens_per_s_speculative"].idxmax()]
-    assert (exit_layer, draft_length) == (best["exit_layer"], best["draft_length"])
 
-
-def test_the_study_times_every_exit_at_the_draft_chosen_on_validation(monkeypatch):
-    """One row per exit layer, all at the draft length chosen on the validation prompts, the
-    chosen exit marked once, and beside each the share of test tokens whose prediction at E
-    equals layer L's."""
+def test_the_study_times_the_drafts_chosen_on_validation_and_replays_every_exit(monkeypatch):
+    """The fixed and the adaptive draft chosen on the validation prompts timed on test, the
+    one faster on validation marked; then one row per exit layer at the fixed draft's head
+    and length, beside the share of test tokens whose prediction at E equals layer L's."""
     import layerwise.exits.speculative as speculative
 
     model = make("aligned")
-    chosen = {}
+    seen = {}
+    real = speculative.choose_plans
 
-    def choose(model, prompts, steps, exit_layers, draft_lengths, warmup, repeats):
-        chosen["prompts"] = prompts
-        return (2, 4), None
+    def choose(model, prompts, *args):
+        seen["prompts"] = prompts
+        return real(model, prompts, *args)
 
-    monkeypatch.setattr(speculative, "choose_draft", choose)
+    monkeypatch.setattr(speculative, "choose_plans", choose)
     val, test = [prompt(3, seed=1)], [prompt(4, seed=2), prompt(5, seed=3)]
     predictions = torch.tensor([[1, 2, 3, 4], [1, 2, 0, 4], [1, 0, 3, 0]])   # (L, N)
-    frame = speculative_study(model, val, test, 5, [1, 2], [2, 4], predictions, 0, 1)
-    assert chosen["prompts"] is val
-    assert list(frame["exit_layer"]) == [1, 2] and set(frame["draft_length"]) == {4}
-    assert list(frame["chosen"]) == [False, True]
-    assert frame["layer_agreement"].tolist() == pytest.approx([2 / 4, 1 / 4])
-    assert frame["equal_to_full_depth"].all() and (frame["prompts"] == 2).all()
+    frame = speculative_study(model, val, test, 5, [1, 2], [2, 4], [0.2], predictions,
+                              warmup=0, repeats=1)
+    assert seen["prompts"] is val
+    timed, exits = frame[frame["kind"] != "exit"], frame[frame["kind"] == "exit"]
+    assert list(timed["kind"]) == ["fixed", "adaptive"] and timed["chosen"].sum() == 1
+    assert timed["equal_to_full_depth"].all() and (timed["prompts"] == 2).all()
+    assert timed["val_predicted_speedup"].gt(0).all()
+    fixed = timed.iloc[0]
+    assert list(exits["exit_layer"]) == [1, 2] and not exits["chosen"].any()
+    assert (exits["draft_length"] == fixed["draft_length"]).all()
+    assert (exits["head"] == fixed["head"]).all()
+    assert exits["layer_agreement"].tolist() == pytest.approx([2 / 4, 1 / 4])
+    with pytest.raises(ValueError, match="stop thresholds"):
+        speculative_study(model, val, test, 5, [1], [2], [], predictions, warmup=0, repeats=1)

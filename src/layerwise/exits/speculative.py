@@ -1,26 +1,36 @@
 """Self-speculative greedy decoding: the model's first layers draft, the whole model verifies.
 
 As in LayerSkip (Elhoushi et al. 2024) and Draft & Verify (Zhang et al. 2024), the first E
-blocks and the exit at layer E (`model.exit_logits`: the shared head, or the layer's own head in
-a multi-exit model) draft up to g tokens one at a time at batch 1. The full model then checks
-all of them in one pass over blocks E+1..L, starting from the layer-E states the draft kept,
-with the keys and values the draft wrote for layers 1..E reused as they are. The longest prefix
-of drafted tokens equal to the full model's argmax is kept, followed by the full model's own
-token at the first mismatch (or, when every draft is accepted, the bonus token after the last
-one), so the output is full-depth greedy decoding token for token whatever the draft; a good
-draft only makes it cheaper: up to g + 1 tokens for one pass over the deep blocks. Rejected
-positions are cropped from every layer of the cache.
+blocks and a head read at layer E draft up to g tokens one at a time at batch 1: the method's
+own exit (`model.exit_logits`: the shared head, the layer's own head in a multi-exit model, a
+lens' translator and the output path) or the model's final output path, final norm and head
+(the logit lens; `DRAFT_HEADS`). Drafting stops early at the first token whose top probability
+falls below a threshold (as Draft & Verify and SWIFT stop), which is not proposed. The full
+model then checks the drafted tokens in one pass over blocks E+1..L, starting from the layer-E
+states the draft kept, with the keys and values the draft wrote for layers 1..E reused as they
+are. The longest prefix of drafted tokens equal to the full model's argmax is kept, followed by
+the full model's own token at the first mismatch (or, when every draft is accepted, the bonus
+token after the last one), so the output is full-depth greedy decoding token for token
+whatever the draft; a good draft only makes it cheaper: up to g + 1 tokens for one pass over
+the deep blocks. Rejected positions are cropped from every layer of the cache.
 
 Unlike early exit (`layerwise.exits.decoding`) no layer is ever skipped, so no state is copied
 and nothing is approximated; the cost is the draft blocks whose tokens are rejected. The model
 is a `LayeredClassifier` with the cache interface of `layerwise.models.gpt2.GPT2Classifier`
 (`embed`, `block` with a transformers `DynamicCache`, `new_cache`); the prompt is encoded by
 `prefill` as in early-exit decoding.
+
+Which draft to use is chosen on validation prompts in two stages (`choose_plans`): a replay
+(`trace_drafts`, `replay`) counts, for every draft exit, head, length and threshold, the
+tokens each round would accept along the full-depth output, from one teacher-forced pass, and
+ranks them by the block and head calls they would spend; the best few are then timed, and the
+fastest measured is chosen.
 """
 
 from __future__ import annotations
 
 import statistics
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -29,7 +39,7 @@ import pandas as pd
 import torch
 
 from layerwise.exits.decoding import greedy_decode, prefill
-from layerwise.exits.online import time_pass
+from layerwise.exits.online import synchronize, time_pass
 from layerwise.models.base import LayeredClassifier, MaskedState
 
 if TYPE_CHECKING:
@@ -37,12 +47,46 @@ if TYPE_CHECKING:
 
 Draft = Callable[[torch.Tensor, int], torch.Tensor]  # (pooled state (1, d), layer) -> logits
 
+#: How a draft reads layer E: "exit", the method's own exit there (what its layer-wise analysis
+#: reads); "final", the model's final output path, final norm and head (the logit lens).
+DRAFT_HEADS = ("exit", "final")
+
+
+def draft_reader(model: LayeredClassifier, head: str) -> Draft:
+    """The draft head `head` (one of DRAFT_HEADS) of `model`, called as `model.exit_logits`."""
+    if head == "exit":
+        return model.exit_logits
+    if head == "final":
+        return lambda h, layer: model.head(model.final_norm(h))
+    raise ValueError(f"unknown draft head {head!r}; one of {DRAFT_HEADS}")
+
+
+@dataclass(frozen=True)
+class DraftPlan:
+    """How to draft: at exit `exit_layer` through `head`, up to `draft_length` tokens a round,
+    stopping at the first token whose top probability is below `stop_below` (0: never)."""
+
+    exit_layer: int
+    draft_length: int
+    head: str = "exit"
+    stop_below: float = 0.0
+
+    @property
+    def adaptive(self) -> bool:
+        return self.stop_below > 0
+
+    def decode(self, model: LayeredClassifier, prompt: torch.Tensor, steps: int
+               ) -> "Speculated":
+        return speculative_decode(model, prompt, steps, self.exit_layer, self.draft_length,
+                                  draft_reader(model, self.head), self.stop_below)
+
 
 @dataclass(frozen=True)
 class Speculated:
     """Generated tokens and the work they took: tokens drafted and accepted, verification
-    passes, and block calls while drafting (one position each) and verifying (L per pass: E
-    for the last drafted token, then L - E over every checked position). Full-depth greedy
+    passes, block calls while drafting (one position each) and verifying (L per pass: E
+    for the last drafted token, then L - E over every checked position), and head calls while
+    drafting (one per drafted token, and one per round that stopped early). Full-depth greedy
     decoding makes L block calls per token."""
 
     tokens: torch.Tensor   # (steps,)
@@ -51,6 +95,7 @@ class Speculated:
     passes: int
     draft_blocks: int
     verify_blocks: int
+    draft_heads: int = 0
 
     @property
     def acceptance(self) -> float:
@@ -66,13 +111,23 @@ class Speculated:
         return (self.draft_blocks + self.verify_blocks) / len(self.tokens)
 
 
+def _first_positions(mask: torch.Tensor | None, positions: int, planned: int
+                     ) -> torch.Tensor | None:
+    """The causal mask of `planned` new positions cut to its first `positions`: their query
+    rows, and the keys up to the last of them."""
+    if mask is None or positions == planned:
+        return mask
+    return mask[..., :positions, :mask.shape[-1] - (planned - positions)]
+
+
 def speculate_round(model: LayeredClassifier, cache: Cache, token: torch.Tensor,
-                    exit_layer: int, count: int, draft: Draft | None = None
-                    ) -> tuple[torch.Tensor, int]:
-    """One round of drafting `count` tokens and verifying them, from a cache holding the C
-    committed positions in every layer and the (1, 1) `token` that follows them. Returns the
-    1..count + 1 new tokens (accepted drafts, then the full model's next token) and the number
-    of accepted drafts; the cache then holds the committed positions up to the last new token,
+                    exit_layer: int, count: int, draft: Draft | None = None,
+                    stop_below: float = 0.0) -> tuple[torch.Tensor, int, int]:
+    """One round of drafting up to `count` tokens and verifying them, from a cache holding the
+    C committed positions in every layer and the (1, 1) `token` that follows them. Drafting
+    stops early at a token whose top probability is below `stop_below`. Returns the new tokens
+    (accepted drafts, then the full model's next token), the number of accepted drafts and the
+    number drafted; the cache then holds the committed positions up to the last new token,
     which is the next round's `token`."""
     head = draft or model.exit_logits
     last = model.num_layers
@@ -80,36 +135,40 @@ def speculate_round(model: LayeredClassifier, cache: Cache, token: torch.Tensor,
     # it is built now, while every layer still holds C positions; the embedding is discarded.
     verify_mask = model.embed(token.expand(1, count + 1), cache).attention_mask
     kept, drafted = [], []
-    for _ in range(count):
+    while True:  # the layer-E state of each input: the given token, then every drafted one
         state = model.embed(token, cache)
         for index in range(exit_layer):
             state = model.block(index, state, cache)
         kept.append(state.hidden)
-        token = head(model.pool(state)[:, -1], exit_layer).argmax(-1, keepdim=True)
+        if len(drafted) == count:
+            break
+        logits = head(model.pool(state)[:, -1], exit_layer)
+        if stop_below > 0 and float(logits.softmax(-1).amax()) < stop_below:
+            break  # not confident: verify what was drafted so far
+        token = logits.argmax(-1, keepdim=True)
         drafted.append(token[0])
-    # The last drafted token (the given one if nothing was drafted) is checked too, for the
-    # bonus token: it has no layer-E state yet.
-    state = model.embed(token, cache)
-    for index in range(exit_layer):
-        state = model.block(index, state, cache)
-    state = MaskedState(torch.cat([*kept, state.hidden], dim=1), verify_mask)
+    checked = len(kept)
+    state = MaskedState(torch.cat(kept, dim=1), _first_positions(verify_mask, checked,
+                                                                  count + 1))
     for index in range(exit_layer, last):
         state = model.block(index, state, cache)
-    full = model.classify(model.pool(state)[0], last).argmax(-1)  # (count + 1,)
+    full = model.classify(model.pool(state)[0], last).argmax(-1)  # (checked,)
     drafted_tokens = torch.cat(drafted) if drafted else full[:0]
-    accepted = int((drafted_tokens == full[:count]).long().cumprod(0).sum())
-    if accepted < count:  # every layer holds C + count + 1 positions; keep C + accepted + 1
-        cache.crop(accepted - count)
-    return torch.cat([drafted_tokens[:accepted], full[accepted:accepted + 1]]), accepted
+    accepted = int((drafted_tokens == full[:len(drafted)]).long().cumprod(0).sum())
+    if accepted < len(drafted):  # every layer holds C + checked positions; keep C + accepted + 1
+        cache.crop(accepted - len(drafted))
+    new = torch.cat([drafted_tokens[:accepted], full[accepted:accepted + 1]])
+    return new, accepted, len(drafted)
 
 
 @torch.inference_mode()
 def speculative_decode(model: LayeredClassifier, prompt: torch.Tensor, steps: int,
-                       exit_layer: int, draft_length: int, draft: Draft | None = None
-                       ) -> Speculated:
+                       exit_layer: int, draft_length: int, draft: Draft | None = None,
+                       stop_below: float = 0.0) -> Speculated:
     """Greedy decoding of `steps` tokens after a (T,) prompt, drafting up to `draft_length`
     tokens a round through the exit at `exit_layer` (1..L; or through `draft`, called as
-    `model.exit_logits` is) and verifying them with the full model. The tokens are those of
+    `model.exit_logits` is), stopping a draft at a token whose top probability is below
+    `stop_below`, and verifying them with the full model. The tokens are those of
     `greedy_decode`."""
     last = model.num_layers
     if not 1 <= exit_layer <= last:
@@ -117,136 +176,291 @@ def speculative_decode(model: LayeredClassifier, prompt: torch.Tensor, steps: in
     if draft_length < 1 or steps < 1:
         raise ValueError(f"draft_length and steps must be positive, got {draft_length} and "
                          f"{steps}")
+    if not 0 <= stop_below <= 1:
+        raise ValueError(f"stop_below is a probability in [0, 1], got {stop_below}")
     cache, token = prefill(model, prompt)
-    tokens, emitted, drafted, accepted, passes = [], 0, 0, 0, 0
+    tokens, emitted, drafted, accepted, passes, heads = [], 0, 0, 0, 0, 0
     while emitted < steps:
         # a round emits up to count + 1 tokens: draft no more than is still needed
         count = min(draft_length, steps - emitted - 1)
-        new, taken = speculate_round(model, cache, token, exit_layer, count, draft)
+        new, taken, proposed = speculate_round(model, cache, token, exit_layer, count, draft,
+                                               stop_below)
         tokens.append(new)
-        emitted, drafted, accepted, passes = (emitted + len(new), drafted + count,
+        heads += proposed + (proposed < count)
+        emitted, drafted, accepted, passes = (emitted + len(new), drafted + proposed,
                                               accepted + taken, passes + 1)
         token = new[-1:].view(1, 1)
     return Speculated(torch.cat(tokens), drafted, accepted, passes,
-                      draft_blocks=drafted * exit_layer, verify_blocks=passes * last)
+                      draft_blocks=drafted * exit_layer, verify_blocks=passes * last,
+                      draft_heads=heads)
+
+
+# --- replay: what every draft would accept, from one pass --------------------------------
+@dataclass(frozen=True)
+class DraftTrace:
+    """Along one prompt's full-depth greedy output, what each draft (exit layer, head) would
+    propose for every token given the output before it: whether it is the output's token, and
+    its top probability."""
+
+    tokens: torch.Tensor                                # (steps,) the full-depth output
+    right: dict[tuple[int, str], torch.Tensor]          # (E, head) -> (steps,) bool
+    confidence: dict[tuple[int, str], torch.Tensor]     # (E, head) -> (steps,) top probability
+
+
+@torch.inference_mode()
+def trace_drafts(model: LayeredClassifier, prompt: torch.Tensor, steps: int,
+                 exit_layers: list[int], heads: tuple[str, ...] = DRAFT_HEADS) -> DraftTrace:
+    """Decode `steps` tokens at full depth, then read every exit of `exit_layers` through every
+    head of `heads` along that output in one teacher-forced pass."""
+    tokens = greedy_decode(model, prompt, steps)
+    reps = model.layer_representations(torch.cat([prompt, tokens[:-1]])[None])
+    start = len(prompt) - 1  # the state that predicts the first new token
+    right, confidence = {}, {}
+    for exit_layer in exit_layers:
+        states = reps[exit_layer, 0, start:]
+        for head in heads:
+            logits = draft_reader(model, head)(states, exit_layer).float()
+            right[exit_layer, head] = (logits.argmax(-1) == tokens).cpu()
+            confidence[exit_layer, head] = logits.softmax(-1).amax(-1).cpu()
+    return DraftTrace(tokens, right, confidence)
+
+
+def replay(trace: DraftTrace, plan: DraftPlan, num_layers: int) -> Speculated:
+    """The rounds `plan` would run along `trace`'s output: drafted and accepted tokens, passes,
+    block and head calls, as `speculative_decode` counts them. Exact for a fixed draft length
+    (up to argmax ties between batched and one-position arithmetic); with a stop threshold,
+    after a rejected token the draft's confidence is read along the output rather than along
+    its own wrong continuation, so the count of rejected drafts is an estimate."""
+    right = trace.right[plan.exit_layer, plan.head].tolist()
+    confidence = trace.confidence[plan.exit_layer, plan.head].tolist()
+    steps = len(right)
+    emitted = drafted = accepted = passes = heads = 0
+    while emitted < steps:
+        count = min(plan.draft_length, steps - emitted - 1)
+        proposed = 0
+        while proposed < count and confidence[emitted + proposed] >= plan.stop_below:
+            proposed += 1
+        taken = 0
+        while taken < proposed and right[emitted + taken]:
+            taken += 1
+        heads += proposed + (proposed < count)
+        emitted, drafted, accepted, passes = (emitted + taken + 1, drafted + proposed,
+                                              accepted + taken, passes + 1)
+    return Speculated(trace.tokens, drafted, accepted, passes, drafted * plan.exit_layer,
+                      passes * num_layers, heads)
+
+
+def relative_head_costs(model: LayeredClassifier, heads: tuple[str, ...] = DRAFT_HEADS,
+                        calls: int = 50) -> dict[str, float]:
+    """Wall-clock time of one call of each draft head (and of the final head, key "full"),
+    in units of one block call at one position, measured at batch 1."""
+    model.eval()
+    device = next(model.parameters()).device
+    with torch.inference_mode():
+        state = model.embed(torch.ones(1, 1, dtype=torch.long, device=device))
+        hidden = model.pool(state)[:, -1]
+        readers = {head: draft_reader(model, head) for head in heads}
+        readers["full"] = lambda h, layer: model.classify(h, model.num_layers)
+
+        def seconds(run) -> float:
+            run()
+            synchronize(device)
+            started = time.perf_counter()
+            for _ in range(calls):
+                run()
+            synchronize(device)
+            return time.perf_counter() - started
+
+        block = seconds(lambda: model.block(0, state))
+        return {name: seconds(lambda read=read: read(hidden, 1)) / block
+                for name, read in readers.items()}
+
+
+def predicted_speedup(counts: Speculated, num_layers: int, head_costs: dict[str, float],
+                      head: str) -> float:
+    """Full depth's calls per token (L blocks and the final head) over the draft's (its block
+    calls, its draft head calls, a final head per pass), in block-call units."""
+    full = num_layers + head_costs["full"]
+    spent = (counts.draft_blocks + counts.verify_blocks + counts.draft_heads * head_costs[head]
+             + counts.passes * head_costs["full"])
+    return full * len(counts.tokens) / spent
+
+
+# --- timing ---------------------------------------------------------------------------------
+def time_runners(runners: dict[str, Callable], prompts: list[torch.Tensor], warmup: int,
+                 repeats: int) -> dict[str, list[float]]:
+    """Each runner's seconds per prompt (median over `repeats`), after `warmup` untimed rounds.
+    Within a repeat every prompt is run by every runner in turn, the order rotating from one
+    prompt and repeat to the next, so that no runner always goes first."""
+    device = prompts[0].device
+    names = list(runners)
+    for _ in range(warmup):
+        for name in names:
+            time_pass(runners[name], prompts, device)
+    times = {name: [[] for _ in prompts] for name in names}
+    for repeat in range(repeats):
+        for i, prompt in enumerate(prompts):
+            shift = (repeat + i) % len(names)
+            for name in names[shift:] + names[:shift]:
+                times[name][i].append(time_pass(runners[name], [prompt], device))
+    return {name: [statistics.median(t) for t in per_prompt]
+            for name, per_prompt in times.items()}
+
+
+def _quartiles(values: list[float]) -> tuple[float, float, float]:
+    q1, median, q3 = statistics.quantiles(values, n=4, method="inclusive") if len(values) > 1 \
+        else (values[0],) * 3
+    return q1, median, q3
 
 
 @torch.no_grad()
-def time_speculative(model: LayeredClassifier, prompts: list[torch.Tensor], steps: int,
-                     exit_layer: int, draft_length: int, warmup: int = 1, repeats: int = 3
-                     ) -> dict:
-    """Tokens per second of speculative and full-depth greedy decoding of `steps` tokens after
-    each prompt at batch 1 (whole runs, the prompt's encoding included), with the acceptance,
-    the tokens per verification pass and whether the outputs are equal on every prompt.
-
-    After `warmup` untimed rounds over all prompts, each repeat times both variants on every
-    prompt in turn, interleaved so that they share the machine's load. A prompt's time is its
-    median over the repeats, and the rate reported is `steps` over the median prompt's time.
-    On CUDA the device is synchronized before the clock is read.
-    """
+def time_plans(model: LayeredClassifier, prompts: list[torch.Tensor], steps: int,
+               plans: dict[str, DraftPlan], warmup: int = 1, repeats: int = 3) -> pd.DataFrame:
+    """One row per plan: its tokens/s and full depth's on the same prompts at batch 1 (`steps`
+    over the median prompt's time), the speed-up (median over prompts of full depth's time over
+    the plan's, with its quartiles), the acceptance, tokens per pass, block calls per token and
+    whether every output equals full-depth greedy decoding. Full depth and every plan are timed
+    in one interleaved loop (`time_runners`). On CUDA the device is synchronized around each
+    timed prompt."""
     model.eval()
     device = prompts[0].device
-    runners = {"full_depth": lambda p: greedy_decode(model, p, steps),
-               "speculative": lambda p: speculative_decode(model, p, steps, exit_layer,
-                                                           draft_length)}
-    for _ in range(warmup):
-        for run in runners.values():
-            time_pass(run, prompts, device)
-    times = {name: [[] for _ in prompts] for name in runners}
-    for _ in range(repeats):
-        for i, prompt in enumerate(prompts):
-            for name, run in runners.items():
-                times[name][i].append(time_pass(run, [prompt], device))
-    seconds = {name: statistics.median(statistics.median(t) for t in per_prompt)
-               for name, per_prompt in times.items()}
-
-    decoded = [speculative_decode(model, p, steps, exit_layer, draft_length) for p in prompts]
-    equal = all(torch.equal(d.tokens, greedy_decode(model, p, steps))
-                for d, p in zip(decoded, prompts))
-    drafted, accepted = sum(d.drafted for d in decoded), sum(d.accepted for d in decoded)
-    passes, tokens = sum(d.passes for d in decoded), steps * len(prompts)
-    calls = sum(d.draft_blocks + d.verify_blocks for d in decoded)
-    return {"exit_layer": exit_layer, "draft_length": draft_length, "prompts": len(prompts),
-            "steps": steps, "device": device.type, "threads": torch.get_num_threads(),
-            "tokens_per_s_full_depth": steps / seconds["full_depth"],
-            "tokens_per_s_speculative": steps / seconds["speculative"],
-            "wall_speedup": seconds["full_depth"] / seconds["speculative"],
-            "acceptance": accepted / drafted if drafted else float("nan"),
-            "tokens_per_pass": tokens / passes,
-            "block_calls_per_token": calls / tokens, "block_calls_full_depth": model.num_layers,
-            "equal_to_full_depth": equal}
-
-
-def acceptance_sweep(model: LayeredClassifier, prompts: list[torch.Tensor], steps: int,
-                     exit_layers: list[int], draft_length: int) -> pd.DataFrame:
-    """One row per exit layer: tokens drafted and accepted over all prompts, the acceptance,
-    the tokens per verification pass and the block calls per token (counts, no timing)."""
+    runners = {"full_depth": lambda p: greedy_decode(model, p, steps)}
+    runners.update({name: (lambda p, plan=plan: plan.decode(model, p, steps))
+                    for name, plan in plans.items()})
+    seconds = time_runners(runners, prompts, warmup, repeats)
+    references = [greedy_decode(model, p, steps) for p in prompts]
     rows = []
-    for exit_layer in exit_layers:
-        decoded = [speculative_decode(model, p, steps, exit_layer, draft_length)
-                   for p in prompts]
+    for name, plan in plans.items():
+        decoded = [plan.decode(model, p, steps) for p in prompts]
+        ratios = [f / t for f, t in zip(seconds["full_depth"], seconds[name])]
+        low, speedup, high = _quartiles(ratios)
         drafted, accepted = sum(d.drafted for d in decoded), sum(d.accepted for d in decoded)
         tokens = steps * len(prompts)
-        rows.append({"exit_layer": exit_layer, "draft_length": draft_length,
-                     "drafted": drafted, "accepted": accepted,
-                     "acceptance": accepted / drafted if drafted else float("nan"),
-                     "tokens_per_pass": tokens / sum(d.passes for d in decoded),
-                     "block_calls_per_token":
-                         sum(d.draft_blocks + d.verify_blocks for d in decoded) / tokens})
+        rows.append({
+            "plan": name, "exit_layer": plan.exit_layer, "draft_length": plan.draft_length,
+            "head": plan.head, "stop_below": plan.stop_below, "prompts": len(prompts),
+            "steps": steps, "device": device.type, "threads": torch.get_num_threads(),
+            "tokens_per_s_full_depth": steps / statistics.median(seconds["full_depth"]),
+            "tokens_per_s_speculative": steps / statistics.median(seconds[name]),
+            "wall_speedup": speedup, "wall_speedup_q1": low, "wall_speedup_q3": high,
+            "acceptance": accepted / drafted if drafted else float("nan"),
+            "tokens_per_pass": tokens / sum(d.passes for d in decoded),
+            "block_calls_per_token":
+                sum(d.draft_blocks + d.verify_blocks for d in decoded) / tokens,
+            "block_calls_full_depth": model.num_layers,
+            "equal_to_full_depth": all(torch.equal(d.tokens, r)
+                                       for d, r in zip(decoded, references))})
     return pd.DataFrame(rows)
 
 
+# --- choosing a draft on validation, and the study ------------------------------------------
+def replay_grid(model: LayeredClassifier, traces: list[DraftTrace], exit_layers: list[int],
+                draft_lengths: list[int], stop_thresholds: list[float],
+                heads: tuple[str, ...], head_costs: dict[str, float]) -> pd.DataFrame:
+    """One row per plan (exit layer, head, draft length, stop threshold; 0 = never stop):
+    the replayed acceptance, tokens per pass and predicted speed-up over all traces."""
+    rows = []
+    for exit_layer in exit_layers:
+        for head in heads:
+            for length in draft_lengths:
+                for stop in [0.0, *stop_thresholds]:
+                    plan = DraftPlan(exit_layer, length, head, stop)
+                    runs = [replay(t, plan, model.num_layers) for t in traces]
+                    total = Speculated(torch.cat([r.tokens for r in runs]),
+                                       *(sum(getattr(r, f) for r in runs) for f in (
+                                           "drafted", "accepted", "passes", "draft_blocks",
+                                           "verify_blocks", "draft_heads")))
+                    rows.append({"exit_layer": exit_layer, "head": head,
+                                 "draft_length": length, "stop_below": stop,
+                                 "acceptance": total.acceptance,
+                                 "tokens_per_pass": total.tokens_per_pass,
+                                 "predicted_speedup": predicted_speedup(
+                                     total, model.num_layers, head_costs, head)})
+    return pd.DataFrame(rows)
+
+
+def _plan(row) -> DraftPlan:
+    return DraftPlan(int(row["exit_layer"]), int(row["draft_length"]), str(row["head"]),
+                     float(row["stop_below"]))
+
+
 @torch.no_grad()
-def choose_draft(model: LayeredClassifier, prompts: list[torch.Tensor], steps: int,
-                 exit_layers: list[int], draft_lengths: list[int], warmup: int = 1,
-                 repeats: int = 3) -> tuple[tuple[int, int], pd.DataFrame]:
-    """The (exit layer, draft length) with the highest measured tokens/s of speculative
-    decoding on the given (validation) prompts, and the grid as a frame (exit_layer,
-    draft_length, tokens_per_s_speculative: `steps` over the median prompt's median time).
-
-    Only the speculative decoder is timed: full depth is the same for every pair, so the choice
-    needs none of its time (`time_speculative` measures the chosen pair against it). One
-    `warmup` round of the whole grid comes first; each repeat then times every pair on every
-    prompt in turn, so that all pairs share the machine's load."""
+def choose_plans(model: LayeredClassifier, prompts: list[torch.Tensor], steps: int,
+                 exit_layers: list[int], draft_lengths: list[int], stop_thresholds: list[float],
+                 heads: tuple[str, ...] = DRAFT_HEADS, warmup: int = 1, repeats: int = 3
+                 ) -> tuple[dict[str, DraftPlan], pd.DataFrame]:
+    """The fixed-length and the adaptive (confidence-stopped) draft to use, chosen on the given
+    (validation) prompts: the replay ranks every plan by its predicted speed-up, the best fixed
+    and the best adaptive plan of each head are timed (`time_runners`; full depth is the same
+    for all, so it is not timed here), and of each kind the one of most tokens/s is chosen.
+    Returns {"fixed": plan, "adaptive": plan} (an adaptive plan where `stop_thresholds` has
+    one) and the replayed grid, the timed plans' tokens/s beside their predicted speed-up."""
     model.eval()
-    device = prompts[0].device
-    pairs = [(e, g) for e in exit_layers for g in draft_lengths]
-
-    def runner(pair):
-        return lambda p: speculative_decode(model, p, steps, *pair)
-
-    for _ in range(warmup):
-        for pair in pairs:
-            time_pass(runner(pair), prompts, device)
-    times = {pair: [[] for _ in prompts] for pair in pairs}
-    for _ in range(repeats):
-        for i, prompt in enumerate(prompts):
-            for pair in pairs:
-                times[pair][i].append(time_pass(runner(pair), [prompt], device))
-    grid = pd.DataFrame([{"exit_layer": e, "draft_length": g, "tokens_per_s_speculative":
-                          steps / statistics.median(statistics.median(t) for t in times[(e, g)])}
-                         for e, g in pairs])
-    best = grid.loc[grid["tokens_per_s_speculative"].idxmax()]
-    return (int(best["exit_layer"]), int(best["draft_length"])), grid
+    traces = [trace_drafts(model, p, steps, exit_layers, heads) for p in prompts]
+    grid = replay_grid(model, traces, exit_layers, draft_lengths, stop_thresholds, heads,
+                       relative_head_costs(model, heads))
+    grid["kind"] = ["adaptive" if stop > 0 else "fixed" for stop in grid["stop_below"]]
+    shortlist = grid.loc[grid.groupby(["kind", "head"])["predicted_speedup"].idxmax()]
+    plans = {index: _plan(row) for index, row in shortlist.iterrows()}
+    seconds = time_runners({index: (lambda p, plan=plan: plan.decode(model, p, steps))
+                            for index, plan in plans.items()}, prompts, warmup, repeats)
+    grid["timed_tokens_per_s"] = float("nan")
+    for index, per_prompt in seconds.items():
+        grid.loc[index, "timed_tokens_per_s"] = steps / statistics.median(per_prompt)
+    timed = grid.dropna(subset=["timed_tokens_per_s"])
+    chosen = {kind: plans[rows["timed_tokens_per_s"].idxmax()]
+              for kind in ("fixed", "adaptive")
+              if not (rows := timed[timed["kind"] == kind]).empty}
+    return chosen, grid
 
 
 def speculative_study(model: LayeredClassifier, val_prompts: list[torch.Tensor],
                       test_prompts: list[torch.Tensor], steps: int, exit_layers: list[int],
-                      draft_lengths: list[int], predictions: torch.Tensor, warmup: int = 1,
-                      repeats: int = 3) -> pd.DataFrame:
-    """What the study reports of a language model's self-speculative decoding: (E, g) chosen on
-    the validation prompts (`choose_draft`), then every E of `exit_layers` timed on the test
-    prompts at the chosen g, one row each (`chosen` marks the chosen E), beside the fraction of
-    test tokens whose layer-E prediction already equals layer L's (`layer_agreement`, from the
-    (L, N) per-layer predictions `predictions` of layers 1..L): the token-level share of what
-    greedy acceptance measures along the decoded text."""
-    (chosen_layer, chosen_length), _ = choose_draft(model, val_prompts, steps, exit_layers,
-                                                    draft_lengths, warmup, repeats)
+                      draft_lengths: list[int], stop_thresholds: list[float],
+                      predictions: torch.Tensor, heads: tuple[str, ...] = DRAFT_HEADS,
+                      warmup: int = 1, repeats: int = 3) -> pd.DataFrame:
+    """What the study reports of a language model's self-speculative decoding.
+
+    The fixed-length and the adaptive draft chosen on the validation prompts (`choose_plans`)
+    are timed against full depth on the test prompts: two rows, `kind` "fixed" and "adaptive",
+    `chosen` marking the one faster on validation. Then one row per exit layer E (`kind`
+    "exit"), the chosen fixed draft's head and length replayed there on the test prompts:
+    acceptance and tokens per pass (no timing), beside the fraction of test tokens whose
+    layer-E prediction already equals layer L's (`layer_agreement`, from the (L, N) per-layer
+    predictions `predictions` of layers 1..L)."""
+    if not stop_thresholds or any(not 0 < t <= 1 for t in stop_thresholds):
+        raise ValueError(f"stop thresholds are probabilities in (0, 1], at least one (never "
+                         f"stopping is the fixed draft's), got {stop_thresholds}")
+    chosen, grid = choose_plans(model, val_prompts, steps, exit_layers, draft_lengths,
+                                stop_thresholds, heads, warmup, repeats)
+    timed = grid.dropna(subset=["timed_tokens_per_s"])
+    faster = timed.loc[timed["timed_tokens_per_s"].idxmax(), "kind"]
+    predicted = {kind: float(grid.loc[(grid["exit_layer"] == plan.exit_layer)
+                                      & (grid["head"] == plan.head)
+                                      & (grid["draft_length"] == plan.draft_length)
+                                      & (grid["stop_below"] == plan.stop_below),
+                                      "predicted_speedup"].iloc[0])
+                 for kind, plan in chosen.items()}
+    timed = time_plans(model, test_prompts, steps, chosen, warmup, repeats)
+    timed = timed.rename(columns={"plan": "kind"}).assign(
+        chosen=lambda f: f["kind"] == faster,
+        val_predicted_speedup=lambda f: f["kind"].map(predicted))
+
+    fixed = chosen["fixed"]
+    traces = [trace_drafts(model, p, steps, exit_layers, (fixed.head,)) for p in test_prompts]
     rows = []
     for exit_layer in exit_layers:
-        record = time_speculative(model, test_prompts, steps, exit_layer, chosen_length,
-                                  warmup, repeats)
-        agreement = (predictions[exit_layer - 1] == predictions[-1]).double().mean().item()
-        rows.append({**record, "layer_agreement": agreement,
-                     "chosen": exit_layer == chosen_layer})
-    return pd.DataFrame(rows)
+        plan = DraftPlan(exit_layer, fixed.draft_length, fixed.head)
+        runs = [replay(t, plan, model.num_layers) for t in traces]
+        drafted, accepted = sum(r.drafted for r in runs), sum(r.accepted for r in runs)
+        rows.append({"kind": "exit", "exit_layer": exit_layer, "head": fixed.head,
+                     "draft_length": fixed.draft_length, "stop_below": 0.0,
+                     "prompts": len(test_prompts), "steps": steps,
+                     "acceptance": accepted / drafted if drafted else float("nan"),
+                     "tokens_per_pass": steps * len(runs) / sum(r.passes for r in runs),
+                     "block_calls_per_token": sum(r.draft_blocks + r.verify_blocks
+                                                  for r in runs) / (steps * len(runs)),
+                     "layer_agreement": (predictions[exit_layer - 1]
+                                         == predictions[-1]).double().mean().item(),
+                     "chosen": False})
+    return pd.concat([timed, pd.DataFrame(rows)], ignore_index=True)

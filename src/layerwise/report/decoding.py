@@ -1,9 +1,11 @@
-"""A language model's decoding: the self-speculative decoder's table and figure (acceptance and
-measured speed-up against the draft exit E), and the paper's Fig 9 (c, d) (diversity and
+"""A language model's decoding: the self-speculative decoder's table (its fixed and its
+confidence-stopped draft timed against full depth) and figure (acceptance and tokens per pass
+against the draft exit E), and the paper's Fig 9 (c, d) (diversity and
 coherence of text sampled with the exit fixed at layer k).
 
-Tidy frames in, as the rest of the report: `speculative` holds one row per run and draft exit
-(`layerwise.exits.speculative.speculative_study`, with method and seed), `generation` one row
+Tidy frames in, as the rest of the report: `speculative` holds, per run, a row per timed draft
+and a row per draft exit (`layerwise.exits.speculative.speculative_study`, with method and
+seed), `generation` one row
 per run and exit layer (`layerwise.exits.generation.generation_frame`).
 """
 
@@ -20,41 +22,51 @@ from layerwise.report.style import (check_columns, draw_band, layer_axis, mean_b
 
 # The speculative table's measured columns, with how they are shown.
 SPECULATIVE_COLUMNS = {
+    "stop_below": ("stop below top probability", "plain"),
     "acceptance": ("acceptance (%)", "percent"),
-    "layer_agreement": ("test tokens with layer-E = layer-L prediction (%)", "percent"),
     "tokens_per_pass": ("tokens per pass", "plain"),
     "tokens_per_s_full_depth": ("full depth (tokens/s)", "plain"),
     "tokens_per_s_speculative": ("speculative (tokens/s)", "plain"),
-    "wall_speedup": ("speed-up", "times"),
+    "wall_speedup": ("speed-up (median over prompts)", "times"),
 }
+#: The two timed drafts of every run, in table order (`layerwise.exits.speculative`).
+DRAFT_KINDS = ("fixed", "adaptive")
 
 
 def _draft_choices(rows: pd.DataFrame) -> str:
-    """The chosen (E, g) of each seed, e.g. 'E=2 g=4 (3)' or 'E=2 g=4 (2), E=3 g=4 (1)'."""
-    pairs = rows.groupby(["exit_layer", "draft_length"]).size()
-    return ", ".join(f"E={e} g={g} ({n})" for (e, g), n in pairs.items())
+    """The draft each seed chose, e.g. 'final E=2 g=4 (3)' or 'exit E=1 g=8 (2), final E=2
+    g=8 (1)': the head the draft reads layer E through, E and the draft length g."""
+    plans = rows.groupby(["head", "exit_layer", "draft_length"]).size()
+    return ", ".join(f"{head} E={e} g={g} ({n})" for (head, e, g), n in plans.items())
 
 
 def speculative_table(speculative: pd.DataFrame) -> pd.DataFrame:
-    """Per method, over seeds: the (E, g) chosen on validation prompts, and on test prompts at
-    it the acceptance, the share of test tokens already predicted at E, tokens per pass, tokens
-    per second of full-depth and speculative decoding and the speed-up; and whether every
-    output equalled full-depth greedy decoding."""
-    check_columns(speculative, ["method", "seed", "chosen", *SPECULATIVE_COLUMNS],
+    """Per method and draft (fixed length, or stopped when unsure), over seeds: the draft each
+    run chose on validation prompts, its stop threshold, and on test prompts its acceptance,
+    tokens per pass, tokens per second against full depth's and the speed-up; how many seeds
+    found it the faster of the two on validation; and whether every output equalled
+    full-depth greedy decoding."""
+    check_columns(speculative, ["method", "seed", "kind", "head", "exit_layer", "draft_length",
+                                "chosen", "equal_to_full_depth", *SPECULATIVE_COLUMNS],
                   "speculative")
-    chosen = speculative[speculative["chosen"].astype(bool)]
-    order = ordered_methods(chosen["method"])
-    chosen = chosen.set_index("method").loc[order].reset_index()
-    table = mean_sd(chosen, ["method"], list(SPECULATIVE_COLUMNS))
-    table.insert(1, "draft", [_draft_choices(chosen[chosen["method"] == m]) for m in order])
-    equal = speculative.groupby("method")["equal_to_full_depth"].all()
-    table["equal_to_full_depth"] = [bool(equal[m]) for m in order]
+    timed = speculative[speculative["kind"].isin(DRAFT_KINDS)]
+    order = [(m, k) for m in ordered_methods(timed["method"]) for k in DRAFT_KINDS
+             if ((timed["method"] == m) & (timed["kind"] == k)).any()]
+    timed = timed.set_index(["method", "kind"]).loc[order].reset_index()
+    table = mean_sd(timed, ["method", "kind"], list(SPECULATIVE_COLUMNS))
+    groups = [timed[(timed["method"] == m) & (timed["kind"] == k)] for m, k in order]
+    table.insert(2, "draft", [_draft_choices(rows) for rows in groups])
+    table["faster_on_val"] = [int(rows["chosen"].astype(bool).sum()) for rows in groups]
+    table["equal_to_full_depth"] = [bool(rows["equal_to_full_depth"].astype(bool).all())
+                                    for rows in groups]
     return table
 
 
 def format_speculative_table(table: pd.DataFrame) -> pd.DataFrame:
-    out = format_columns(table, {"method": "method", "n": "n", "draft": "chosen (E, g) (seeds)"},
-                  SPECULATIVE_COLUMNS)
+    out = format_columns(table, {"method": "method", "kind": "draft", "n": "n",
+                                 "draft": "chosen head, E, g (seeds)"}, SPECULATIVE_COLUMNS)
+    out["faster on validation (seeds)"] = [f"{k}/{n}" for k, n in zip(table["faster_on_val"],
+                                                                      table["n"])]
     out["output = full depth"] = ["yes" if v else "NO" for v in table["equal_to_full_depth"]]
     return out
 
@@ -79,13 +91,14 @@ def _finish(fig: Figure, axes, layers: list[int], xlabel: str, title: str, colum
 
 
 def speculative_figure(speculative: pd.DataFrame, title: str) -> Figure:
-    """Acceptance (beside the share of test tokens predicted at E as at L) and measured speed-up
-    over full-depth greedy decoding against the draft exit E, a line per method (mean and sd
-    over seeds), at each run's chosen draft length."""
+    """Acceptance (beside the share of test tokens predicted at E as at L) and tokens per
+    verification pass against the draft exit E, a line per method (mean and sd over seeds):
+    each run's fixed draft (its head and length) replayed at every E on the test prompts."""
     import matplotlib.pyplot as plt
 
-    check_columns(speculative, ["method", "seed", "exit_layer", "acceptance",
-                                "layer_agreement", "wall_speedup"], "speculative")
+    check_columns(speculative, ["method", "seed", "kind", "exit_layer", "acceptance",
+                                "layer_agreement", "tokens_per_pass"], "speculative")
+    speculative = speculative[speculative["kind"] == "exit"]
     layers = sorted(int(v) for v in speculative["exit_layer"].unique())
     with theme():
         fig, (accept, speed) = plt.subplots(1, 2, figsize=(9.6, 4.0), layout="constrained")
@@ -98,9 +111,9 @@ def speculative_figure(speculative: pd.DataFrame, title: str) -> Figure:
         accept.plot([], [], color="grey", linestyle=":", label="test tokens predicted at E as at L")
         accept.set_ylabel("drafted tokens accepted (%)")
         accept.set_ylim(0, 100)
-        _per_method(speed, speculative, "exit_layer", "wall_speedup")
+        _per_method(speed, speculative, "exit_layer", "tokens_per_pass")
         speed.axhline(1.0, color="black", linestyle=":", linewidth=1.0)
-        speed.set_ylabel("tokens/s over full depth (batch 1)")
+        speed.set_ylabel("tokens per verification pass")
         _finish(fig, (accept, speed), layers, "draft exit E", title, columns=4)
     return fig
 
