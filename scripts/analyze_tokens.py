@@ -31,7 +31,7 @@ from layerwise.study.plan import ANALYSIS_PARTS, DECODING_PARTS, EXIT_PARTS, SPL
 from layerwise.train.runs import build_run_model
 
 SPEC_KEYS = ("run", "metric", "similarity_split", "cka_estimators", "train_samples",
-             "token_samples", "exits")
+             "token_samples", "exits", "judge")
 EXIT_KEYS = ("policies", "sweep_points", "max_accuracy_drop", "timing", "decoding",
              "speculative", "generation")
 #: float32 logits (every layer's, vocabulary-wide) held at once, which sets the blocks per
@@ -39,11 +39,21 @@ EXIT_KEYS = ("policies", "sweep_points", "max_accuracy_drop", "timing", "decodin
 LOGIT_BUDGET = 2**23
 
 
+def load_model(run_spec: dict, info: dict, weights: str):
+    """The model of a run spec with its weights, checked against the spec's hash."""
+    model = build_run_model(run_spec, info)
+    model.load_state_dict(load_tensors(weights, metadata={"spec_hash": config_hash(run_spec)})[0])
+    return model
+
+
 def main(argv=None):
     parser = cli.spec_parser(__doc__, "the analysis spec: the run's spec under `run`, the "
                                       "layer-wise analysis' settings and `exits`, with decoding")
     parser.add_argument("--data", required=True, help="prepared dataset folder")
     parser.add_argument("--model", required=True, help="trained weights (safetensors)")
+    parser.add_argument("--judge", required=True,
+                        help="weights of the model that scores every method's generated text "
+                             "(the spec's `judge`)")
     parser.add_argument("--threads", type=int, default=1)
     cli.add_output_options(parser, ANALYSIS_PARTS + EXIT_PARTS + DECODING_PARTS)
     args = parser.parse_args(argv)
@@ -55,10 +65,8 @@ def main(argv=None):
     cli.check_choices("exits.policies", exits["policies"], list(POLICIES))
     cli.set_threads(args.threads)
 
-    spec_hash = config_hash(spec["run"])
     info = load_split(args.data, "test")[2]
-    model = build_run_model(spec["run"], info)
-    model.load_state_dict(load_tensors(args.model, metadata={"spec_hash": spec_hash})[0])
+    model = load_model(spec["run"], info, args.model)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device).eval()
 
@@ -125,10 +133,12 @@ def main(argv=None):
     # Fig 9 (c, d): text sampled with the exit fixed at each layer
     sampling = exits["generation"]
     tokenizer = load_tokenizer(args.data)
+    judge = load_model(spec["judge"]["run"], info, args.judge).to(device).eval()
     generation = generation_frame(
         model, prompts("test", sampling["prefixes"], sampling["prefix_length"]),
         tokenizer.decode, range(1, model.num_layers + 1), sampling["new_tokens"],
-        sampling["top_p"], sampling["seed"], sampling["coherence_encoder"] or None)
+        sampling["top_p"], sampling["seed"], sampling["coherence_encoder"] or None,
+        judge=judge).assign(coherence_judge=spec["judge"]["name"])
 
     write_csv(args.layer_accuracy, pd.DataFrame(rows))
     write_csv(args.similarity, similarity_frame)

@@ -1,4 +1,4 @@
-"""Check the claims (the paper's C1-C11, and C12-C13 against a tuned lens) on the study's own
+"""Check the claims (the paper's C1-C11, and C12-C14 against a tuned lens) on the study's own
 results: JSON, CSV, Markdown and LaTeX."""
 
 

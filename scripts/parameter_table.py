@@ -33,7 +33,8 @@ def main(argv=None):
                 "+ (L-1)·K·d and the saving (multi - single) / multi, beside the values the paper "
                 "prints (Table 1) and, for this study's model, the count of the built model "
                 "(whose exit heads also carry biases and a LayerNorm); last, the parameters a "
-                "tuned lens adds to the single-classifier model instead, (L-1)(d²+d).",
+                "tuned lens (on the standard or on the aligned model) adds to the "
+                "single-classifier model instead, (L-1)(d²+d).",
                 formatted=format_parameter_table(table))
 
 

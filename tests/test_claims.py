@@ -131,6 +131,33 @@ def test_c5_aligned_final_layer_stays_close_to_standard(thresholds, last, status
     assert row.mean == pytest.approx(STANDARD[-1] - last)
 
 
+# --- C12, C14: the tuned lens ------------------------------------------------------------
+LENS_ON_STANDARD = [0.5, 0.6, 0.7, 0.8, 0.9, 0.95]
+
+
+@pytest.mark.parametrize("on_aligned, status", [
+    ([0.6, 0.7, 0.8, 0.85, 0.92, 0.94], HOLDS),    # above the lens on standard below layer L
+    ([0.45, 0.55, 0.7, 0.8, 0.9, 0.94], FAILS),
+])
+def test_c14_a_lens_on_the_aligned_model_against_one_on_the_standard_model(thresholds,
+                                                                          on_aligned, status):
+    acc = accuracy({"tuned_lens": LENS_ON_STANDARD, "aligned_lens": on_aligned})
+    row = claims.result("C14", "x", thresholds, lambda: claims.c14_per_seed(acc))
+    assert row.status == status
+    # layer L is each model's own: only layers 1..L-1 count
+    assert row.mean == pytest.approx(np.mean(np.subtract(on_aligned, LENS_ON_STANDARD)[:-1]))
+    missing = accuracy({"tuned_lens": LENS_ON_STANDARD})
+    row = claims.result("C14", "x", thresholds, lambda: claims.c14_per_seed(missing))
+    assert row.status == NOT_EVALUATED and "aligned_lens" in row.reason
+
+
+def test_c12_aligned_training_against_a_lens_on_the_standard_model(thresholds):
+    acc = accuracy({"tuned_lens": LENS_ON_STANDARD, "aligned": [0.4, 0.5, 0.6, 0.7, 0.8, 0.94]})
+    row = claims.result("C12", "x", thresholds, lambda: claims.CLAIMS["C12"].compute(
+        claims.ExperimentData("x", accuracy=acc), thresholds))
+    assert row.status == FAILS and row.mean == pytest.approx(-0.1)
+
+
 # --- C6, C6-FLOPs, C13 -------------------------------------------------------------------------
 def exits(multi_accuracy: float, policy: str = "confidence", other: str = "multi_exit",
           other_flops: float = 0.5) -> tuple[pd.DataFrame, pd.DataFrame]:

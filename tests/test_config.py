@@ -61,7 +61,7 @@ def test_smoke_config_validates_on_top_of_default(default_config):
     assert (exp["model"]["depth"], exp["model"]["width"], exp["model"]["heads"]) == (4, 32, 2)
     assert exp["model"]["patch_size"] == 4 and exp["train"]["epochs"] == 2
     runs = ("standard", "aligned", "multi_exit", "aligned_uniform", "cos_regularized",
-            "tuned_lens", "standard_d2")  # methods, then the depth study
+            "tuned_lens", "aligned_lens", "standard_d2")  # methods, then the depth study
     assert [r for r in run_ids(merged) if r[0] == "vit_digits_smoke"] == [
         ("vit_digits_smoke", m, s) for m in runs for s in (0, 1)]
 
@@ -108,7 +108,7 @@ def test_defaults_fill_partial_nested_objects():
 def test_run_ids_and_experiment_lookup(default_config):
     config = validate_config(default_config)
     ids = [i for i in run_ids(config) if i[0] == "vit_digits"]
-    assert len(ids) == 21 and ids[0] == ("vit_digits", "standard", 0)  # 6 methods + 1 depth
+    assert len(ids) == 24 and ids[0] == ("vit_digits", "standard", 0)  # 7 methods + 1 depth
     assert ids[-1] == ("vit_digits", "standard_d6", 2)
     with pytest.raises(ConfigError, match="vit_digits"):
         experiment_by_name(config, "nope")

@@ -81,6 +81,9 @@ def test_decoding_figures_draw_a_line_per_method():
                                for k in (1, 2, 3)])
     fig = generation_figure(generation, "t")
     assert "substitute" in fig.axes[1].get_ylabel()
+    assert "each method's own model" in fig.axes[1].get_ylabel()
+    judged = generation.assign(coherence_judge="the pretrained model")
+    assert "under the pretrained model" in generation_figure(judged, "t").axes[1].get_ylabel()
     mixed = generation.assign(coherence_measure=["simcse_cosine"] * 6 + ["full_depth_ce_nats"] * 6)
     with pytest.raises(ValueError, match="mix coherence measures"):
         generation_figure(mixed, "t")

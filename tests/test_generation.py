@@ -285,6 +285,23 @@ def test_the_frame_has_one_row_per_layer_on_the_same_draws(method):
     assert frame["diversity"].between(0, 1).all() and frame["diversity"].nunique() > 1
 
 
+def test_one_judge_scores_every_method_s_text():
+    """With a judge, the substitute is the judge's cross-entropy of each method's text, so two
+    methods sampling the same text score the same whatever their own models say of it."""
+    judge, prefixes = make("standard", seed=7), [prefix(seed=s) for s in range(2)]
+    for method in ("aligned", "multi_exit"):
+        model = make(method)
+        frame = generation_frame(model, prefixes, words, [1, 3], 8, 0.95, seed=4, judge=judge)
+        own = generation_frame(model, prefixes, words, [1, 3], 8, 0.95, seed=4)
+        for row in frame.itertuples():
+            generated = [generate_at_exit(model, p, 8, row.exit_layer, 0.95, seeded(4 + i))
+                         for i, p in enumerate(prefixes)]
+            assert row.coherence == pytest.approx(sum(
+                continuation_cross_entropy(judge, p, g) for p, g in zip(prefixes, generated)) / 2)
+        assert frame["diversity"].tolist() == own["diversity"].tolist()   # the same texts
+        assert frame["coherence"].tolist() != pytest.approx(own["coherence"].tolist())
+
+
 def test_the_frame_with_an_encoder_path_reports_simcse(tiny_simcse):
     model, prefixes = make(), [prefix(seed=s) for s in range(2)]
     frame = generation_frame(model, prefixes, in_vocabulary, [2], 6, 0.95, seed=0,

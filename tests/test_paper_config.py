@@ -33,7 +33,9 @@ def test_paper_config_covers_the_paper_and_names_its_reference_values():
     tasks = {config["datasets"][e["dataset"]]["glue"]["task"] for e in names.values()
              if config["datasets"][e["dataset"]]["source"] == "glue"}
     assert tasks == {"sst2", "mrpc", "qnli", "mnli", "rte", "qqp"}
-    assert names["deit_s_imagenet"]["methods"] == ["standard", "aligned", "multi_exit"]
+    # the paper's three methods, and beyond it a tuned lens on the standard and aligned models
+    lensed = ["standard", "aligned", "multi_exit", "tuned_lens", "aligned_lens"]
+    assert names["deit_s_imagenet"]["methods"] == lensed
     assert names["deit_s_cifar10"]["depth_study"] == [6, 9]
     assert names["deit_s_cifar10_pretrained"]["model"]["pretrained"] == "deit_small_patch16_224"
     for exp in names.values():
@@ -53,8 +55,7 @@ def test_paper_config_covers_the_paper_and_names_its_reference_values():
     assert {k: gpt2["train"][k] for k in ("lr", "batch_size", "schedule", "grad_clip")} == {
         "lr": 2e-5, "batch_size": 128, "schedule": "linear", "grad_clip": 1.0}
     assert gpt2["train"]["warmup_epochs"] * 10 == gpt2["train"]["epochs"]  # 10 % warm-up
-    assert gpt2["aligned"]["alternate"] and gpt2["methods"] == ["standard", "aligned",
-                                                                "multi_exit"]
+    assert gpt2["aligned"]["alternate"] and gpt2["methods"] == lensed
     assert config["analysis"]["residual_ablation"] == {"without": "mlp_mnist_plain",
                                                        "with": "mlp_mnist_residual"}
 

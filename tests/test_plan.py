@@ -76,6 +76,9 @@ def test_a_tuned_lens_run_holds_the_standard_run_it_is_fitted_on(plan, default):
         assert spec["base"] == plan.run_spec(experiment, "standard", 2)
         assert spec["tuned_lens"] == plan.experiments[experiment]["tuned_lens"]
         assert "train" not in spec and "init" not in spec and spec["seed"] == 2
+        on_aligned = plan.run_spec(experiment, "aligned_lens", 2)  # the same lens on aligned
+        assert on_aligned["base"] == plan.run_spec(experiment, "aligned", 2)
+        assert on_aligned["aligned_lens"] == spec["tuned_lens"]
     assert "tuned_lens" in plan.exit_methods("vit_digits")
     config = copy.deepcopy(default)
     config["experiments"][0]["methods"] = ["aligned", "tuned_lens"]
@@ -105,7 +108,8 @@ def test_runs_cover_every_method_and_seed_then_the_depth_study(plan):
     assert plan.runs("vit_digits", ["standard"]) == [("standard", 0), ("standard", 1),
                                                       ("standard", 2)]
     assert plan.all_runs("vit_digits") == ["standard", "aligned", "multi_exit", "aligned_uniform",
-                                           "cos_regularized", "tuned_lens", "standard_d6"]
+                                           "cos_regularized", "tuned_lens", "aligned_lens",
+                                           "standard_d6"]
 
 
 def test_claims_cover_the_transformer_experiments_and_the_ablation_pair(plan):
@@ -216,10 +220,10 @@ def test_an_unequal_schedule_needs_a_reason(default):
 
 
 def test_the_exit_study_covers_the_papers_three_methods(plan):
-    """Early exit and saturation compare standard, aligned and multi-exit, and the tuned lens
-    beside them; the two ablation methods enter the layer-wise and similarity results and
-    their claims only."""
-    methods = ["standard", "aligned", "multi_exit", "tuned_lens"]
+    """Early exit and saturation compare standard, aligned and multi-exit, and the tuned lenses
+    on standard and on aligned beside them; the two ablation methods enter the layer-wise and
+    similarity results and their claims only."""
+    methods = ["standard", "aligned", "multi_exit", "tuned_lens", "aligned_lens"]
     assert plan.exit_methods("vit_digits") == methods
     assert plan.exit_methods("bert_rotten_tomatoes") == methods
 

@@ -33,10 +33,11 @@ def test_dry_run_plans_every_run(fresh_project, extra):
     # language model's token passes
     analysed = sum(counts.get(rule, 0)
                    for rule in ("analyze_run", "analyze_exit_run", "analyze_tokens"))
-    # every run is trained, or fitted post hoc on another run (the tuned lens)
+    # every run is trained, or fitted post hoc on another run (the tuned lenses on the
+    # standard and on the aligned run)
     assert counts["train"] + counts.get("fit_lens", 0) == analysed == runs
     assert counts.get("fit_lens", 0) == sum(
-        e["methods"].count("tuned_lens") * len(e["seeds"])
+        (e["methods"].count("tuned_lens") + e["methods"].count("aligned_lens")) * len(e["seeds"])
         for e in yaml.safe_load(config_file.read_text())["experiments"])
     assert counts["analyze_tokens"] == sum(
         len(e["methods"]) * len(e["seeds"])
@@ -54,11 +55,11 @@ def test_one_figure_asks_for_exactly_the_jobs_its_experiments_figures_need(fresh
     run = snakemake(fresh_project, "-n", target, "--configfile", "config/smoke.yaml")
     assert run.returncode == 0, run.stderr
     # 5 trained methods and one depth-study run x 2 seeds, a tuned lens fitted on each
-    # standard run, 4 of the methods in the exit study (the lens among them), the shallow
-    # baselines the figure draws beside the layers
+    # standard and each aligned run, 5 of the methods in the exit study (the lenses among
+    # them), the shallow baselines the figure draws beside the layers
     assert job_counts(run.stdout) == {"prepare_data": 1, "fit_baselines": 1, "train": 12,
-                                      "fit_lens": 2,
-                                      "analyze_run": 6, "analyze_exit_run": 8, "summarize": 1,
+                                      "fit_lens": 4,
+                                      "analyze_run": 6, "analyze_exit_run": 10, "summarize": 1,
                                       "summarize_exits": 1, "depth_study": 1,
                                       "cross_model_similarity": 1, f"figures_{SMOKE}": 1}
 
@@ -133,9 +134,10 @@ def test_changing_an_aligned_setting_reruns_only_aligned_runs(smoke_project, tmp
     assert run.returncode == 0, run.stderr
     counts = job_counts(run.stdout)
     assert counts["train"] == 2  # aligned x 2 seeds; standard runs stay as they are
+    assert counts["fit_lens"] == 2   # the lens on each aligned run is refitted, not standard's
     assert f"figures_{SMOKE}" in counts
-    trained = re.findall(r"wildcards: experiment=\S+, method=(\w+), seed=\d+", run.stdout)
-    assert trained and set(trained) == {"aligned"}
+    rerun = re.findall(r"wildcards: experiment=\S+, method=(\w+), seed=\d+", run.stdout)
+    assert rerun and set(rerun) == {"aligned", "aligned_lens"}
 
 
 def test_smoke_study_writes_the_early_exit_outputs(smoke_project):
@@ -151,7 +153,8 @@ def test_smoke_study_writes_the_early_exit_outputs(smoke_project):
     config = yaml.safe_load((smoke_project / "config/smoke.yaml").read_text())
     smoke = next(e for e in config["experiments"] if e["name"] == SMOKE)
     # the exit study's methods, the tuned lens beside them
-    assert set(points["method"]) == {"standard", "aligned", "multi_exit", "tuned_lens"}
+    assert set(points["method"]) == {"standard", "aligned", "multi_exit", "tuned_lens",
+                                     "aligned_lens"}
     assert set(points["policy"]) == set(config["exits"]["policies"])
     assert points["mean_exit_layer"].between(1, 4).all()
     assert (points["speedup"] - 4 / points["mean_exit_layer"]).abs().max() < 1e-9
@@ -206,10 +209,16 @@ def test_smoke_study_analyses_the_language_model_token_by_token(smoke_project):
                              ).read_text())
     assert provenance["spec"]["init"]["method"] == "standard"
     speculative = pd.read_csv(results / "analysis" / lm / "speculative.csv")
-    assert speculative["equal_to_full_depth"].all()            # lossless, whatever the draft
-    assert speculative.groupby(["method", "seed"])["chosen"].sum().eq(1).all()
+    timed = speculative[speculative["kind"] != "exit"]
+    # a fixed and a confidence-stopped draft per run, the faster on validation marked
+    assert (timed.groupby(["method", "seed"])["kind"].apply(list) == ["fixed", "adaptive"]).all()
+    assert timed["equal_to_full_depth"].astype(bool).all()     # lossless, whatever the draft
+    assert timed.groupby(["method", "seed"])["chosen"].sum().eq(1).all()
+    assert (timed[timed["kind"] == "adaptive"]["stop_below"] == 0.5).all()
+    assert set(timed["head"]) <= {"exit", "final"}
     generation = pd.read_csv(results / "analysis" / lm / "generation.csv")
     assert set(generation["coherence_measure"]) == {"full_depth_ce_nats"}   # offline substitute
+    assert set(generation["coherence_judge"]) == {"the pretrained model"}   # one for all
     table = (results / "tables" / lm / "layerwise_accuracy.md").read_text()
     assert "bigram model" in table and "Kneser-Ney" in table
     summary = (results / "SUMMARY.md").read_text()
@@ -217,7 +226,8 @@ def test_smoke_study_analyses_the_language_model_token_by_token(smoke_project):
     baselines = json.loads((results / "baselines" / "running_text.json").read_text())
     assert baselines["models"]["kneser_ney"]["test"]["tokens"] == info_tokens(results)
     depth = pd.read_csv(results / "tables" / lm / "depth_use.csv")
-    assert set(depth["method"]) == {"standard", "aligned", "multi_exit", "tuned_lens"}
+    assert set(depth["method"]) == {"standard", "aligned", "multi_exit", "tuned_lens",
+                                    "aligned_lens"}
     assert {"s_1", "beats_shallow", "cross_entropy"} <= set(depth.columns)
     assert not (results / "hidden" / lm).exists()  # nothing per token is stored
     acc = pd.read_csv(results / "analysis" / lm / "layer_accuracy.csv")

@@ -56,6 +56,8 @@ rule analyze_tokens:
     input:
         model=rules.train.output.model,
         splits=lambda w: f"{data_dir(w)}/splits.safetensors",
+        # one model scores every method's generated text (docs/method.md §10)
+        judge=lambda w: PLAN.coherence_judge(w.experiment, int(w.seed))["weights"],
     output:
         **ANALYSIS_FILES,
         **EXIT_FILES,
@@ -77,7 +79,8 @@ rule analyze_tokens:
     shell:
         "python -m layerwise.usage --beside {log:q} --"
         " python scripts/analyze_tokens.py --spec {params.spec:q} --data {params.data:q}"
-        " --model {input.model:q} {params.outputs} --threads {threads} > {log:q} 2>&1"
+        " --model {input.model:q} --judge {input.judge:q} {params.outputs}"
+        " --threads {threads} > {log:q} 2>&1"
 
 
 rule summarize:

@@ -21,7 +21,8 @@ from layerwise.claims.inputs import (CKA, ExperimentData, NotEvaluated, accuracy
 from layerwise.claims.registry import (ABLATION, CLAIMS, EXPERIMENT, Claim, c1_per_seed,
                                        c2_per_seed, c3_per_seed, c4_per_seed, c5_per_seed,
                                        c7_per_seed, c8_per_seed, c9_per_seed, c10_per_seed,
-                                       c11_per_seed, matched_exit_gap, matched_threshold)
+                                       c11_per_seed, c14_per_seed, matched_exit_gap,
+                                       matched_threshold)
 from layerwise.claims.statistics import (cka_cos_gap, closeness_fraction, early_fraction,
                                          early_layer, intermediate_gain, largest_drop)
 from layerwise.claims.table import claims_frame, format_claims, ours_text, verdict_text
@@ -29,7 +30,7 @@ from layerwise.claims.table import claims_frame, format_claims, ours_text, verdi
 __all__ = [
     "ABLATION", "CKA", "CLAIMS", "EXPERIMENT", "FAILS", "HOLDS", "MIXED", "NO_SUBJECT",
     "NOT_EVALUATED", "Claim", "ClaimResult", "ExperimentData", "NotEvaluated", "accuracy_curves",
-    "c10_per_seed", "c11_per_seed", "c1_per_seed", "c2_per_seed", "c3_per_seed", "c4_per_seed",
+    "c10_per_seed", "c11_per_seed", "c14_per_seed", "c1_per_seed", "c2_per_seed", "c3_per_seed", "c4_per_seed",
     "c5_per_seed", "c7_per_seed", "c8_per_seed", "c9_per_seed", "cka_cos_gap",
     "claims_frame", "closeness_fraction", "decide", "early_fraction", "early_layer", "evaluate",
     "format_claims", "intermediate_gain", "largest_drop", "matched_exit_gap", "matched_threshold",

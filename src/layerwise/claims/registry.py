@@ -193,6 +193,14 @@ def c12_per_seed(acc: pd.DataFrame, metric: str = "accuracy") -> PerSeed:
     return {s: intermediate_gain(aligned[s], lens[s]) for s in seeds}
 
 
+def c14_per_seed(acc: pd.DataFrame, metric: str = "accuracy") -> PerSeed:
+    """Mean over the intermediate layers 1..L-1 of the tuned lens on the aligned model minus
+    the tuned lens on the standard model, test metric: what aligned training adds to what a
+    lens fitted after training reads."""
+    on_aligned, on_standard, seeds = _paired_curves(acc, metric, "aligned_lens", "tuned_lens")
+    return {s: intermediate_gain(on_aligned[s], on_standard[s]) for s in seeds}
+
+
 def c10_per_seed(acc: pd.DataFrame, metric: str = "accuracy") -> PerSeed:
     """Mean over the first half of the layers (1..floor(L/2)) of uniform minus linear weights'
     test metric."""
@@ -231,7 +239,7 @@ def _c8_on_pair(pair: tuple[ExperimentData, ExperimentData], thresholds: dict) -
 # --- the same statistics on the paper's digitized numbers ------------------------------------
 def _no_paper_value(values: dict, early_fraction_: float) -> None:
     """C1: the paper shows COS and CKA agreeing only by eye; C6-FLOPs: the paper matches by
-    speed-up alone; C10, C11: Fig 15 is not digitized; C12, C13: the paper has no tuned lens."""
+    speed-up alone; C10, C11: Fig 15 is not digitized; C12-C14: the paper has no tuned lens."""
     return None
 
 
@@ -370,5 +378,12 @@ CLAIMS: dict[str, Claim] = {claim.id: claim for claim in (
         compute=lambda data, thresholds: matched_exit_gap(
             data.table("sweep"), data.table("points"), thresholds["exit_policy"],
             "tuned_lens", by="flops_ratio"),
+        paper=_no_paper_value),
+    Claim(
+        "C14", "a tuned lens reads the aligned model's intermediate layers better than the "
+               "standard model's",
+        "mean over layers 1..L-1 of lens-on-aligned − lens-on-standard test {metric}",
+        ">=", "min_lens_on_aligned_gain", EXPERIMENT,
+        compute=lambda data, _: c14_per_seed(data.table("accuracy"), data.metric),
         paper=_no_paper_value),
 )}

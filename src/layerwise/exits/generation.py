@@ -170,15 +170,16 @@ def continuation_cross_entropy(model: LayeredClassifier, prefix: torch.Tensor,
     return F.cross_entropy(logits[len(prefix) - 1:-1], continuation).item()
 
 
-def measure_coherence(model: LayeredClassifier, prefixes: Sequence[torch.Tensor],
+def measure_coherence(judge: LayeredClassifier, prefixes: Sequence[torch.Tensor],
                       continuations: Sequence[torch.Tensor], decode: Callable[[list[int]], str],
                       encoder: SimCSE | None = None) -> tuple[str, float]:
     """(measure, value): the SimCSE coherence of the decoded texts when an `encoder` is given,
-    else the substitute, the full-depth cross-entropy averaged over the pairs."""
+    else the substitute, the `judge` model's full-depth cross-entropy averaged over the
+    pairs."""
     if encoder is not None:
         texts = [[decode(ids.tolist()) for ids in part] for part in (prefixes, continuations)]
         return SIMCSE_MEASURE, encoder.coherence(*texts)
-    values = [continuation_cross_entropy(model, p, c)
+    values = [continuation_cross_entropy(judge, p, c)
               for p, c in zip(prefixes, continuations, strict=True)]
     return SUBSTITUTE_MEASURE, sum(values) / len(values)
 
@@ -187,10 +188,13 @@ def measure_coherence(model: LayeredClassifier, prefixes: Sequence[torch.Tensor]
 def generation_frame(model: LayeredClassifier, prefixes: Sequence[torch.Tensor],
                      decode: Callable[[list[int]], str], exit_layers: Iterable[int],
                      new_tokens: int, top_p: float, seed: int,
-                     coherence: SimCSE | str | Path | None = None) -> pd.DataFrame:
+                     coherence: SimCSE | str | Path | None = None,
+                     judge: LayeredClassifier | None = None) -> pd.DataFrame:
     """One row per exit layer k: rep_2..4 and diversity of the continuations of all prefixes
     generated at k, their coherence and the `coherence_measure` it is (SimCSE's cosine when
-    `coherence`, an encoder or its name/path, is given, else the full-depth cross-entropy).
+    `coherence`, an encoder or its name/path, is given, else the full-depth cross-entropy under
+    `judge`, by default `model` itself: one judge for every method compares their texts
+    alike).
 
     `decode` turns a list of token ids into text (e.g. a tokenizers.Tokenizer's `decode`). The
     generator of prefix i is seeded with seed + i for every k, so that layers and methods run on
@@ -205,7 +209,8 @@ def generation_frame(model: LayeredClassifier, prefixes: Sequence[torch.Tensor],
                              torch.Generator(prefix.device).manual_seed(seed + i))
             for i, prefix in enumerate(prefixes)]
         scores = diversity(decode(ids.tolist()) for ids in continuations)
-        measure, value = measure_coherence(model, prefixes, continuations, decode, encoder)
+        measure, value = measure_coherence(judge or model, prefixes, continuations, decode,
+                                           encoder)
         rows.append({"exit_layer": layer, **scores, "coherence": value,
                      "coherence_measure": measure, "prefixes": len(prefixes),
                      "new_tokens": new_tokens, "top_p": top_p, "seed": seed})

@@ -121,7 +121,8 @@ def speculative_figure(speculative: pd.DataFrame, title: str) -> Figure:
 def generation_figure(generation: pd.DataFrame, title: str) -> Figure:
     """The paper's Fig 9 (c, d): diversity and coherence of text sampled with the exit fixed at
     layer k, a line per method (mean and sd over seeds); the coherence axis names its measure
-    (the SimCSE cosine, or the offline substitute)."""
+    (the SimCSE cosine, or the offline substitute and the model that judged every method's
+    text)."""
     import matplotlib.pyplot as plt
 
     check_columns(generation, ["method", "seed", "exit_layer", "diversity", "coherence",
@@ -129,9 +130,11 @@ def generation_figure(generation: pd.DataFrame, title: str) -> Figure:
     measures = sorted(set(generation["coherence_measure"]))
     if len(measures) != 1:
         raise ValueError(f"generation rows mix coherence measures {measures}")
+    judges = sorted(set(generation.get("coherence_judge", pd.Series(dtype=str)).dropna()))
+    judge = judges[0] if len(judges) == 1 else "each method's own model"
     label = {"simcse_cosine": "coherence (SimCSE cosine)",
-             "full_depth_ce_nats": "substitute for coherence: full-depth\nCE of the "
-                                   "continuation (nats; lower: more fluent)"}.get(
+             "full_depth_ce_nats": f"substitute for coherence: CE of the\ncontinuation under "
+                                   f"{judge}\n(nats; lower: more fluent)"}.get(
         measures[0], measures[0])
     layers = sorted(int(v) for v in generation["exit_layer"].unique())
     with theme():

@@ -31,8 +31,12 @@ PALETTE = sns.color_palette("colorblind", 10).as_hex()
 
 #: Fixed color of each training method, in the order of `layerwise.train.methods.METHODS`
 #: (standard blue, aligned orange, multi_exit green, ...), used in every figure.
+# The six colorblind-safe colors the similarity curves leave, then for the lens on the aligned
+# model a darker shade of the tuned lens' yellow.
+_METHOD_PALETTE = [PALETTE[i] for i in (0, 1, 2, 3, 6, 8)] + [
+    sns.color_palette("dark", 10).as_hex()[8]]
 METHOD_COLORS: dict[str, str] = {
-    name: PALETTE[(0, 1, 2, 3, 6, 8)[i % 6]] for i, name in enumerate(METHODS)}
+    name: _METHOD_PALETTE[i % len(_METHOD_PALETTE)] for i, name in enumerate(METHODS)}
 #: Display name of each training method.
 METHOD_LABELS: dict[str, str] = {name: record.label for name, record in METHODS.items()}
 # Colors for methods outside METHOD_COLORS, handed out in order of first use.

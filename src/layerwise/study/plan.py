@@ -140,6 +140,20 @@ class StudyPlan:
         return {"experiment": experiment, "dataset": exp["dataset"], "method": "standard",
                 "seed": int(pretrain["seed"]), "model": exp["model"], "train": pretrain["train"]}
 
+    def coherence_judge(self, experiment: str, seed: int) -> dict:
+        """The model that scores every method's generated text in a language model's
+        coherence substitute, the same for all methods of a seed: the pretraining run where
+        the experiment has one, else the standard run of the seed. Its name, run spec and
+        weights."""
+        pretraining = self.pretrain_spec(experiment)
+        if pretraining is not None:
+            return {"name": "the pretrained model", "run": pretraining,
+                    "weights": f"{self.results}/runs/{experiment}/pretrain/model.safetensors"}
+        return {"name": "the standard model of the seed",
+                "run": self.run_spec(experiment, "standard", seed),
+                "weights": f"{self.results}/runs/{experiment}/standard/seed{seed}/"
+                           "model.safetensors"}
+
     @cached_property
     def pretrained_experiments(self) -> list[str]:
         """The experiments whose runs fine-tune one pretraining run."""
@@ -253,6 +267,8 @@ class StudyPlan:
             if tokens:
                 spec["exits"].update({key: exits[key] for key in (
                     "decoding", "speculative", "generation")})
+                judge = self.coherence_judge(experiment, seed)
+                spec["judge"] = {"name": judge["name"], "run": judge["run"]}
         return spec
 
     def gather_spec(self, experiment: str, group: str, runs=None) -> dict:

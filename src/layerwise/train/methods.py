@@ -13,6 +13,8 @@
 - `tuned_lens`: no training of the backbone: the standard run of the same seed, frozen, gets one
   affine translator per layer 1..L-1, fitted on the training split so that the model's own
   head reads layer l as it reads layer L (KL to the last layer's prediction; train/lens.py).
+- `aligned_lens`: the same lens fitted on the aligned run of the same seed: whether training
+  for the shared head and a translator fitted after it add up.
 
 A method with settings (`weights`, `alternate`, ...) reads them from the experiment's section
 named by `section` (with `overrides` on top); they are part of its runs' spec, so changing them
@@ -128,6 +130,9 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     # one affine map per layer fitted so that the final head reads that layer as it reads L
     Method("tuned_lens", "tuned lens", trains_layers=True, section="tuned_lens",
            post_hoc="standard", lens=True),
+    # both answers together: the same lens fitted on the aligned run of the same seed
+    Method("aligned_lens", "tuned lens on aligned", trains_layers=True, section="tuned_lens",
+           post_hoc="aligned", lens=True),
 )}
 
 
