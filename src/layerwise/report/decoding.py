@@ -15,8 +15,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from layerwise.report.exit_tables import format_columns, mean_sd
-from layerwise.report.style import (check_columns, draw_band, layer_axis, mean_band,
-                                    method_color, method_label, ordered_methods, theme)
+from layerwise.report.style import (check_columns, draw_band, figure_legend, fit_layout,
+                                    layer_axis, mean_band, method_color, method_label,
+                                    ordered_methods, theme)
 
 # The speculative table's measured columns, with how they are shown.
 SPECULATIVE_COLUMNS = {
@@ -73,9 +74,9 @@ def _finish(fig: Figure, axes, layers: list[int], xlabel: str, title: str, colum
     for ax in axes:
         layer_axis(ax, layers)
         ax.set_xlabel(xlabel)
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(handles), columns))
     fig.suptitle(title, fontweight="bold")
+    figure_legend(fig, *axes[0].get_legend_handles_labels(), columns=columns)
+    fit_layout(fig)
 
 
 def speculative_figure(speculative: pd.DataFrame, title: str) -> Figure:
@@ -117,8 +118,8 @@ def generation_figure(generation: pd.DataFrame, title: str) -> Figure:
     if len(measures) != 1:
         raise ValueError(f"generation rows mix coherence measures {measures}")
     label = {"simcse_cosine": "coherence (SimCSE cosine)",
-             "full_depth_ce_nats": "substitute for coherence: full-depth\nCE of the "
-                                   "continuation (nats; lower: more fluent)"}.get(
+             "full_depth_ce_nats": "substitute for coherence:\nfull-depth CE of the "
+                                   "continuation\n(nats; lower: more fluent)"}.get(
         measures[0], measures[0])
     layers = sorted(int(v) for v in generation["exit_layer"].unique())
     with theme():
@@ -128,7 +129,7 @@ def generation_figure(generation: pd.DataFrame, title: str) -> Figure:
         diverse.set_ylim(0, 1.02)
         _per_method(coherent, generation, "exit_layer", "coherence")
         coherent.set_ylabel(label)
-        _finish(fig, (diverse, coherent), layers, "exit layer k", title, columns=3)
+        _finish(fig, (diverse, coherent), layers, "exit layer k", title, columns=4)
     return fig
 
 
