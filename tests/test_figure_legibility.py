@@ -170,12 +170,12 @@ def analysis_files(methods, runs, last: int, lm: bool) -> dict[str, pd.DataFrame
             for r in runs for s in SEEDS for layer in range(last + 1))),
         "depth_study_val_accuracy.csv": _rows(["run", "seed", "epoch", "val_accuracy"], (
             (r, s, e, 0.6 + 0.03 * e) for r in runs for s in SEEDS for e in range(1, 11))),
-        "speculative.csv": _rows(
-            ["method", "seed", "exit_layer", "draft_length", "acceptance", "layer_agreement",
-             "tokens_per_pass", "tokens_per_s_full_depth", "tokens_per_s_speculative",
-             "wall_speedup", "equal_to_full_depth", "chosen"],
-            ((m, s, k, 4, 0.06 * k, 0.07 * k, 1.5, 200.0, 180.0, 1.9 - 0.1 * k, True, k == 2)
-             for m, s in pairs for k in (1, 2, 3, 4, 6, 8, 10))),
+        "speculative.csv": _rows(  # drafts through each layer's exit ("kind")
+            ["method", "seed", "kind", "exit_layer", "draft_length", "acceptance",
+             "layer_agreement", "tokens_per_pass", "tokens_per_s_full_depth",
+             "tokens_per_s_speculative", "wall_speedup", "equal_to_full_depth", "chosen"],
+            ((m, s, "exit", k, 4, 0.06 * k, 0.07 * k, 1.5, 200.0, 180.0, 1.9 - 0.1 * k, True,
+              k == 2) for m, s in pairs for k in (1, 2, 3, 4, 6, 8, 10))),
         "generation.csv": _rows(
             ["method", "seed", "exit_layer", "diversity", "coherence", "coherence_measure"],
             ((m, s, k, 1.0, 10.0 / k, "full_depth_ce_nats") for m, s in pairs
