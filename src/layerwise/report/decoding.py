@@ -17,8 +17,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from layerwise.report.exit_tables import format_columns, mean_sd
-from layerwise.report.style import (check_columns, draw_band, layer_axis, mean_band,
-                                    method_color, method_label, ordered_methods, theme)
+from layerwise.report.style import (check_columns, draw_band, figure_legend, fit_layout,
+                                    layer_axis, mean_band, method_color, method_label,
+                                    ordered_methods, theme)
 
 # The speculative table's measured columns, with how they are shown.
 SPECULATIVE_COLUMNS = {
@@ -85,9 +86,9 @@ def _finish(fig: Figure, axes, layers: list[int], xlabel: str, title: str, colum
     for ax in axes:
         layer_axis(ax, layers)
         ax.set_xlabel(xlabel)
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(handles), columns))
     fig.suptitle(title, fontweight="bold")
+    figure_legend(fig, *axes[0].get_legend_handles_labels(), columns=columns)
+    fit_layout(fig)
 
 
 def speculative_figure(speculative: pd.DataFrame, title: str) -> Figure:
@@ -133,8 +134,8 @@ def generation_figure(generation: pd.DataFrame, title: str) -> Figure:
     judges = sorted(set(generation.get("coherence_judge", pd.Series(dtype=str)).dropna()))
     judge = judges[0] if len(judges) == 1 else "each method's own model"
     label = {"simcse_cosine": "coherence (SimCSE cosine)",
-             "full_depth_ce_nats": f"substitute for coherence: CE of the\ncontinuation under "
-                                   f"{judge}\n(nats; lower: more fluent)"}.get(
+             "full_depth_ce_nats": f"substitute for coherence:\nCE of the continuation "
+                                   f"under\n{judge}\n(nats; lower: more fluent)"}.get(
         measures[0], measures[0])
     layers = sorted(int(v) for v in generation["exit_layer"].unique())
     with theme():
@@ -144,7 +145,7 @@ def generation_figure(generation: pd.DataFrame, title: str) -> Figure:
         diverse.set_ylim(0, 1.02)
         _per_method(coherent, generation, "exit_layer", "coherence")
         coherent.set_ylabel(label)
-        _finish(fig, (diverse, coherent), layers, "exit layer k", title, columns=3)
+        _finish(fig, (diverse, coherent), layers, "exit layer k", title, columns=4)
     return fig
 
 

@@ -18,8 +18,9 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from layerwise.exits.policies import POLICIES
-from layerwise.report.style import (draw_band, layer_axis, legend_below, mean_band, method_color,
-                                    method_label, ordered_methods, theme)
+from layerwise.report.style import (draw_band, figure_legend, fit_layout, layer_axis,
+                                    legend_below, mean_band, method_color, method_label,
+                                    ordered_methods, theme)
 from layerwise.similarity.measures import similarity_to_last
 from layerwise.exits.saturation import effective_depth
 from layerwise.train.runs import split_run_name
@@ -67,6 +68,7 @@ def exit_tradeoff_figure(sweep: pd.DataFrame, title: str, split: str = "test") -
         axes[0].set_ylabel(f"{split} accuracy\n(one line per seed; ● operating point)")
         fig.suptitle(title)
         legend_below(fig, axes[0])
+        fit_layout(fig)
     return fig
 
 
@@ -93,6 +95,7 @@ def exit_counts_figure(counts: pd.DataFrame, title: str) -> Figure:
         axes[0].set_ylabel("fraction of test samples\nexiting (mean over seeds)")
         fig.suptitle(title)
         legend_below(fig, axes[0])
+        fit_layout(fig)
     return fig
 
 
@@ -138,8 +141,9 @@ def saturation_figure(saturation: pd.DataFrame, similarity: pd.DataFrame, title:
                 Line2D([], [], color=grey, marker="o", label="saturated by layer l (cumulative)"),
                 Line2D([], [], color="black", linestyle="--", marker="s", markersize=3,
                        label=f"COS(l, {last}), centered (dashed)")]
-        handles, _ = axes[-1].get_legend_handles_labels()
-        fig.legend(handles=keys + handles, loc="outside lower center", ncols=3)
+        handles, labels = axes[-1].get_legend_handles_labels()
+        figure_legend(fig, keys + handles, [key.get_label() for key in keys] + labels)
+        fit_layout(fig)
     return fig
 
 
@@ -205,6 +209,7 @@ def depth_study_figure(accuracy: pd.DataFrame, epsilon: float, split: str, title
             _val_accuracy_panel(right, val_curves, runs, styles)
             fig.suptitle(title)
         legend_below(fig, ax)
+        fit_layout(fig)
     return fig
 
 

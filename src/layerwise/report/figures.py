@@ -34,8 +34,10 @@ from layerwise.reference import curves as reference_curves
 from layerwise.reference import paper_values, similarity_curves
 from layerwise.report.figure_kinds import METRIC_LABELS, NO_REFERENCE
 from layerwise.report.style import (BAND_LABELS, CURVE_COLORS, CURVE_MARKERS, check_columns,
-                                    draw_band, layer_axis, legend_below, mean_band, method_color,
-                                    method_label, ordered_methods, reference_color, theme)
+                                    draw_band, figure_legend, fit_layout, layer_axis,
+                                    legend_below, mean_band, method_color, method_label,
+                                    ordered_methods, panel_legend, reference_color,
+                                    shared_and_own, theme)
 from layerwise.similarity.measures import HEATMAPS, MEASURES, frame_matrix, similarity_to_last
 
 # The similarity measures drawn against the last layer, in their registry order.
@@ -126,10 +128,12 @@ def layerwise_accuracy_figure(
     without hidden layers on the same samples).
     """
     with theme():
-        fig, ax = plt.subplots(figsize=(5.8, 4.0), layout="constrained")
+        # Wide enough for two legend columns of methods, paper curves and baselines.
+        fig, ax = plt.subplots(figsize=(6.4, 4.0), layout="constrained")
         _draw_layerwise(ax, acc, split, metric, reference, chance, band, baselines)
         ax.set_title(title if title is not None else f"Layer-wise {metric} ({split})")
         legend_below(fig, ax)
+        fit_layout(fig)
     return fig
 
 
@@ -153,19 +157,25 @@ def layerwise_panels_figure(
         raise ValueError("no panels to plot")
     metrics = {metric for _, metric, _ in panels.values()}
     with theme():
-        fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.4),
+        # One panel is as wide as the single-panel figure, so its legend fits beneath it.
+        fig, axes = plt.subplots(1, len(panels), figsize=(max(4.6 * len(panels), 6.4), 4.4),
                                  layout="constrained", squeeze=False, sharey=sharey)
         for ax, (label, (acc, metric, reference)) in zip(axes[0], panels.items()):
             _draw_layerwise(ax, acc, split, metric, reference, None, band,
                             (baselines or {}).get(metric))
             ax.set_title(f"{label} ({METRIC_LABELS.get(metric, metric)})")
-            # Below the panel: the paper's curves differ from task to task.
-            ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.2))
         for ax in axes[0][1:] if sharey else ():
             ax.set_ylabel("")
         if len(metrics) > 1 and sharey:
             axes[0][0].set_ylabel(f"{split} metric\n({BAND_LABELS[band]})")
         fig.suptitle(title, fontweight="bold")
+        # The methods (and paper curves alike in every panel) once below all panels; what
+        # differs, a task's paper curves or a baseline's value, under its own panel.
+        shared, own = shared_and_own(axes[0])
+        figure_legend(fig, *shared)
+        for ax, (handles, labels) in zip(axes[0], own):
+            panel_legend(ax, handles, labels)
+        fit_layout(fig)
     return fig
 
 
@@ -206,6 +216,8 @@ def _draw_heatmap(ax, matrix: np.ndarray, layers: Sequence, vmin: float, vmax: f
         cbar=cbar, cbar_kws={"label": measure_label} if cbar else None,
         linewidths=0.4, linecolor="white",
     )
+    for text in ax.texts:  # cell values lie inside the panel: no need to measure them for layout
+        text.set_in_layout(False)
     ax.set_xlabel("layer")
     ax.set_ylabel("layer")
     ax.tick_params(axis="y", labelrotation=0)
@@ -245,9 +257,11 @@ def similarity_heatmap_figure(
     vmin, vmax = heatmap_color_limits(matrix)
     side = _heatmap_side(size)
     with theme(), sns.axes_style("white"):
-        fig, ax = plt.subplots(figsize=(side + 1.0, side), layout="constrained")
+        fig, ax = plt.subplots(figsize=(side + 1.0, side), layout="compressed")
         _draw_heatmap(ax, matrix, layers, vmin, vmax, annotate, True, measure_label)
-        ax.set_title(title)
+        # Over the colorbar too: a square panel leaves a long title little width.
+        fig.suptitle(title, fontweight="bold")
+        fit_layout(fig)
     return fig
 
 
@@ -272,7 +286,7 @@ def heatmap_grid_figure(
     side = _heatmap_side(max(m.shape[0] for m in mats.values()))
     with theme(), sns.axes_style("white"):
         fig, axes = plt.subplots(1, len(mats), figsize=(side * len(mats) + 1.2, side + 0.4),
-                                 layout="constrained", squeeze=False)
+                                 layout="compressed", squeeze=False)
         axes = list(axes[0])
         for ax, (method, matrix) in zip(axes, mats.items()):
             layers = range(1, matrix.shape[0] + 1)
@@ -282,6 +296,7 @@ def heatmap_grid_figure(
             ax.set_ylabel("")
         fig.colorbar(axes[0].collections[0], ax=axes, label=measure_label, shrink=0.9)
         fig.suptitle(title, fontweight="bold")
+        fit_layout(fig)
     return fig
 
 
@@ -334,6 +349,7 @@ def curves_vs_last_figure(
         ax.set_title(f"{method_label(method)}: similarity to layer {last} and accuracy "
                      f"(n={n_seeds})")
         legend_below(fig, ax)
+        fit_layout(fig)
     return fig
 
 
@@ -375,6 +391,7 @@ def curves_vs_last_panels_figure(
             ax.set_ylabel("")
         fig.suptitle(title, fontweight="bold")
         legend_below(fig, axes[0][0])
+        fit_layout(fig)
     return fig
 
 
@@ -398,8 +415,8 @@ def cos_boxplot_figure(per_sample: pd.DataFrame, title: str) -> Figure:
         if legend is not None:
             legend.remove()
         handles = [plt.Line2D([], [], color=method_color(m), linewidth=6) for m in order]
-        fig.legend(handles, [method_label(m) for m in order], loc="outside lower center",
-                   ncols=len(order))
+        figure_legend(fig, handles, [method_label(m) for m in order], columns=len(order))
+        fit_layout(fig)
     return fig
 
 
@@ -431,10 +448,16 @@ def adjacent_cos_figure(sim: pd.DataFrame, title: str, band: str = "sd",
         ax.set_ylim(min(0.0, float(rows["value"].min()) - 0.05), 1.0)
         if norm_ratio is None:
             ax.set_title(title)
+            legend_below(fig, ax)
         else:
             ax.set_title("(a) adjacent layers")
             fig.suptitle(title)
-        legend_below(fig, ax)
+            # The methods and the paper's norm ratio in one legend below both panels, off
+            # the boxes.
+            handles, labels = ax.get_legend_handles_labels()
+            more, more_labels = right.get_legend_handles_labels()
+            figure_legend(fig, handles + more, labels + more_labels)
+        fit_layout(fig)
     return fig
 
 
@@ -464,7 +487,6 @@ def _norm_ratio_boxes(ax, norm_ratio: pd.DataFrame,
         positions = np.linspace(first, last, len(values)) if len(values) > 1 else [last]
         ax.plot(positions, values, linestyle="--", marker=".", color=reference_color(label),
                 label=label, zorder=4)
-        ax.legend(loc="upper right", fontsize="small")
     ax.set_yscale("log")
     layer_axis(ax, layers)
     ax.set_xlim(min(layers) - 0.6, max(layers) + 0.6)

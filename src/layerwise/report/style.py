@@ -9,7 +9,9 @@ says which. With a single seed the band has zero width.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
+import textwrap
 from collections.abc import Iterable, Iterator, Sequence
 
 import matplotlib
@@ -23,6 +25,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
+from matplotlib.transforms import ScaledTranslation  # noqa: E402
 
 from layerwise.io import atomic_path  # noqa: E402
 from layerwise.train.methods import METHODS, ordered  # noqa: E402
@@ -117,15 +120,108 @@ def draw_band(ax, stats: pd.DataFrame, x: str, *, color, label: str | None = Non
 
 def layer_axis(ax, layers: Sequence[int]) -> None:
     ax.set_xlabel("layer")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=min(len(layers), 16)))
+    # Integer ticks, as many as the drawn panel's width has room for: every layer on a wide
+    # panel, every other one where twelve would crowd.
+    ax.xaxis.set_major_locator(MaxNLocator(nbins="auto", integer=True))
     if len(layers):
         ax.set_xlim(min(layers) - 0.3, max(layers) + 0.3)
 
 
 def legend_below(fig: Figure, ax) -> None:
-    handles, labels = ax.get_legend_handles_labels()
-    if handles:
-        fig.legend(handles, labels, loc="outside lower center", ncols=min(len(handles), 3))
+    """The entries of `ax` as one legend under all panels (see :func:`figure_legend`)."""
+    figure_legend(fig, *ax.get_legend_handles_labels())
+
+
+def figure_legend(fig: Figure, handles: Sequence, labels: Sequence[str],
+                  columns: int = 3) -> None:
+    """One legend under all panels, no wider than the figure (a wider one widens the saved
+    figure and leaves its panels off-centre): in at most `columns` columns, fewer where they
+    do not fit, and its labels wrapped where one column does not; then as few columns as give
+    the same number of rows (four entries in two rows of two, not of three and one)."""
+    if not handles:
+        return
+    texts, width = list(labels), max(len(label) for label in labels)
+    while True:
+        ncols = next((n for n in range(min(len(handles), columns), 0, -1)
+                      if _legend_width(fig, handles, texts, n) <= fig.bbox.width), None)
+        if ncols is not None or width <= 20:
+            break
+        width = int(width * 0.85)
+        texts = [_wrap_lines(label, width) for label in labels]
+    rows = math.ceil(len(handles) / (ncols or 1))
+    fig.legend(handles, texts, loc="outside lower center", ncols=math.ceil(len(handles) / rows))
+
+
+def _legend_width(fig: Figure, handles: Sequence, labels: Sequence[str], ncols: int) -> float:
+    """The width in pixels of a legend of these entries in `ncols` columns."""
+    legend = fig.legend(handles, labels, ncols=ncols)
+    width = legend.get_window_extent(fig.canvas.get_renderer()).width
+    legend.remove()
+    return width
+
+
+def panel_legend(ax, handles: Sequence, labels: Sequence[str]) -> None:
+    """A legend of entries only this panel has, right under its x label and tick labels, so
+    it reads as this panel's; constrained layout keeps room for it."""
+    if not handles:
+        return
+    fig = ax.figure
+    axis = ax.xaxis.get_tightbbox(fig.canvas.get_renderer())
+    drop = (ax.bbox.y0 - axis.y0) / fig.dpi + 0.05  # inches, the same after any layout
+    anchor = ax.transAxes + ScaledTranslation(0, -drop, fig.dpi_scale_trans)
+    ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0),
+              bbox_transform=anchor, fontsize="small")
+
+
+def shared_and_own(axes: Sequence) -> tuple[tuple[list, list], list[tuple[list, list]]]:
+    """The legend entries every panel draws (by label), and each panel's others: a figure
+    legend for the first, a legend under its panel for each of the others."""
+    entries = [dict(zip(labels, handles))
+               for handles, labels in (ax.get_legend_handles_labels() for ax in axes)]
+    shared = [label for label in entries[0] if all(label in e for e in entries)]
+    own = [([h for label, h in e.items() if label not in shared],
+            [label for label in e if label not in shared]) for e in entries]
+    return ([entries[0][label] for label in shared], shared), own
+
+
+def _wrap_lines(text: str, width: int) -> str:
+    """Each line of `text` broken at spaces into lines of at most `width` characters."""
+    return "\n".join(textwrap.fill(line, width, break_long_words=False)
+                     for line in text.split("\n"))
+
+
+def _fit(text, limit: float, renderer, along: str) -> bool:
+    """Wrap `text` onto more lines until its extent `along` ("width" or "height", in pixels)
+    is at most `limit`; whether it was wrapped."""
+    original = text.get_text()
+    width = max(len(line) for line in original.split("\n"))
+    while getattr(text.get_window_extent(renderer), along) > limit and width > 12:
+        width = int(width * 0.85)
+        text.set_text(_wrap_lines(original, width))
+    return text.get_text() != original
+
+
+def fit_layout(fig: Figure) -> None:
+    """Call last, when every text and legend is set. The figure grows by the height of the
+    legends under its panels (every legend of the report sits there), so a long legend takes
+    room of its own rather than the panels'.
+    Then each y label taller than its panel, each title wider than its panel and the figure's
+    titles wider than the figure are wrapped onto more lines: constrained layout makes room
+    around a text, but cannot fit one longer than the side it sits on (it would run into the
+    titles, tick labels or legends beside it)."""
+    renderer = fig.canvas.get_renderer()
+    legends = [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
+    below = sum(legend.get_window_extent(renderer).height for legend in fig.legends)
+    below += max((legend.get_window_extent(renderer).height for legend in legends), default=0)
+    fig.set_figheight(fig.get_figheight() + below / fig.dpi)
+    panels = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+    fig.get_layout_engine().execute(fig)
+    if any([_fit(ax.yaxis.label, ax.bbox.height, renderer, "height") for ax in panels]):
+        fig.get_layout_engine().execute(fig)  # wrapped y labels narrow the panels
+    for ax in panels:
+        _fit(ax.title, ax.bbox.width, renderer, "width")
+    for text in fig.texts:
+        _fit(text, fig.bbox.width, renderer, "width")
 
 
 def reference_color(label: str) -> str:
