@@ -14,7 +14,7 @@ side by side, against full-depth decoding at batch 1.
 With `--run`, a trained run of the study (its weights and provenance.json) on its prepared
 dataset: the drafts are chosen on validation prompts as the study chooses them
 (`layerwise.exits.speculative.choose_plans`: a replay ranks every exit layer, head, draft length
-and stop threshold, the best of each kind and head are timed) and the chosen fixed and adaptive
+and stop threshold, and the best of each kind is chosen) and the chosen fixed and adaptive
 drafts are timed against full depth on test prompts (`time_plans`: one loop, the order rotating,
 median over prompts with quartiles), their outputs checked against full depth.
 

@@ -20,11 +20,11 @@ is a `LayeredClassifier` with the cache interface of `layerwise.models.gpt2.GPT2
 (`embed`, `block` with a transformers `DynamicCache`, `new_cache`); the prompt is encoded by
 `prefill` as in early-exit decoding.
 
-Which draft to use is chosen on validation prompts in two stages (`choose_plans`): a replay
-(`trace_drafts`, `replay`) counts, for every draft exit, head, length and threshold, the
-tokens each round would accept along the full-depth output, from one teacher-forced pass, and
-ranks them by the block and head calls they would spend; the best few are then timed, and the
-fastest measured is chosen.
+Which drafts to use is chosen on validation prompts (`choose_plans`): a replay (`trace_drafts`,
+`replay`) counts, for every draft exit, head, length and threshold, the tokens each round
+would accept along the full-depth output, from one teacher-forced pass, and ranks them by the
+block and head calls they would spend, measured against a block's time; the best fixed and the
+best adaptive plan are then timed, which says which of the two is faster.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ import pandas as pd
 import torch
 
 from layerwise.exits.decoding import greedy_decode, prefill
-from layerwise.exits.online import synchronize, time_pass
+from layerwise.exits.online import synchronize
 from layerwise.models.base import LayeredClassifier, MaskedState
 
 if TYPE_CHECKING:
@@ -288,28 +288,36 @@ def predicted_speedup(counts: Speculated, num_layers: int, head_costs: dict[str,
 
 # --- timing ---------------------------------------------------------------------------------
 def time_runners(runners: dict[str, Callable], prompts: list[torch.Tensor], warmup: int,
-                 repeats: int) -> dict[str, list[float]]:
-    """Each runner's seconds per prompt (median over `repeats`), after `warmup` untimed rounds.
-    Within a repeat every prompt is run by every runner in turn, the order rotating from one
-    prompt and repeat to the next, so that no runner always goes first."""
+                 repeats: int) -> tuple[dict[str, list[float]], dict[str, list]]:
+    """Each runner's seconds per prompt (median over `repeats`) and its output of each prompt,
+    after `warmup` untimed runs of the first prompt. Within a repeat every prompt is run by
+    every runner in turn, the order rotating from one prompt and repeat to the next, so that
+    no runner always goes first. On CUDA the device is synchronized around each run."""
     device = prompts[0].device
     names = list(runners)
     for _ in range(warmup):
         for name in names:
-            time_pass(runners[name], prompts, device)
+            runners[name](prompts[0])
     times = {name: [[] for _ in prompts] for name in names}
-    for repeat in range(repeats):
+    outputs = {name: [None] * len(prompts) for name in names}
+    for repeat in range(max(repeats, 1)):
         for i, prompt in enumerate(prompts):
             shift = (repeat + i) % len(names)
             for name in names[shift:] + names[:shift]:
-                times[name][i].append(time_pass(runners[name], [prompt], device))
-    return {name: [statistics.median(t) for t in per_prompt]
-            for name, per_prompt in times.items()}
+                synchronize(device)
+                started = time.perf_counter()
+                outputs[name][i] = runners[name](prompt)
+                synchronize(device)
+                times[name][i].append(time.perf_counter() - started)
+    return ({name: [statistics.median(t) for t in per_prompt]
+             for name, per_prompt in times.items()}, outputs)
 
 
 def _quartiles(values: list[float]) -> tuple[float, float, float]:
-    q1, median, q3 = statistics.quantiles(values, n=4, method="inclusive") if len(values) > 1 \
-        else (values[0],) * 3
+    """First quartile, median and third quartile (all the one value, for one)."""
+    if len(values) == 1:
+        return (values[0],) * 3
+    q1, median, q3 = statistics.quantiles(values, n=4, method="inclusive")
     return q1, median, q3
 
 
@@ -327,11 +335,11 @@ def time_plans(model: LayeredClassifier, prompts: list[torch.Tensor], steps: int
     runners = {"full_depth": lambda p: greedy_decode(model, p, steps)}
     runners.update({name: (lambda p, plan=plan: plan.decode(model, p, steps))
                     for name, plan in plans.items()})
-    seconds = time_runners(runners, prompts, warmup, repeats)
-    references = [greedy_decode(model, p, steps) for p in prompts]
+    seconds, outputs = time_runners(runners, prompts, warmup, repeats)
+    references = outputs["full_depth"]
     rows = []
     for name, plan in plans.items():
-        decoded = [plan.decode(model, p, steps) for p in prompts]
+        decoded = outputs[name]
         ratios = [f / t for f, t in zip(seconds["full_depth"], seconds[name])]
         low, speedup, high = _quartiles(ratios)
         drafted, accepted = sum(d.drafted for d in decoded), sum(d.accepted for d in decoded)
@@ -390,27 +398,24 @@ def choose_plans(model: LayeredClassifier, prompts: list[torch.Tensor], steps: i
                  heads: tuple[str, ...] = DRAFT_HEADS, warmup: int = 1, repeats: int = 3
                  ) -> tuple[dict[str, DraftPlan], pd.DataFrame]:
     """The fixed-length and the adaptive (confidence-stopped) draft to use, chosen on the given
-    (validation) prompts: the replay ranks every plan by its predicted speed-up, the best fixed
-    and the best adaptive plan of each head are timed (`time_runners`; full depth is the same
-    for all, so it is not timed here), and of each kind the one of most tokens/s is chosen.
-    Returns {"fixed": plan, "adaptive": plan} (an adaptive plan where `stop_thresholds` has
-    one) and the replayed grid, the timed plans' tokens/s beside their predicted speed-up."""
+    (validation) prompts: of each kind, the plan (exit layer, head, draft length, threshold)
+    the replay predicts fastest. Both are then timed there (`time_runners`; full depth is the
+    same for both, so it is not timed here), which says which kind is faster. Returns
+    {"fixed": plan, "adaptive": plan} (an adaptive plan where `stop_thresholds` has one) and
+    the replayed grid, the chosen plans' measured tokens/s beside their predicted speed-up."""
     model.eval()
     traces = [trace_drafts(model, p, steps, exit_layers, heads) for p in prompts]
     grid = replay_grid(model, traces, exit_layers, draft_lengths, stop_thresholds, heads,
                        relative_head_costs(model, heads))
     grid["kind"] = ["adaptive" if stop > 0 else "fixed" for stop in grid["stop_below"]]
-    shortlist = grid.loc[grid.groupby(["kind", "head"])["predicted_speedup"].idxmax()]
-    plans = {index: _plan(row) for index, row in shortlist.iterrows()}
-    seconds = time_runners({index: (lambda p, plan=plan: plan.decode(model, p, steps))
-                            for index, plan in plans.items()}, prompts, warmup, repeats)
+    best = grid.groupby("kind", sort=False)["predicted_speedup"].idxmax()
+    chosen = {kind: _plan(grid.loc[best[kind]]) for kind in ("fixed", "adaptive")
+              if kind in best}
+    seconds, _ = time_runners({kind: (lambda p, plan=plan: plan.decode(model, p, steps))
+                               for kind, plan in chosen.items()}, prompts, warmup, repeats)
     grid["timed_tokens_per_s"] = float("nan")
-    for index, per_prompt in seconds.items():
-        grid.loc[index, "timed_tokens_per_s"] = steps / statistics.median(per_prompt)
-    timed = grid.dropna(subset=["timed_tokens_per_s"])
-    chosen = {kind: plans[rows["timed_tokens_per_s"].idxmax()]
-              for kind in ("fixed", "adaptive")
-              if not (rows := timed[timed["kind"] == kind]).empty}
+    for kind, per_prompt in seconds.items():
+        grid.loc[best[kind], "timed_tokens_per_s"] = steps / statistics.median(per_prompt)
     return chosen, grid
 
 
