@@ -14,6 +14,7 @@ from layerwise.report.summary import depth_note
 from layerwise.report.tables import (classifier_table, depth_use_table, gather_runs,
                                      over_seeds, token_table, write_table)
 from layerwise.study.plan import ANALYSIS_PARTS, SPLITS
+from layerwise.train.methods import exit_reading
 
 DEPTH_KEYS = ("model", "reader", "max_first_layer_share")
 
@@ -53,12 +54,13 @@ def main(argv=None):
 
     if "cross_entropy" in accuracy:  # a language model
         table, shown = token_table(accuracy, split, baselines)
-        what = (f"next-token accuracy (%) and cross-entropy (nats) with the shared LM head, "
-                f"{over_seeds(accuracy)}, beside count models")
+        what = (f"next-token accuracy (%) and cross-entropy (nats) "
+                f"({exit_reading(accuracy['method'])}), {over_seeds(accuracy)}, beside count "
+                "models")
     else:
         table, shown = classifier_table(accuracy, split, spec["metric"], baselines)
-        what = (f"{spec['metric']} with the last-layer classifier, {over_seeds(accuracy)} (%), "
-                "beside models without hidden layers")
+        what = (f"{spec['metric']} ({exit_reading(accuracy['method'])}), "
+                f"{over_seeds(accuracy)} (%), beside models without hidden layers")
     label = ("The arm uses its depth" if verdict["deep"] else "The arm is labelled shallow")
     write_table(table, args.table, f"Layer-wise {split} {what} fitted on the training split "
                 f"and scored on the same {split} samples. {label} (depth_use table).",

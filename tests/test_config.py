@@ -61,7 +61,7 @@ def test_smoke_config_validates_on_top_of_default(default_config):
     assert (exp["model"]["depth"], exp["model"]["width"], exp["model"]["heads"]) == (4, 32, 2)
     assert exp["model"]["patch_size"] == 4 and exp["train"]["epochs"] == 2
     runs = ("standard", "aligned", "multi_exit", "aligned_uniform", "cos_regularized",
-            "tuned_lens", "aligned_lens", "standard_d2")  # methods, then the depth study
+            "tuned_lens", "standard_d2")  # methods, then the depth study
     assert [r for r in run_ids(merged) if r[0] == "vit_digits_smoke"] == [
         ("vit_digits_smoke", m, s) for m in runs for s in (0, 1)]
 

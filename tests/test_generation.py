@@ -311,3 +311,12 @@ def test_the_frame_with_an_encoder_path_reports_simcse(tiny_simcse):
     texts = [[in_vocabulary(ids.tolist()) for ids in part] for part in (prefixes, generated)]
     expected = SimCSE(tiny_simcse, device="cpu").coherence(*texts)
     assert frame.loc[0, "coherence"] == pytest.approx(expected, abs=1e-6)
+
+
+def test_a_batch_of_prefixes_samples_what_each_prefix_alone_does():
+    model, ids = make(), torch.stack([prefix(seed=s) for s in range(3)])
+    batched = generate_at_exit(model, ids, STEPS, 2, 0.95, [seeded(s) for s in range(3)])
+    alone = [generate_at_exit(model, row, STEPS, 2, 0.95, seeded(s)) for s, row in enumerate(ids)]
+    assert batched.shape == (3, STEPS) and torch.equal(batched, torch.stack(alone))
+    with pytest.raises(ValueError, match="one generator each"):
+        generate_at_exit(model, ids, STEPS, 2, 0.95, [seeded()])

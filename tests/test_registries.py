@@ -415,3 +415,15 @@ def test_a_claims_threshold_is_documented_and_its_scope_planned(claim_id, claims
     assert claim.scope in SCOPES and claim.scope in NO_SUBJECT
     assert PLAN_SUBJECTS.get(claim.scope) in claims_spec, \
         f"the plan's claims spec gives scope {claim.scope!r} no subject"
+
+
+def test_captions_say_which_head_reads_each_methods_layers():
+    from layerwise.train.methods import exit_reading
+
+    assert exit_reading(["tuned_lens", "standard", "multi_exit", "aligned"]) == (
+        "standard and aligned through the shared classifier; multi_exit through its own exit "
+        "heads; tuned_lens through its translators, then the final norm and classifier")
+    assert exit_reading(["standard", "aligned", "cos_regularized", "tuned_lens",
+                         "aligned_lens"]).startswith(
+        "standard, aligned, cos_regularized through the shared classifier; tuned_lens and "
+        "aligned_lens through their translators")

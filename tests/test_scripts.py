@@ -67,6 +67,8 @@ def test_an_analysis_script_rejects_a_spec_before_loading_anything(name, tmp_pat
                 if group != "decoding" or name == "analyze_tokens"]
     argv = ["--spec", json.dumps(spec), "--data", str(tmp_path / "absent"),
             "--model", str(tmp_path / "absent.safetensors"), *outputs]
+    if name == "analyze_tokens":  # the model that judges every method's generated text
+        argv += ["--judge", str(tmp_path / "absent_judge.safetensors")]
     with pytest.raises(SystemExit) as exit_:
         cli.run(script(name).main, argv)
     assert exit_.value.code == 1

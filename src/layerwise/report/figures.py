@@ -527,7 +527,7 @@ def draw_layerwise_accuracy(args: Namespace) -> Figure:
                                   if args.reference else None),
              "next-token loss": (acc, "cross_entropy", loss)},
             args.split, sharey=False, baselines=baseline_lines(args.baselines, args.split),
-            title=f"{name}: layer-wise {args.split} tokens, shared LM head")
+            title=f"{name}: layer-wise {args.split} tokens, each method's exits")
     return layerwise_accuracy_figure(
         acc, args.split, metric=args.metric,
         reference=paper_reference(*args.reference, acc) if args.reference else None,

@@ -136,6 +136,28 @@ METHODS: dict[str, Method] = {m.name: m for m in (
 )}
 
 
+def exit_reading(names) -> str:
+    """How the given methods' layer-wise results read a layer, for captions: e.g. "standard and
+    aligned through the shared classifier; multi_exit through its own exit heads; tuned_lens
+    and aligned_lens through their translators, then the final norm and classifier"."""
+    groups: dict[str, list[str]] = {}
+    for name in ordered(names):
+        record = METHODS.get(name, Method(name, name))
+        groups.setdefault("heads" if record.exit_heads else "lens" if record.lens else "shared",
+                          []).append(name)
+    whose = {True: "their", False: "its"}
+    parts = []
+    for kind, members in groups.items():
+        several = len(members) > 1
+        how = {"shared": "through the shared classifier",
+               "heads": f"through {whose[several]} own exit heads",
+               "lens": f"through {whose[several]} translators, then the final norm and "
+                       "classifier"}[kind]
+        listed = " and ".join(members) if len(members) < 3 else ", ".join(members)
+        parts.append(f"{listed} {how}")
+    return "; ".join(parts)
+
+
 def method(name: str) -> Method:
     """The record of a method name; a ValueError naming the known ones otherwise."""
     if name not in METHODS:
