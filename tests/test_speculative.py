@@ -281,16 +281,16 @@ def test_the_study_times_the_drafts_chosen_on_validation_and_replays_every_exit(
     seen = {}
     real = speculative.choose_plans
 
-    def choose(model, prompts, *args):
-        seen["prompts"] = prompts
-        return real(model, prompts, *args)
+    def choose(model, prompts, *args, **kwargs):
+        seen["prompts"], seen["repeats"] = prompts, kwargs.get("repeats")
+        return real(model, prompts, *args, **kwargs)
 
     monkeypatch.setattr(speculative, "choose_plans", choose)
     val, test = [prompt(3, seed=1)], [prompt(4, seed=2), prompt(5, seed=3)]
     predictions = torch.tensor([[1, 2, 3, 4], [1, 2, 0, 4], [1, 0, 3, 0]])   # (L, N)
     frame = speculative_study(model, val, test, 5, [1, 2], [2, 4], [0.2], predictions,
-                              warmup=0, repeats=1)
-    assert seen["prompts"] is val
+                              warmup=0, repeats=2)
+    assert seen["prompts"] is val and seen["repeats"] == 1   # validation only ranks two plans
     timed, exits = frame[frame["kind"] != "exit"], frame[frame["kind"] == "exit"]
     assert list(timed["kind"]) == ["fixed", "adaptive"] and timed["chosen"].sum() == 1
     assert timed["equal_to_full_depth"].all() and (timed["prompts"] == 2).all()

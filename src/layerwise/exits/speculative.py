@@ -426,8 +426,9 @@ def speculative_study(model: LayeredClassifier, val_prompts: list[torch.Tensor],
                       warmup: int = 1, repeats: int = 3) -> pd.DataFrame:
     """What the study reports of a language model's self-speculative decoding.
 
-    The fixed-length and the adaptive draft chosen on the validation prompts (`choose_plans`)
-    are timed against full depth on the test prompts: two rows, `kind` "fixed" and "adaptive",
+    The fixed-length and the adaptive draft chosen on the validation prompts (`choose_plans`,
+    each prompt timed once) are timed against full depth on the test prompts (the median of
+    `repeats` runs of each): two rows, `kind` "fixed" and "adaptive",
     `chosen` marking the one faster on validation. Then one row per exit layer E (`kind`
     "exit"), the chosen fixed draft's head and length replayed there on the test prompts:
     acceptance and tokens per pass (no timing), beside the fraction of test tokens whose
@@ -436,8 +437,9 @@ def speculative_study(model: LayeredClassifier, val_prompts: list[torch.Tensor],
     if not stop_thresholds or any(not 0 < t <= 1 for t in stop_thresholds):
         raise ValueError(f"stop thresholds are probabilities in (0, 1], at least one (never "
                          f"stopping is the fixed draft's), got {stop_thresholds}")
+    # On validation each prompt is timed once: ranking two plans needs less than measuring them.
     chosen, grid = choose_plans(model, val_prompts, steps, exit_layers, draft_lengths,
-                                stop_thresholds, heads, warmup, repeats)
+                                stop_thresholds, heads, warmup, repeats=1)
     timed = grid.dropna(subset=["timed_tokens_per_s"])
     faster = timed.loc[timed["timed_tokens_per_s"].idxmax(), "kind"]
     predicted = {kind: float(grid.loc[(grid["exit_layer"] == plan.exit_layer)
