@@ -22,11 +22,13 @@ def main(argv=None):
     table = speculative_table(speculative)
     write_table(table, args.table,
                 "Self-speculative greedy decoding at batch 1 (lossless: the output is full-depth "
-                "greedy decoding). Two drafts per run, chosen on validation prompts: a fixed "
-                "one (g tokens a round) and an adaptive one (stops at the first token whose "
-                "top probability is below its threshold); each reads layer E through the "
-                "method's own exit or through the model's final norm and head ('final', the "
-                "logit lens), whichever was faster. On test prompts: acceptance (accepted / "
+                "greedy decoding). Two drafts per run, chosen on validation prompts, each the "
+                "plan a replay of the prompts predicts fastest of its kind: a fixed one (g "
+                "tokens a round) and an adaptive one (stops at the first token whose top "
+                "probability is below its threshold), reading layer E through the method's "
+                "own exit ('exit') or through the model's final norm and head ('final', the "
+                "logit lens); both timed there to say which is faster. On test prompts: "
+                "acceptance (accepted / "
                 "drafted tokens), tokens per verification pass, tokens/s of full-depth and "
                 "speculative decoding timed in one loop with the order rotating (median over "
                 "prompts), and the speed-up (median over prompts of the per-prompt ratio); "

@@ -533,7 +533,7 @@ def draw_layerwise_accuracy(args: Namespace) -> Figure:
         reference=paper_reference(*args.reference, acc) if args.reference else None,
         baselines=(baseline_lines(args.baselines, args.split) or {}).get(args.metric),
         title=f"{name}: layer-wise {args.split} {METRIC_LABELS[args.metric]}, "
-              "last-layer classifier")
+              "each method's exits")
 
 
 def draw_text_layerwise(args: Namespace) -> Figure:
@@ -542,7 +542,7 @@ def draw_text_layerwise(args: Namespace) -> Figure:
         acc = pd.read_csv(path)
         panels[title] = (acc, metric, paper_reference(key, label, acc))
     return layerwise_panels_figure(panels, args.split, f"Layer-wise {args.split} metric "
-                                   "with the last-layer classifier (paper Fig 8 shape)")
+                                   "at each method's exits (paper Fig 8 shape)")
 
 
 def draw_heatmaps(args: Namespace) -> Figure:
