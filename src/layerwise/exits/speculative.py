@@ -250,6 +250,15 @@ def replay(trace: DraftTrace, plan: DraftPlan, num_layers: int) -> Speculated:
                       passes * num_layers, heads)
 
 
+def replay_all(traces: list[DraftTrace], plan: DraftPlan, num_layers: int) -> Speculated:
+    """`replay` over several traces, summed: the counts of decoding all their prompts."""
+    runs = [replay(t, plan, num_layers) for t in traces]
+    return Speculated(torch.cat([r.tokens for r in runs]),
+                      *(sum(getattr(r, f) for r in runs) for f in (
+                          "drafted", "accepted", "passes", "draft_blocks", "verify_blocks",
+                          "draft_heads")))
+
+
 def relative_head_costs(model: LayeredClassifier, heads: tuple[str, ...] = DRAFT_HEADS,
                         calls: int = 50) -> dict[str, float]:
     """Wall-clock time of one call of each draft head (and of the final head, key "full"),
@@ -372,12 +381,8 @@ def replay_grid(model: LayeredClassifier, traces: list[DraftTrace], exit_layers:
         for head in heads:
             for length in draft_lengths:
                 for stop in [0.0, *stop_thresholds]:
-                    plan = DraftPlan(exit_layer, length, head, stop)
-                    runs = [replay(t, plan, model.num_layers) for t in traces]
-                    total = Speculated(torch.cat([r.tokens for r in runs]),
-                                       *(sum(getattr(r, f) for r in runs) for f in (
-                                           "drafted", "accepted", "passes", "draft_blocks",
-                                           "verify_blocks", "draft_heads")))
+                    total = replay_all(traces, DraftPlan(exit_layer, length, head, stop),
+                                       model.num_layers)
                     rows.append({"exit_layer": exit_layer, "head": head,
                                  "draft_length": length, "stop_below": stop,
                                  "acceptance": total.acceptance,
@@ -440,14 +445,9 @@ def speculative_study(model: LayeredClassifier, val_prompts: list[torch.Tensor],
     # On validation each prompt is timed once: ranking two plans needs less than measuring them.
     chosen, grid = choose_plans(model, val_prompts, steps, exit_layers, draft_lengths,
                                 stop_thresholds, heads, warmup, repeats=1)
-    timed = grid.dropna(subset=["timed_tokens_per_s"])
+    timed = grid.dropna(subset=["timed_tokens_per_s"])   # the chosen plans' rows
     faster = timed.loc[timed["timed_tokens_per_s"].idxmax(), "kind"]
-    predicted = {kind: float(grid.loc[(grid["exit_layer"] == plan.exit_layer)
-                                      & (grid["head"] == plan.head)
-                                      & (grid["draft_length"] == plan.draft_length)
-                                      & (grid["stop_below"] == plan.stop_below),
-                                      "predicted_speedup"].iloc[0])
-                 for kind, plan in chosen.items()}
+    predicted = dict(zip(timed["kind"], timed["predicted_speedup"]))
     timed = time_plans(model, test_prompts, steps, chosen, warmup, repeats)
     timed = timed.rename(columns={"plan": "kind"}).assign(
         chosen=lambda f: f["kind"] == faster,
@@ -457,16 +457,14 @@ def speculative_study(model: LayeredClassifier, val_prompts: list[torch.Tensor],
     traces = [trace_drafts(model, p, steps, exit_layers, (fixed.head,)) for p in test_prompts]
     rows = []
     for exit_layer in exit_layers:
-        plan = DraftPlan(exit_layer, fixed.draft_length, fixed.head)
-        runs = [replay(t, plan, model.num_layers) for t in traces]
-        drafted, accepted = sum(r.drafted for r in runs), sum(r.accepted for r in runs)
+        total = replay_all(traces, DraftPlan(exit_layer, fixed.draft_length, fixed.head),
+                           model.num_layers)
         rows.append({"kind": "exit", "exit_layer": exit_layer, "head": fixed.head,
                      "draft_length": fixed.draft_length, "stop_below": 0.0,
                      "prompts": len(test_prompts), "steps": steps,
-                     "acceptance": accepted / drafted if drafted else float("nan"),
-                     "tokens_per_pass": steps * len(runs) / sum(r.passes for r in runs),
-                     "block_calls_per_token": sum(r.draft_blocks + r.verify_blocks
-                                                  for r in runs) / (steps * len(runs)),
+                     "acceptance": total.acceptance,
+                     "tokens_per_pass": total.tokens_per_pass,
+                     "block_calls_per_token": total.block_calls_per_token,
                      "layer_agreement": (predictions[exit_layer - 1]
                                          == predictions[-1]).double().mean().item(),
                      "chosen": False})
