@@ -69,10 +69,15 @@ class Counts:
     @classmethod
     def of(cls, keys: np.ndarray, counts: np.ndarray, vocab: int) -> Counts:
         """From sorted unique keys and their counts."""
-        contexts, start = np.unique(keys // vocab, return_index=True)
-        total = np.add.reduceat(counts, start) if len(keys) else np.zeros(0)
+        context = keys // vocab   # sorted as the keys are, so each context's keys are a run
+        first = np.ones(len(keys), bool)
+        first[1:] = context[1:] != context[:-1]
+        start = np.flatnonzero(first)
+        total = np.add.reduceat(counts, start) if len(keys) else np.zeros(0, np.int64)
         types = np.diff(np.append(start, len(keys)))
-        return cls(keys, counts.astype(np.float64), contexts, total, types, start, vocab)
+        # counts and positions fit int32 (fewer than 2^31 training targets): half the memory
+        return cls(keys, counts.astype(np.int32), context[start], total.astype(np.int32),
+                   types.astype(np.int32), start.astype(np.int32), vocab)
 
     def count(self, context: np.ndarray, token: np.ndarray) -> np.ndarray:
         index, found = _lookup(self.keys, context * self.vocab + token)
@@ -98,6 +103,19 @@ def _count(keys: np.ndarray, vocab: int) -> Counts:
     return Counts.of(unique, counts, vocab)
 
 
+def _unique_inverse(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """np.unique(keys, return_inverse=True), with an int32 inverse and fewer full-size
+    temporaries (np.unique also copies the keys and builds two more int64 index arrays)."""
+    order = np.argsort(keys)
+    ranked = keys[order]
+    new = np.empty(len(ranked), bool)
+    new[:1] = True
+    np.not_equal(ranked[1:], ranked[:-1], out=new[1:])
+    inverse = np.empty(len(keys), np.int32)
+    inverse[order] = np.cumsum(new, dtype=np.int32) - 1
+    return ranked[new], inverse
+
+
 def _best_per_group(group: np.ndarray, score: np.ndarray, token: np.ndarray, groups: int
                     ) -> np.ndarray:
     """The token of highest score in each group 0..groups-1 (the smallest token on ties)."""
@@ -120,28 +138,30 @@ class Histories:
     def __init__(self, splits: dict[str, tuple[torch.Tensor, torch.Tensor]], vocab: int,
                  max_order: int):
         self.vocab, self.max_order = vocab, max_order
-        self.targets, tokens, sizes = {}, [], []
+        self.targets, positions = {}, []
         for split in SPLITS:
             x, y = (t.numpy() for t in splits[split])
             keep = y != IGNORE
-            row, column = np.nonzero(keep)
             self.targets[split] = y[keep].astype(np.int64)
-            # tokens[j]: the j-th token before the target (the input at its position is j = 0)
-            tokens.append([np.where(column - j >= 0, x[row, np.maximum(column - j, 0)], vocab)
-                           for j in range(max_order - 1)])
-            sizes.append(len(row))
-        self._bounds = dict(zip(SPLITS, np.split(np.arange(sum(sizes)), np.cumsum(sizes)[:-1])))
-        self._ids = [np.zeros(sum(sizes), np.int64)]   # order 1: the empty history
+            positions.append((x, *np.nonzero(keep)))
+        ends = np.cumsum([len(self.targets[split]) for split in SPLITS])
+        if ends[-1] >= 2 ** 31:
+            raise ValueError("ids and counts are int32: at most 2^31 - 1 targets")
+        self._bounds = {split: slice(end - len(self.targets[split]), end)
+                        for split, end in zip(SPLITS, ends)}
+        self._ids = [np.zeros(ends[-1], np.int32)]   # order 1: the empty history
         self._parents = [np.zeros(1, np.int64)]
         for j in range(max_order - 1):
-            previous = np.concatenate([t[j] for t in tokens]).astype(np.int64)
-            keys = self._ids[-1] * (vocab + 1) + previous
-            unique, ids = np.unique(keys, return_inverse=True)
-            self._ids.append(ids.astype(np.int64))
+            # the j-th token before each target (j = 0: the input at its position), built one
+            # order at a time so that a single such array is alive
+            previous = np.concatenate([np.where(column >= j, x[row, np.maximum(column - j, 0)],
+                                                vocab) for x, row, column in positions])
+            unique, ids = _unique_inverse(self._ids[-1] * np.int64(vocab + 1) + previous)
+            self._ids.append(ids)
             self._parents.append(unique // (vocab + 1))
 
     def context(self, order: int, split: str) -> np.ndarray:
-        return self._ids[order - 1][self._bounds[split]]
+        return self._ids[order - 1][self._bounds[split]].astype(np.int64)
 
     def parent(self, order: int) -> np.ndarray:
         return self._parents[order - 1]
@@ -243,18 +263,25 @@ def ngram_baselines(splits: dict[str, tuple[torch.Tensor, torch.Tensor]], vocab_
     Ney's "order", its "discounts" and the validation cross-entropy of every order tried) and
     each of val and test's {"cross_entropy" (nats), "accuracy", "tokens"}."""
     histories = Histories(splits, vocab_size, max(max(orders), 2))
-    baselines = {}
-    for name, order in (("unigram", 1), ("bigram", 2)):
-        model = AddK(histories, order)
-        k = min(SMOOTHING_GRID, key=lambda k: -np.log(model.probability(k, "val")).mean())
-        baselines[name] = {"smoothing": k, **{
-            split: _record(model.probability(k, split), model.predict(split),
-                           histories.targets[split]) for split in ("val", "test")}}
-    models = {order: KneserNey(histories, order) for order in sorted(orders)}
-    tried = {order: model.scores("val")["cross_entropy"] for order, model in models.items()}
+    baselines = {name: _add_k_record(histories, order)
+                 for name, order in (("unigram", 1), ("bigram", 2))}
+    # Each order's model is freed once scored on val and the chosen one fitted again: one model
+    # in memory at a time (the order-5 one alone is some 0.5 GB at 7.3 M training tokens), for
+    # the price of a fit, which takes less time than scoring
+    val = {order: KneserNey(histories, order).scores("val") for order in sorted(orders)}
+    tried = {order: record["cross_entropy"] for order, record in val.items()}
     best = min(tried, key=tried.get)
-    baselines["kneser_ney"] = {"order": best, "discounts": models[best].discounts,
+    model = KneserNey(histories, best)
+    baselines["kneser_ney"] = {"order": best, "discounts": model.discounts,
                                "val_cross_entropy_by_order": {str(o): v for o, v in tried.items()},
-                               "val": models[best].scores("val"),
-                               "test": models[best].scores("test")}
+                               "val": val[best], "test": model.scores("test")}
     return baselines
+
+
+def _add_k_record(histories: Histories, order: int) -> dict:
+    model = AddK(histories, order)
+    k = min(SMOOTHING_GRID, key=lambda k: -np.log(model.probability(k, "val")).mean())
+    return {"smoothing": k, **{
+        split: _record(model.probability(k, split), model.predict(split),
+                       histories.targets[split]) for split in ("val", "test")}}
+
