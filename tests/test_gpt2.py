@@ -1,11 +1,12 @@
-"""The transformers GPT-2 behind the backbone interface, checked against its own forward pass."""
+"""The transformers GPT-2 behind the backbone interface: what is GPT-2's own. Its layers against
+transformers' forward, its cache and decoding, which every causal decoder shares, are checked
+in tests/test_causal_decoders.py."""
 
 import pytest
 import torch
 
 from layerwise.models import BACKBONES, build_model
 from layerwise.train.runs import build_run_model
-from layerwise.models.base import MaskedState
 from layerwise.models.gpt2 import GPT2Classifier
 
 SPEC = dict(arch="gpt2", depth=3, width=32, heads=4, mlp_ratio=2.0, head_input="raw",
@@ -22,23 +23,6 @@ def make(head_input="raw", seed=0, **spec):
 def tokens(batch=3, length=LENGTH, seed=0):
     generator = torch.Generator().manual_seed(seed)
     return torch.randint(1, VOCAB, (batch, length), generator=generator)
-
-
-@pytest.mark.parametrize("attention", [None, "eager", "sdpa"])
-def test_layers_match_transformers_hidden_states(attention):
-    model, ids = make(attention=attention), tokens()
-    assert model.model.config._attn_implementation == (attention or "sdpa")
-    reps = model.layer_representations(ids)
-    assert reps.shape == (SPEC["depth"] + 1, 3, LENGTH, SPEC["width"])
-    own = model.model(ids, output_hidden_states=True)
-    for layer in range(SPEC["depth"]):
-        torch.testing.assert_close(reps[layer], own.hidden_states[layer], rtol=0, atol=1e-6)
-    # transformers' last entry is after ln_f
-    torch.testing.assert_close(model.final_norm(reps[-1]), own.hidden_states[-1],
-                               rtol=0, atol=1e-6)
-    torch.testing.assert_close(model.classify(reps[-1], SPEC["depth"]), own.logits,
-                               rtol=0, atol=1e-6)
-    torch.testing.assert_close(model(ids), own.logits, rtol=0, atol=1e-6)
 
 
 def test_the_shared_head_is_the_tied_lm_head():
@@ -82,15 +66,6 @@ def test_model_options_set_dropout_and_attention(tmp_path, dropout, attention):
         assert config._attn_implementation == (attention or "sdpa")
 
 
-def test_right_padding_leaves_real_positions_unchanged():
-    model, ids = make(), tokens()
-    padded = ids.clone()
-    padded[1, 9:], padded[2, 4:] = 0, 0
-    full, short = model.layer_representations(ids), model.layer_representations(padded)
-    torch.testing.assert_close(short[:, 1, :9], full[:, 1, :9], rtol=0, atol=1e-6)
-    torch.testing.assert_close(short[:, 2, :4], full[:, 2, :4], rtol=0, atol=1e-6)
-
-
 def test_multi_exit_heads_are_bias_free_and_vocabulary_wide():
     torch.manual_seed(0)
     model = build_run_model({"method": "multi_exit", "model": SPEC}, INFO).eval()
@@ -103,35 +78,6 @@ def test_multi_exit_heads_are_bias_free_and_vocabulary_wide():
     logits = model.layer_exit_logits(model.layer_representations(ids))
     assert logits.shape == (SPEC["depth"] + 1, 3, LENGTH, VOCAB)
     torch.testing.assert_close(logits[-1], model.model(ids).logits)
-
-
-@pytest.mark.parametrize("attention", ["eager", "sdpa"])
-def test_cached_stepping_matches_the_whole_sequence(attention):
-    model, ids = make(attention=attention), tokens(batch=1)
-    whole = model.layer_representations(ids)[-1]
-    cache, steps = model.new_cache(), []
-    for chunk in (ids[:, :5], *ids[:, 5:].split(1, dim=1)):
-        state = model.embed(chunk, cache)
-        for index in range(model.num_layers):
-            state = model.block(index, state, cache)
-        steps.append(state.hidden)
-    torch.testing.assert_close(torch.cat(steps, dim=1), whole, rtol=0, atol=1e-5)
-
-
-def test_fill_cache_writes_the_keys_and_values_the_block_would():
-    model, ids = make(), tokens(batch=2, length=6)
-    state = model.embed(ids)
-    ran, filled = model.new_cache(), model.new_cache()
-    model.block(1, state, ran)
-    model.fill_cache(1, state, filled)
-    torch.testing.assert_close(filled.layers[1].keys, ran.layers[1].keys)
-    torch.testing.assert_close(filled.layers[1].values, ran.layers[1].values)
-
-
-def test_state_compaction_keeps_samples():
-    state = make().embed(tokens())
-    assert isinstance(state, MaskedState) and state.shape == (3, LENGTH, SPEC["width"])
-    assert torch.equal(state[torch.tensor([2])].hidden, state.hidden[2:])
 
 
 def test_the_record_checks_heads_only_for_a_new_model():

@@ -228,6 +228,7 @@ LIBRARY_FORWARD = {
     "vit": lambda model, x: model.vit(x),                             # timm
     "bert": lambda model, x: test_bert.reference(model, x).logits,    # transformers, its mask
     "gpt2": lambda model, x: model.model(x).logits,                   # transformers
+    "llama": lambda model, x: model.model(x).logits,                  # transformers
     "mlp": None,  # its own modules: tests/test_models.py checks it against its definition
 }
 

@@ -8,10 +8,10 @@ layers still owe later tokens this position's keys and values: as in CALM (Schus
 2022), the exited state is copied up to the skipped layers and only their key/value projection
 is computed from it (`fill_cache`), not their attention or MLP.
 
-The model is a `LayeredClassifier` whose `embed` and `block` take a cache and which has
-`new_cache` and `fill_cache` (`layerwise.models.gpt2.GPT2Classifier`). The prompt but its last
-token is encoded at full depth; the last prompt token is then decoded like every generated one,
-so that each generated token has an exit decision.
+The model is a `CausalDecoder` (`layerwise.models.base`), whose `embed` and `block` take a
+cache and which has `new_cache` and `fill_cache`. The prompt but its last token is encoded at
+full depth; the last prompt token is then decoded like every generated one, so that each
+generated token has an exit decision.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import torch
 from layerwise.exits.offline import speedup
 from layerwise.exits.online import time_pass
 from layerwise.exits.policies import OnlineRule, lookup
-from layerwise.models.base import LayeredClassifier
+from layerwise.models.base import CausalDecoder
 
 if TYPE_CHECKING:
     from transformers.cache_utils import Cache
@@ -44,7 +44,7 @@ class Decoded:
     exits_scored: int
 
 
-def prefill(model: LayeredClassifier, prompt: torch.Tensor) -> tuple[Cache, torch.Tensor]:
+def prefill(model: CausalDecoder, prompt: torch.Tensor) -> tuple[Cache, torch.Tensor]:
     """A cache holding the full-depth keys and values of a (T,) prompt but its last token,
     and that token as a (1, 1) batch: what `exit_step` starts from."""
     if prompt.dim() != 1 or len(prompt) == 0:
@@ -58,7 +58,7 @@ def prefill(model: LayeredClassifier, prompt: torch.Tensor) -> tuple[Cache, torc
     return cache, prompt[None, -1:]
 
 
-def exit_step(model: LayeredClassifier, token: torch.Tensor, cache: Cache, rule: OnlineRule
+def exit_step(model: CausalDecoder, token: torch.Tensor, cache: Cache, rule: OnlineRule
               ) -> tuple[torch.Tensor, int]:
     """The (1, 1) next token after a (1, 1) `token` and the layer it exits at, decided by a
     fresh `rule`; every layer's cache gains this position."""
@@ -74,7 +74,7 @@ def exit_step(model: LayeredClassifier, token: torch.Tensor, cache: Cache, rule:
 
 
 @torch.inference_mode()
-def early_exit_decode(model: LayeredClassifier, prompt: torch.Tensor, steps: int, policy: str,
+def early_exit_decode(model: CausalDecoder, prompt: torch.Tensor, steps: int, policy: str,
                       threshold: float) -> Decoded:
     """Greedy decoding of `steps` tokens after a (T,) prompt, every token exiting where the
     policy's online rule first passes at `threshold` (at layer L at the latest)."""
@@ -92,7 +92,7 @@ def early_exit_decode(model: LayeredClassifier, prompt: torch.Tensor, steps: int
 
 
 @torch.inference_mode()
-def greedy_decode(model: LayeredClassifier, prompt: torch.Tensor, steps: int) -> torch.Tensor:
+def greedy_decode(model: CausalDecoder, prompt: torch.Tensor, steps: int) -> torch.Tensor:
     """(steps,) tokens of plain greedy decoding through all L blocks, the reference and the
     timing baseline of early exit (no exit is scored, nothing waits on the host)."""
     cache, token = prefill(model, prompt)
@@ -121,7 +121,7 @@ def agreement(tokens: list[torch.Tensor], reference: list[torch.Tensor]) -> tupl
 
 
 @torch.no_grad()
-def time_decoding(model: LayeredClassifier, prompts: list[torch.Tensor], steps: int,
+def time_decoding(model: CausalDecoder, prompts: list[torch.Tensor], steps: int,
                   policy: str, threshold: float, warmup: int = 1, repeats: int = 3) -> dict:
     """Tokens per second of early-exit and full-depth greedy decoding of `steps` tokens after
     each prompt at batch 1 (whole runs, the prompt's encoding included), with the exit pattern

@@ -32,7 +32,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from layerwise.models.base import LayeredClassifier
+from layerwise.models.base import CausalDecoder, LayeredClassifier
 
 SIMCSE_MODEL = "princeton-nlp/sup-simcse-bert-base-uncased"
 SIMCSE_MEASURE = "simcse_cosine"
@@ -66,7 +66,7 @@ def sample_next(logits: torch.Tensor, top_p: float, generator: torch.Generator) 
 
 
 @torch.inference_mode()
-def generate_at_exit(model: LayeredClassifier, prefix: torch.Tensor, new_tokens: int,
+def generate_at_exit(model: CausalDecoder, prefix: torch.Tensor, new_tokens: int,
                      exit_layer: int, top_p: float,
                      generator: torch.Generator | Sequence[torch.Generator]) -> torch.Tensor:
     """(new_tokens,) tokens sampled after a (T,) prefix, each predicted by the exit at
@@ -75,9 +75,9 @@ def generate_at_exit(model: LayeredClassifier, prefix: torch.Tensor, new_tokens:
     row i draws from generator i alone, so it samples what prefix i alone would (up to the
     rounding of a batched product).
 
-    The model is a `LayeredClassifier` whose `embed` and `block` take a cache (`new_cache`), as
-    `layerwise.models.gpt2.GPT2Classifier`. Only blocks 0..k-1 run: the prefix once, then each
-    new token, its keys and values appended to the cache of those k blocks."""
+    The model is a `CausalDecoder`, whose `embed` and `block` take a cache (`new_cache`). Only
+    blocks 0..k-1 run: the prefix once, then each new token, its keys and values appended to
+    the cache of those k blocks."""
     single = prefix.dim() == 1
     fed = prefix[None] if single else prefix
     generators = [generator] if isinstance(generator, torch.Generator) else list(generator)
@@ -196,7 +196,7 @@ def measure_coherence(judge: LayeredClassifier, prefixes: Sequence[torch.Tensor]
 
 
 # --- the figure's table --------------------------------------------------------------------------
-def generation_frame(model: LayeredClassifier, prefixes: Sequence[torch.Tensor],
+def generation_frame(model: CausalDecoder, prefixes: Sequence[torch.Tensor],
                      decode: Callable[[list[int]], str], exit_layers: Iterable[int],
                      new_tokens: int, top_p: float, seed: int,
                      coherence: SimCSE | str | Path | None = None,

@@ -16,9 +16,8 @@ the deep blocks. Rejected positions are cropped from every layer of the cache.
 
 Unlike early exit (`layerwise.exits.decoding`) no layer is ever skipped, so no state is copied
 and nothing is approximated; the cost is the draft blocks whose tokens are rejected. The model
-is a `LayeredClassifier` with the cache interface of `layerwise.models.gpt2.GPT2Classifier`
-(`embed`, `block` with a transformers `DynamicCache`, `new_cache`); the prompt is encoded by
-`prefill` as in early-exit decoding.
+is a `CausalDecoder` (`layerwise.models.base`: `embed` and `block` with a transformers cache,
+`new_cache`); the prompt is encoded by `prefill` as in early-exit decoding.
 
 Which drafts to use is chosen on validation prompts (`choose_plans`): a replay (`trace_drafts`,
 `replay`) counts, for every draft exit, head, length and threshold, the tokens each round
@@ -32,7 +31,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -40,7 +39,7 @@ import torch
 
 from layerwise.exits.decoding import greedy_decode, prefill
 from layerwise.exits.online import synchronize
-from layerwise.models.base import LayeredClassifier, MaskedState
+from layerwise.models.base import CausalDecoder
 
 if TYPE_CHECKING:
     from transformers.cache_utils import Cache
@@ -52,7 +51,7 @@ Draft = Callable[[torch.Tensor, int], torch.Tensor]  # (pooled state (1, d), lay
 DRAFT_HEADS = ("exit", "final")
 
 
-def draft_reader(model: LayeredClassifier, head: str) -> Draft:
+def draft_reader(model: CausalDecoder, head: str) -> Draft:
     """The draft head `head` (one of DRAFT_HEADS) of `model`, called as `model.exit_logits`."""
     if head == "exit":
         return model.exit_logits
@@ -75,7 +74,7 @@ class DraftPlan:
     def adaptive(self) -> bool:
         return self.stop_below > 0
 
-    def decode(self, model: LayeredClassifier, prompt: torch.Tensor, steps: int
+    def decode(self, model: CausalDecoder, prompt: torch.Tensor, steps: int
                ) -> "Speculated":
         return speculative_decode(model, prompt, steps, self.exit_layer, self.draft_length,
                                   draft_reader(model, self.head), self.stop_below)
@@ -111,16 +110,7 @@ class Speculated:
         return (self.draft_blocks + self.verify_blocks) / len(self.tokens)
 
 
-def _first_positions(mask: torch.Tensor | None, positions: int, planned: int
-                     ) -> torch.Tensor | None:
-    """The causal mask of `planned` new positions cut to its first `positions`: their query
-    rows, and the keys up to the last of them."""
-    if mask is None or positions == planned:
-        return mask
-    return mask[..., :positions, :mask.shape[-1] - (planned - positions)]
-
-
-def speculate_round(model: LayeredClassifier, cache: Cache, token: torch.Tensor,
+def speculate_round(model: CausalDecoder, cache: Cache, token: torch.Tensor,
                     exit_layer: int, count: int, draft: Draft | None = None,
                     stop_below: float = 0.0) -> tuple[torch.Tensor, int, int]:
     """One round of drafting up to `count` tokens and verifying them, from a cache holding the
@@ -131,9 +121,10 @@ def speculate_round(model: LayeredClassifier, cache: Cache, token: torch.Tensor,
     which is the next round's `token`."""
     head = draft or model.exit_logits
     last = model.num_layers
-    # The verification mask depends only on where the checked positions sit (C..C + count), so
-    # it is built now, while every layer still holds C positions; the embedding is discarded.
-    verify_mask = model.embed(token.expand(1, count + 1), cache).attention_mask
+    # What the verification needs of its positions (mask, position embeddings) depends only on
+    # where they sit (C..C + count), so it is built now, while every layer still holds C
+    # positions; the embedding is discarded.
+    verify = model.embed(token.expand(1, count + 1), cache)
     kept, drafted = [], []
     while True:  # the layer-E state of each input: the given token, then every drafted one
         state = model.embed(token, cache)
@@ -148,8 +139,7 @@ def speculate_round(model: LayeredClassifier, cache: Cache, token: torch.Tensor,
         token = logits.argmax(-1, keepdim=True)
         drafted.append(token[0])
     checked = len(kept)
-    state = MaskedState(torch.cat(kept, dim=1), _first_positions(verify_mask, checked,
-                                                                  count + 1))
+    state = replace(verify.first(checked), hidden=torch.cat(kept, dim=1))
     for index in range(exit_layer, last):
         state = model.block(index, state, cache)
     full = model.classify(model.pool(state)[0], last).argmax(-1)  # (checked,)
@@ -162,7 +152,7 @@ def speculate_round(model: LayeredClassifier, cache: Cache, token: torch.Tensor,
 
 
 @torch.inference_mode()
-def speculative_decode(model: LayeredClassifier, prompt: torch.Tensor, steps: int,
+def speculative_decode(model: CausalDecoder, prompt: torch.Tensor, steps: int,
                        exit_layer: int, draft_length: int, draft: Draft | None = None,
                        stop_below: float = 0.0) -> Speculated:
     """Greedy decoding of `steps` tokens after a (T,) prompt, drafting up to `draft_length`
@@ -208,7 +198,7 @@ class DraftTrace:
 
 
 @torch.inference_mode()
-def trace_drafts(model: LayeredClassifier, prompt: torch.Tensor, steps: int,
+def trace_drafts(model: CausalDecoder, prompt: torch.Tensor, steps: int,
                  exit_layers: list[int], heads: tuple[str, ...] = DRAFT_HEADS) -> DraftTrace:
     """Decode `steps` tokens at full depth, then read every exit of `exit_layers` through every
     head of `heads` along that output in one teacher-forced pass."""
@@ -259,7 +249,7 @@ def replay_all(traces: list[DraftTrace], plan: DraftPlan, num_layers: int) -> Sp
                           "draft_heads")))
 
 
-def relative_head_costs(model: LayeredClassifier, heads: tuple[str, ...] = DRAFT_HEADS,
+def relative_head_costs(model: CausalDecoder, heads: tuple[str, ...] = DRAFT_HEADS,
                         calls: int = 50) -> dict[str, float]:
     """Wall-clock time of one call of each draft head (and of the final head, key "full"),
     in units of one block call at one position, measured at batch 1."""
@@ -331,7 +321,7 @@ def _quartiles(values: list[float]) -> tuple[float, float, float]:
 
 
 @torch.no_grad()
-def time_plans(model: LayeredClassifier, prompts: list[torch.Tensor], steps: int,
+def time_plans(model: CausalDecoder, prompts: list[torch.Tensor], steps: int,
                plans: dict[str, DraftPlan], warmup: int = 1, repeats: int = 3) -> pd.DataFrame:
     """One row per plan: its tokens/s and full depth's on the same prompts at batch 1 (`steps`
     over the median prompt's time), the speed-up (median over prompts of full depth's time over
@@ -371,7 +361,7 @@ def time_plans(model: LayeredClassifier, prompts: list[torch.Tensor], steps: int
 
 
 # --- choosing a draft on validation, and the study ------------------------------------------
-def replay_grid(model: LayeredClassifier, traces: list[DraftTrace], exit_layers: list[int],
+def replay_grid(model: CausalDecoder, traces: list[DraftTrace], exit_layers: list[int],
                 draft_lengths: list[int], stop_thresholds: list[float],
                 heads: tuple[str, ...], head_costs: dict[str, float]) -> pd.DataFrame:
     """One row per plan (exit layer, head, draft length, stop threshold; 0 = never stop):
@@ -398,7 +388,7 @@ def _plan(row) -> DraftPlan:
 
 
 @torch.no_grad()
-def choose_plans(model: LayeredClassifier, prompts: list[torch.Tensor], steps: int,
+def choose_plans(model: CausalDecoder, prompts: list[torch.Tensor], steps: int,
                  exit_layers: list[int], draft_lengths: list[int], stop_thresholds: list[float],
                  heads: tuple[str, ...] = DRAFT_HEADS, warmup: int = 1, repeats: int = 3
                  ) -> tuple[dict[str, DraftPlan], pd.DataFrame]:
@@ -424,7 +414,7 @@ def choose_plans(model: LayeredClassifier, prompts: list[torch.Tensor], steps: i
     return chosen, grid
 
 
-def speculative_study(model: LayeredClassifier, val_prompts: list[torch.Tensor],
+def speculative_study(model: CausalDecoder, val_prompts: list[torch.Tensor],
                       test_prompts: list[torch.Tensor], steps: int, exit_layers: list[int],
                       draft_lengths: list[int], stop_thresholds: list[float],
                       predictions: torch.Tensor, heads: tuple[str, ...] = DRAFT_HEADS,

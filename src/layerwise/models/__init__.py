@@ -2,8 +2,10 @@
 one interface (`layerwise.models.base.LayeredClassifier`), the config rules the backbone has
 and the paper's curves it is drawn beside.
 
-Adding a backbone is its wrapper module (a LayeredClassifier with a `from_spec` classmethod)
-and one record in `BACKBONES`; nothing outside this package asks which backbone it holds. The
+Adding a backbone is its wrapper module (a LayeredClassifier with a `from_spec` classmethod;
+a language model's, `inputs="lm"`, a `layerwise.models.base.CausalDecoder`, which decoding
+runs on) and one record in `BACKBONES`; nothing outside this package asks which backbone it
+holds. The
 config schema's `model.arch` values come from `BACKBONES`. Importing this module does not
 import torch (the config check and the workflow read the records); a wrapper is imported when a
 model is built.
@@ -32,7 +34,7 @@ class Backbone:
     pretrained: bool      # whether `model.pretrained` can name a checkpoint to load
     resizes: bool = False  # whether `model.input_size` resizes the images inside the model
     # the optional `model` keys it takes: dropout (every dropout layer's probability),
-    # attention (transformers' attention implementation)
+    # attention (transformers' attention implementation), kv_heads (grouped-query attention)
     options: tuple[str, ...] = ()
     # (model spec, dataset spec, dataset name, image side or None) -> the rules it breaks
     rules: Callable[[dict, dict, str, int | None], Iterator[Violation]] = lambda *_: iter(())
@@ -73,6 +75,19 @@ def _gpt2_rules(model: dict, dataset: dict, name: str, side: int | None
         yield from _heads_divide_width(model)
 
 
+def _llama_rules(model: dict, dataset: dict, name: str, side: int | None
+                 ) -> Iterator[Violation]:
+    if model["pretrained"]:
+        return
+    heads, kv_heads = model["heads"], model.get("kv_heads")
+    yield from _heads_divide_width(model)
+    if not model["width"] % heads and model["width"] // heads % 2:
+        yield ("width", model["width"], f"an even number of dimensions per head ({heads} "
+               f"heads): rotary embeddings rotate pairs of them")
+    if kv_heads is not None and heads % kv_heads:
+        yield "kv_heads", kv_heads, f"a divisor of heads ({heads})"
+
+
 def _mlp_reference(model: dict) -> tuple[str, str]:
     """The 9-layer MLP on MNIST without or with residual connections (Fig 12)."""
     which, words = (("residual", "with") if model.get("residual", True)
@@ -96,6 +111,9 @@ BACKBONES: dict[str, Backbone] = {b.name: b for b in (
              pretrained=True, options=TRANSFORMERS_OPTIONS, rules=_gpt2_rules,
              reference=lambda _: ("fig9_gpt2_wikitext103_token_acc", GPT2_REFERENCE),
              loss_reference=("fig9_gpt2_wikitext103_token_loss", GPT2_REFERENCE)),
+    Backbone("llama", "layerwise.models.llama:LlamaClassifier", inputs="lm", transformer=True,
+             pretrained=True, options=(*TRANSFORMERS_OPTIONS, "kv_heads"),
+             rules=_llama_rules),
 )}
 
 

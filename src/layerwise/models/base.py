@@ -14,30 +14,44 @@ one affine translator per layer 1..L-1, read through the model's whole output pa
 one or the other, never both. `exit_logits` is how every consumer (training, extraction, early
 exit) reads a layer's prediction: the layer's own head when the model has them, the shared
 classifier on the translated state when it has a lens, the shared classifier otherwise.
+
+A causal language model that decoding runs on (`layerwise.exits`: early exit, self-speculative
+decoding, generation at an exit) is a `CausalDecoder`: a transformers causal LM whose `embed`
+and `block` also take a key/value cache.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedConfig, PreTrainedModel
+    from transformers.cache_utils import Cache
 
 HEAD_INPUTS = ("final_norm", "raw")
 
 
 @dataclass(frozen=True)
 class MaskedState:
-    """What flows between the blocks of a transformers model: the token states and the
-    attention mask built for them (None where nothing is masked, or where the attention kernel
-    applies causality itself).
+    """What flows between the blocks of a transformers model: the token states, the attention
+    mask built for them (None where nothing is masked, or where the attention kernel applies
+    causality itself) and, for a model whose every block rotates queries and keys by position
+    (RoPE), the position embeddings the blocks take.
 
     It answers the tensor operations early exit applies to a hidden state: `shape`, `device`, and
-    `state[index]`, which keeps the samples `index` selects (compaction) in both parts.
+    `state[index]`, which keeps the samples `index` selects (compaction); the position
+    embeddings are shared by every sample and kept whole.
     """
 
     hidden: torch.Tensor                     # (B, T, d)
     attention_mask: torch.Tensor | None      # as transformers builds it
+    # (cos, sin), each (1, T, head_dim), as transformers' rotary embedding gives them; None for a
+    # model that adds positions once, at the embedding
+    position_embeddings: tuple[torch.Tensor, torch.Tensor] | None = None
 
     @property
     def shape(self) -> torch.Size:
@@ -49,7 +63,22 @@ class MaskedState:
 
     def __getitem__(self, index) -> "MaskedState":
         mask = None if self.attention_mask is None else self.attention_mask[index]
-        return MaskedState(self.hidden[index], mask)
+        return replace(self, hidden=self.hidden[index], attention_mask=mask)
+
+    def first(self, count: int) -> "MaskedState":
+        """The state of its first `count` positions: their hidden states, their query rows of
+        the mask with the keys up to the last of them (the mask's keys end with these
+        positions), and their position embeddings."""
+        planned = self.shape[1]
+        if count == planned:
+            return self
+        mask = self.attention_mask
+        if mask is not None:
+            mask = mask[..., :count, :mask.shape[-1] - (planned - count)]
+        positions = self.position_embeddings
+        if positions is not None:
+            positions = tuple(part[:, :count] for part in positions)
+        return MaskedState(self.hidden[:, :count], mask, positions)
 
 
 def transformers_options(model_spec: dict, dropout_keys: tuple[str, ...]) -> dict:
@@ -207,3 +236,109 @@ class LayeredClassifier(nn.Module):
         for index in range(self.num_layers):
             hidden = self.block(index, hidden)
         return self.classify(self.pool(hidden), self.num_layers)
+
+
+class CausalDecoder(LayeredClassifier):
+    """A transformers causal language model (`model`, an `lm_class` such as GPT2LMHeadModel)
+    behind the LayeredClassifier interface, that also steps a few new tokens at a time with a
+    key/value cache, as decoding does (`layerwise.exits`: early exit, self-speculative
+    decoding, generation at an exit).
+
+    Inputs are (B, T) int64 token ids, right-padded; targets are the (B, T) next tokens with
+    IGNORE at padding. The causal mask keeps padding from influencing real positions, so no
+    padding mask is needed and every sample of a batch has the same positions. States are
+    `MaskedState`s; `pool` keeps every token (each predicts the next one), and the shared
+    classifier is the model's own `lm_head`.
+
+    Positions and the cache (a transformers `Cache`, from `new_cache`, one layer per block):
+    - `embed(inputs, cache)` places the T inputs at positions C..C+T-1, C being the positions
+      the cache holds (its first layer's, `cache.get_seq_length()`), 0 without a cache. Its
+      state carries what every block needs of those positions: the causal mask over the C
+      cached and T new keys, and RoPE's position embeddings where the model has them.
+    - `block(index, state, cache)` runs block `index`, appending its keys and values of the
+      state's positions to the cache's layer `index` and attending over everything that layer
+      then holds; without a cache a block attends over the state's positions alone.
+    - `fill_cache(index, state, cache)` appends to layer `index` what `block(index, state,
+      cache)` would, computing only the key and value projections (no query, attention or
+      MLP): what a layer skipped by an early exit still owes the tokens after it.
+    Each layer is filled by its own block, so layers may hold different numbers of positions
+    between steps (a draft runs the first blocks ahead). A state's mask is built for layers
+    holding C positions; the caller runs it only through such layers, and `cache.crop` drops
+    positions from every layer.
+
+    A backbone gives `lm_class`, `dropout_keys` and `config_of` (for `from_spec`),
+    `embed_tokens`, `block`, `final_norm` and `fill_cache`; the rest is written here once.
+    """
+
+    lm_class: type[PreTrainedModel]
+    dropout_keys: tuple[str, ...]  # its config's dropout probabilities, set by `model.dropout`
+
+    def __init__(self, model: PreTrainedModel, head_input: str = "final_norm"):
+        super().__init__(head_input)
+        self.model = model
+        self.num_layers = model.config.num_hidden_layers
+        self.width = model.config.hidden_size
+
+    @classmethod
+    def from_spec(cls, model_spec: dict, data_info: dict) -> "CausalDecoder":
+        """A pretrained checkpoint (`model.pretrained`, whose size it keeps), or a new model of
+        the spec's size for the dataset's vocabulary (`config_of`)."""
+        if model_spec["pretrained"]:
+            options = transformers_options(model_spec, cls.dropout_keys)
+            model = cls.lm_class.from_pretrained(model_spec["pretrained"], **options)
+        else:
+            model = cls.lm_class(cls.config_of(model_spec, data_info))
+        return cls(model, model_spec["head_input"])
+
+    # --- what a decoder implements --------------------------------------------------------
+    @staticmethod
+    def config_of(model_spec: dict, data_info: dict) -> PreTrainedConfig:
+        """The transformers config of a new model of the spec's size for a dataset."""
+        raise NotImplementedError
+
+    def embed_tokens(self, inputs: torch.Tensor, positions: torch.Tensor
+                     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
+        """The (B, T, d) embeddings of `inputs` at (1, T) `positions`, and the position
+        embeddings every block takes (None for a model that adds positions here)."""
+        raise NotImplementedError
+
+    def block(self, index: int, state: MaskedState, cache: Cache | None = None) -> MaskedState:
+        """Run block `index`; with a `cache`, its keys and values are appended to it."""
+        raise NotImplementedError
+
+    def fill_cache(self, index: int, state: MaskedState, cache: Cache) -> None:
+        """Append block `index`'s keys and values of `state` to `cache`, computing only their
+        projections."""
+        raise NotImplementedError
+
+    # --- written once for every decoder ---------------------------------------------------
+    def embed(self, inputs: torch.Tensor, cache: Cache | None = None) -> MaskedState:
+        """The state entering block 1, positions counted on from what `cache` holds."""
+        # imported here: the backbones that are no decoders never pay for this import
+        from transformers.masking_utils import create_causal_mask
+
+        start = cache.get_seq_length() if cache is not None else 0
+        positions = torch.arange(start, start + inputs.shape[1], device=inputs.device)[None]
+        hidden, position_embeddings = self.embed_tokens(inputs, positions)
+        mask = create_causal_mask(config=self.model.config, inputs_embeds=hidden,
+                                  attention_mask=None, cache=cache, position_ids=positions)
+        return MaskedState(hidden, mask, position_embeddings)
+
+    def new_cache(self) -> Cache:
+        """An empty key/value cache for `embed`, `block` and `fill_cache`."""
+        from transformers import DynamicCache
+
+        return DynamicCache(config=self.model.config)
+
+    def pool(self, state: MaskedState) -> torch.Tensor:
+        return state.hidden  # (B, T, d): every token predicts the next one
+
+    def head(self, h: torch.Tensor) -> torch.Tensor:
+        return self.model.lm_head(h)
+
+    def exit_head(self, num_outputs: int) -> nn.Module:
+        """The first author's multi-exit head (for GPT-2): a bias-free Linear, initialised as
+        the model initialises its linear layers."""
+        linear = nn.Linear(self.width, num_outputs, bias=False)
+        nn.init.normal_(linear.weight, std=self.model.config.initializer_range)
+        return linear

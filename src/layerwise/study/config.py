@@ -319,6 +319,12 @@ def _check_decoding(config: dict) -> None:
                       f"max_length); {need} are needed")
 
 
+def _listed(names) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    names = list(names)
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
 def _check_models(config: dict) -> None:
     """Each experiment's model against its backbone's record: the kind of data it reads, the
     keys it takes (pretrained, input_size, its options) and the backbone's own rules."""
@@ -331,11 +337,11 @@ def _check_models(config: dict) -> None:
             words = "images" if kind == "image" else kind
             _fail(at + ["arch"], model["arch"], f"{fitting}, for {words} dataset {exp['dataset']!r}")
         if model["pretrained"] and not record.pretrained:
-            loaders = " and ".join(b.name for b in BACKBONES.values() if b.pretrained)
+            loaders = _listed(b.name for b in BACKBONES.values() if b.pretrained)
             _fail(at + ["pretrained"], model["pretrained"],
                   f"empty: only arch {loaders} load a checkpoint")
         if model.get("input_size") is not None and not record.resizes:
-            resizers = " and ".join(b.name for b in BACKBONES.values() if b.resizes)
+            resizers = _listed(b.name for b in BACKBONES.values() if b.resizes)
             _fail(at + ["input_size"], model["input_size"], f"null: only {resizers} resizes")
         if exp["train"].get("group_by_length") and record.inputs != "text":
             _fail(["experiments", i, "train", "group_by_length"], True,
@@ -343,15 +349,19 @@ def _check_models(config: dict) -> None:
                   f"{model['arch']}'s")
         for key in sorted({key for b in BACKBONES.values() for key in b.options}):
             if model.get(key) is not None and key not in record.options:
-                takers = " and ".join(b.name for b in BACKBONES.values() if key in b.options)
+                takers = _listed(b.name for b in BACKBONES.values() if key in b.options)
                 _fail(at + [key], model[key], f"unset: only {takers} take {key}")
         for key, value, expected in record.rules(model, data, exp["dataset"], image_side(data)):
             _fail(at + [key], value, expected)
 
 
+# The image sources whose side is a setting (`image_size`) rather than the source's own.
+SIZED_SOURCES = ("imagenet", "generated")
+
+
 def image_side(dataset: dict) -> int | None:
     """Side of a dataset's square images (None for text)."""
-    if dataset["source"] == "imagenet":
+    if dataset["source"] in SIZED_SOURCES:
         return dataset.get("image_size", DEFAULT_IMAGENET_SIDE)
     return SOURCES[dataset["source"]].image_side
 
