@@ -80,6 +80,15 @@ def _worker(rank, world, port, out):
                 save_tensors(out / f"{method}.safetensors", model.state_dict())
                 (out / f"{method}.json").write_text(json.dumps(log))
 
+        # one sample a pass: the last batch's parts (7 and 6) in as many passes on both
+        # processes, the smaller one's last pass a stand-in of weight 0
+        model = fresh_model("multi_exit")
+        log = training.train(model, tiny_data(), spec("multi_exit", micro_batch_size=1),
+                             out / "micro.pt", "h", torch.device("cpu"))
+        if rank == 0:
+            save_tensors(out / "micro.safetensors", model.state_dict())
+            (out / "micro.json").write_text(json.dumps(log))
+
         real_run_epoch = training.run_epoch
 
         def stop_at_epoch_3(*args, **kwargs):
@@ -132,6 +141,19 @@ def test_two_processes_match_one_with_the_same_global_batch(two_processes, tmp_p
         assert ours["loss"] == pytest.approx(theirs["loss"], rel=1e-5)
         assert ours["val_accuracy"] == theirs["val_accuracy"]
         assert ours["train_accuracy"] == pytest.approx(theirs["train_accuracy"], abs=1 / 45)
+
+
+@pytest.mark.slow
+def test_micro_batches_under_ddp_match_one_pass(two_processes):
+    """Gradients accumulated without synchronising (no_sync) but at each step's last pass."""
+    one_pass = load_tensors(two_processes / "multi_exit.safetensors")[0]
+    micro = load_tensors(two_processes / "micro.safetensors")[0]
+    worst = max((micro[k] - one_pass[k]).abs().max().item() for k in one_pass)
+    assert worst < ATOL, f"largest weight difference {worst:.2e}"
+    logs = [json.loads((two_processes / f"{name}.json").read_text())
+            for name in ("multi_exit", "micro")]
+    assert [r["loss"] for r in logs[1]] == pytest.approx([r["loss"] for r in logs[0]], rel=1e-5)
+    assert [r["train_accuracy"] for r in logs[1]] == [r["train_accuracy"] for r in logs[0]]
 
 
 @pytest.mark.slow

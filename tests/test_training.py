@@ -300,3 +300,98 @@ def test_a_run_starts_from_its_pretraining_and_its_exit_heads_stay_fresh(tmp_pat
     wider = build_run_model({**spec, "model": {**spec["model"], "width": 32}}, info)
     with pytest.raises(ArtifactError, match="pretrain.safetensors"):
         training.start_from(wider, path, "abc")
+
+
+# --- gradient accumulation (train.micro_batch_size) ---------------------------------------
+TINY_LM = dict(arch="gpt2", depth=2, width=16, heads=2, mlp_ratio=2.0, head_input="raw",
+               pretrained="", dropout=0.0)   # no dropout: the same draws whatever the passes
+TINY_LM_INFO = dict(vocab_size=20, num_classes=20, max_length=8, pad_id=0)
+
+
+def tiny_lm_data():
+    """12 sequences whose targets end at random lengths (IGNORE after): any two parts of a
+    batch hold different numbers of targets."""
+    from layerwise.data import IGNORE
+
+    g = torch.Generator().manual_seed(2)
+    x, y = torch.randint(1, 20, (12, 8), generator=g), torch.randint(1, 20, (12, 8), generator=g)
+    y[torch.arange(8)[None, :] >= torch.randint(1, 9, (12, 1), generator=g)] = IGNORE
+    return {"train": (x, y), "val": (x, y)}
+
+
+def two_steps(tmp_path, method, model_spec, info, data, batch_size, micro_batch_size):
+    """The weights after two optimizer steps (the alternating schedule's plain one, then the
+    method's), and the epoch's log."""
+    from layerwise.train.runs import build_run_model
+
+    seed_everything(0)
+    model = build_run_model({"method": method, "model": model_spec}, info)
+    run = spec(method=method, epochs=1, batch_size=batch_size, steps_per_epoch=2, grad_clip=1.0,
+               settings=MethodSettings(alternate=True), micro_batch_size=micro_batch_size)
+    log = train(model, data, run, tmp_path / f"{method}{micro_batch_size}.pt", "h",
+                torch.device("cpu"))
+    return model.state_dict(), log[0]
+
+
+ACCUMULATED = [("classifier", MODEL, INFO, tiny_data, 16, 5),
+               ("language model", TINY_LM, TINY_LM_INFO, tiny_lm_data, 6, 4),
+               ("language model", TINY_LM, TINY_LM_INFO, tiny_lm_data, 6, 1)]
+
+
+@pytest.mark.parametrize("method", ["standard", "aligned", "multi_exit"])
+@pytest.mark.parametrize("model_spec, info, data, batch_size, micro", [a[1:] for a in ACCUMULATED],
+                         ids=[f"{a[0]}-micro{a[-1]}" for a in ACCUMULATED])
+def test_micro_batches_add_up_to_the_whole_batchs_step(tmp_path, method, model_spec, info, data,
+                                                       batch_size, micro):
+    whole, whole_log = two_steps(tmp_path, method, model_spec, info, data(), batch_size, None)
+    parts, parts_log = two_steps(tmp_path, method, model_spec, info, data(), batch_size, micro)
+    for key in whole:
+        torch.testing.assert_close(parts[key], whole[key], msg=key)
+    assert parts_log["loss"] == pytest.approx(whole_log["loss"], rel=1e-6)
+    assert parts_log["train_accuracy"] == whole_log["train_accuracy"]
+
+
+def test_micro_batches_of_a_language_model_weigh_their_targets_not_their_samples(tmp_path,
+                                                                                 monkeypatch):
+    """The control of the test above: weighted by samples, a language model's micro-batches
+    (of different numbers of targets) do not add up to the whole batch's step."""
+    from layerwise.train.batches import TrainBatches
+
+    args = ("standard", TINY_LM, TINY_LM_INFO, tiny_lm_data(), 6)
+    whole = two_steps(tmp_path, *args, None)[0]
+    def by_samples(self, index, part=None):
+        return len(index if part is None else part) / len(index)
+
+    monkeypatch.setattr(TrainBatches, "share", by_samples)
+    parts = two_steps(tmp_path, *args, 4)[0]
+    with pytest.raises(AssertionError):
+        for key in whole:
+            torch.testing.assert_close(parts[key], whole[key], msg=key)
+
+
+def test_a_micro_batch_not_smaller_than_the_batch_is_the_one_pass_path(tmp_path):
+    """micro_batch_size absent, equal to the batch or larger: the very same arithmetic."""
+    runs = [two_steps(tmp_path, "aligned", TINY_LM, TINY_LM_INFO, tiny_lm_data(), 6, micro)
+            for micro in (None, 6, 100)]
+    for state, log in runs[1:]:
+        assert all(torch.equal(state[k], runs[0][0][k]) for k in state)
+        assert log["loss"] == runs[0][1]["loss"]
+
+
+def test_micro_batch_size_is_a_positive_integer_or_absent_and_part_of_the_run_spec():
+    from layerwise.study.config import ConfigError, load_config_file, validate_config
+    from layerwise.study.plan import StudyPlan
+
+    config = load_config_file("config/config.yaml")
+    run = StudyPlan(validate_config(config)).run_spec("vit_digits", "aligned", 0)
+    assert "micro_batch_size" not in run["train"]   # absent: the runs' specs are unchanged
+    for value in (0, -8, 2.5):
+        config["experiments"][0]["train"]["micro_batch_size"] = value
+        with pytest.raises(ConfigError, match=r"train.micro_batch_size: .* expected an integer "
+                                              r">= 1 \(or null\)"):
+            validate_config(config)
+    for value in (None, 8):
+        config["experiments"][0]["train"]["micro_batch_size"] = value
+        run = StudyPlan(validate_config(config)).run_spec("vit_digits", "aligned", 0)
+        assert run["train"]["micro_batch_size"] == value   # a change reruns the training
+        assert TrainSpec.from_config("aligned", 0, run["train"]).micro_batch_size == value

@@ -102,11 +102,17 @@ def describe(schema: dict) -> str:
         return "a dotted key of the paper's reference values, e.g. fig4_deit_s_imagenet.test_acc"
     if "pattern" in schema:  # patterns are only used for names, which become path components
         return f"a name matching {schema['pattern']} (letters, digits, '_', '-'; no path separators)"
-    text = _TYPE_WORDS.get(schema.get("type"), "a value")
+    kinds = schema.get("type")
+    nullable = isinstance(kinds, list) and "null" in kinds
+    if isinstance(kinds, list):   # e.g. [integer, "null"]: described by its one other type
+        kinds = next((kind for kind in kinds if kind != "null"), None)
+    text = _TYPE_WORDS.get(kinds, "a value")
     bounds = [f"{op} {schema[key]}" for key, op in _BOUNDS if key in schema]
     if bounds:
         text += " " + " and ".join(bounds)
-    if schema.get("type") == "array":
+    if nullable:
+        text += " (or null)"
+    if kinds == "array":
         least = schema.get("minItems", 0)
         if least:
             text = "a non-empty list" if least == 1 else f"a list of >= {least} items"

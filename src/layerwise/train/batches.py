@@ -11,7 +11,9 @@ Two kinds of inputs sit behind the same training entry point:
 Either way the order is the epoch's permutation (derived from the seed and the epoch), each
 process of a distributed run takes its share of every global batch (layerwise.train.distributed),
 and augmentation draws are made for the global batch, so the result does not depend on the
-number of processes.
+number of processes. A step's batch may be run in micro-batches (`micro_batches`); each part's
+loss is weighted by its share of the targets the batch's loss averages over, so the gradients
+added up are the whole batch's.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Iterator
 
 import torch
 
+from layerwise.data import IGNORE
 from layerwise.train.augment import AugmentSpec, augment_batch, augment_generator, draw
 from layerwise.train.distributed import Shard
 from layerwise.seeding import epoch_generator
@@ -71,6 +74,9 @@ class TrainBatches:
         self.shard = shard or Shard()
         self.workers = workers
         self.streamed = is_streamed(x)
+        # each sample's targets that are not IGNORE (1 for a class label), what a mean loss
+        # averages over; on the CPU, with the epoch's indices
+        self.targets = (y != IGNORE).reshape(len(y), -1).sum(dim=1).cpu()
         if not self.streamed:  # resident: the whole split lives on the device
             self.x, self.y = x.to(device), y.to(device)
 
@@ -101,10 +107,32 @@ class TrainBatches:
         local = self.shard.take(index)
         return local if len(local) else index[:1]
 
-    def share(self, index: torch.Tensor) -> float:
-        """Weight of this process's mean loss so that DDP's average of the processes' gradients
-        is the gradient of the mean loss over the global batch."""
-        return len(self.shard.take(index)) * self.shard.world / len(index)
+    def share(self, index: torch.Tensor, part: torch.Tensor | None = None) -> float:
+        """Weight of the mean loss over `part` of the global batch `index` (by default this
+        process's part; or a micro-batch of it) so that DDP's average over processes of the
+        parts' weighted gradients is the gradient of the mean loss over the global batch: the
+        part's share of the batch's targets (samples, or a language model's tokens that have
+        one), times the number of processes."""
+        part = self.shard.take(index) if part is None else part
+        total = int(self.targets[index].sum())
+        return int(self.targets[part].sum()) * self.shard.world / max(total, 1)
+
+    def micro_batches(self, x: torch.Tensor, y: torch.Tensor, index: torch.Tensor,
+                      size: int | None) -> list[tuple[torch.Tensor, torch.Tensor, int, float]]:
+        """This process's batch `x`, `y` of the global batch `index` as (inputs, labels, how many
+        of them are this process's own samples, loss share) of each pass: the whole batch in one
+        (size None, or not smaller than it), else consecutive parts of at most `size` samples. Every process
+        cuts its batch into the same number of near-equal parts, so that the processes' passes
+        go in step (DDP broadcasts a model's buffers in every forward); a part left without
+        samples stands in with the batch's first one, whose loss weighs 0."""
+        local = self.shard.take(index)
+        count = 1 if size is None else math.ceil(math.ceil(len(index) / self.shard.world) / size)
+        if count == 1:
+            return [(x, y, len(local), self.share(index))]
+        return [(xs, ys, len(own), self.share(index, own)) if len(xs) else
+                (x[:1], y[:1], 0, 0.0)
+                for own, xs, ys in zip(local.tensor_split(count), x.tensor_split(count),
+                                       y.tensor_split(count))]
 
     def _augment(self, x: torch.Tensor, index: torch.Tensor, epoch: int, step: int) -> torch.Tensor:
         if not self.augment.active:

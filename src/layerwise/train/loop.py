@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +46,7 @@ class TrainSpec:
     augment: dict | None = None     # train.augment: crop_padding, flip, rotation_degrees
     group_by_length: bool = False   # train.group_by_length: batches of similar length
     compile: bool = False           # train.compile: torch.compile the training step
+    micro_batch_size: int | None = None   # train.micro_batch_size; None: a step in one pass
 
     @classmethod
     def from_config(cls, method: str, seed: int, train: dict, settings: dict | None = None
@@ -60,7 +62,8 @@ class TrainSpec:
                    steps_per_epoch=train.get("steps_per_epoch"),
                    settings=MethodSettings.from_spec(settings),
                    augment=train.get("augment"), compile=train.get("compile", False),
-                   group_by_length=train.get("group_by_length", False))
+                   group_by_length=train.get("group_by_length", False),
+                   micro_batch_size=train.get("micro_batch_size"))
 
 # --- the step's loss ----------------------------------------------------------------------
 def training_loss(model: LayeredClassifier, x, y, spec: TrainSpec, step: int,
@@ -82,6 +85,15 @@ class StepLoss(torch.nn.Module):
 
     def forward(self, x, y, parity: int):
         return training_loss(self.model, x, y, self.spec, parity, self.weights)
+
+
+def accumulating(step_loss: torch.nn.Module):
+    """Where a backward only adds to the gradients: DistributedDataParallel's no_sync (also
+    under torch.compile), so that the processes average them once, at the step's last pass."""
+    ddp = getattr(step_loss, "_orig_mod", step_loss)  # what torch.compile wrapped
+    if isinstance(ddp, torch.nn.parallel.DistributedDataParallel):
+        return ddp.no_sync()
+    return nullcontext()
 
 
 # --- schedule -----------------------------------------------------------------------------
@@ -183,32 +195,43 @@ def run_epoch(model: LayeredClassifier, optimizer, scheduler, x_train: torch.Ten
 
     `batches` (default: `x_train`, `y_train` where they are) gives this process's part of every
     global batch; `step_loss` (default: a StepLoss of `model`) may be wrapped by
-    DistributedDataParallel or torch.compile. Loss and accuracy are over all processes.
+    DistributedDataParallel or torch.compile. With `spec.micro_batch_size`, a step's forward
+    and backward run on one micro-batch at a time, each loss weighted by its share of the batch,
+    so that the gradients added up are the whole batch's; then one update. Loss and accuracy
+    are over all processes.
     """
     model.train()
     if batches is None:
         batches = TrainBatches(x_train, y_train, spec.batch_size, x_train.device, spec.seed,
                                AugmentSpec.from_config(spec.augment),
                                max_steps=spec.steps_per_epoch)
-    step_loss = step_loss or StepLoss(model, spec, weights)
+    if step_loss is None:  # not `or`: a compiled module's truth value raises (its len())
+        step_loss = StepLoss(model, spec, weights)
     device, shard = batches.device, batches.shard
     total_loss, correct, counted, seen = 0.0, 0, 0, 0
-    for batch, (x, y, index, share) in enumerate(batches.epoch(epoch)):
-        step = epoch * batches.steps + batch
-        with autocast(device):
-            loss, logits = step_loss(x, y, step % 2)
-        if not torch.isfinite(loss):
-            raise TrainingError(f"loss became {loss.item()} at epoch {epoch + 1}, step {step}")
+    for batch, (x, y, index, _) in enumerate(batches.epoch(epoch)):
+        step = epoch * batches.steps + batch   # the optimizer's step, whatever its passes
         optimizer.zero_grad(set_to_none=True)
-        (loss if share == 1 else loss * share).backward()
+        passes = batches.micro_batches(x, y, index, spec.micro_batch_size)
+        for number, (x_part, y_part, mine, share) in enumerate(passes):
+            with nullcontext() if number == len(passes) - 1 else accumulating(step_loss):
+                with autocast(device):
+                    loss, logits = step_loss(x_part, y_part, step % 2)
+                if not torch.isfinite(loss):
+                    raise TrainingError(f"loss became {loss.item()} at epoch {epoch + 1}, "
+                                        f"step {step}")
+                (loss if share == 1 else loss * share).backward()
+            # summed over passes and processes: the batch's mean loss times its samples; `mine`
+            # is 0 for a pass that only stood in (see TrainBatches)
+            total_loss += loss.item() * share * len(index) / shard.world
+            right, count = correct_and_counted(logits[:mine], y_part[:mine])
+            correct, counted = correct + right, counted + count
+            del loss, logits  # not held through the next pass (aligned: every layer's logits)
+        seen += len(index)
         if spec.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(model.parameters(), spec.grad_clip)
         optimizer.step()
         scheduler.step()
-        mine = len(shard.take(index))  # 0 for a process that only stood in (see TrainBatches)
-        total_loss, seen = total_loss + loss.item() * mine, seen + len(index)
-        right, count = correct_and_counted(logits[:mine], y[:mine])
-        correct, counted = correct + right, counted + count
     total_loss, correct, counted = all_sum([total_loss, correct, counted], shard, device)
     return total_loss / max(seen, 1), correct / max(counted, 1)
 
