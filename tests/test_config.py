@@ -231,7 +231,7 @@ MALFORMED = [
      "allowed keys: analysis, "),
     ("unknown-nested", _set(*TRAIN, "learning_rate", value=0.1), T + "learning_rate", "allowed keys:"),
     ("unknown-dataset-key", _set("datasets", "digits", "path", value="x"), "datasets.digits.path",
-     "allowed keys: glue, image_size, max_samples, root, source, split_seed, test_fraction, text, val_fraction"),
+     "allowed keys: generated, glue, image_size, max_samples, root, source, split_seed, test_fraction, text, val_fraction"),
     ("depth-zero", _set(*MODEL, "depth", value=0), M + "depth", ">= 1"),
     ("width-negative", _set(*MODEL, "width", value=-1), M + "width", ">= 1"),
     ("batch-size-zero", _set(*TRAIN, "batch_size", value=0), T + "batch_size", ">= 1"),

@@ -287,3 +287,37 @@ def test_image_only_keys_are_checked():
         validate_config({"datasets": {"d": {"source": "cifar10"}},
                          "experiments": [{"name": "x", "dataset": "d",
                                           "model": {"patch_size": 5}}]})
+
+
+GENERATED = {"source": "generated", "image_size": 12, "val_fraction": 0.25, "split_seed": 3,
+             "generated": {"channels": 1, "num_classes": 4, "train_samples": 40,
+                           "test_samples": 12}}
+
+
+def test_generated_images_have_the_declared_shape_and_learnable_classes(tmp_path):
+    prepare_dataset(GENERATED, tmp_path / "gen")
+    x, y, info = load_split(tmp_path / "gen", "train")
+    assert info["input_shape"] == [1, 12, 12] and info["num_classes"] == 4
+    assert info["storage"] == "uint8" and len(y) == 30
+    assert len(load_split(tmp_path / "gen", "val")[1]) == 10
+    test_x, test_y, _ = load_split(tmp_path / "gen", "test")
+    assert test_x.shape == (12, 1, 12, 12) and np.bincount(test_y.numpy()).tolist() == [3] * 4
+    # the nearest class mean of the training images names each test image's class
+    means = torch.stack([x[y == k].mean(0) for k in range(4)]).flatten(1)
+    nearest = torch.cdist(test_x.flatten(1), means).argmin(1)
+    assert (nearest == test_y).float().mean() == 1.0
+    prepare_dataset(GENERATED, tmp_path / "again")   # the same images from the same seed
+    assert torch.equal(load_split(tmp_path / "again", "test")[0], test_x)
+
+
+def test_generated_images_declare_their_shape():
+    base = {"experiments": [{"name": "x", "dataset": "d", "model": {"patch_size": 4}}]}
+    spec = {key: value for key, value in GENERATED.items() if key != "generated"}
+    with pytest.raises(ConfigError, match="required key 'generated' is missing"):
+        validate_config({**base, "datasets": {"d": spec}})
+    with pytest.raises(ConfigError, match="no generated for source cifar10"):
+        validate_config({**base, "datasets": {"d": {"source": "cifar10",
+                                                    "generated": GENERATED["generated"]}}})
+    with pytest.raises(ConfigError, match="patch_size: 5 .* divisor of the image side 12"):
+        validate_config({"datasets": {"d": GENERATED}, "experiments": [
+            {"name": "x", "dataset": "d", "model": {"patch_size": 5}}]})

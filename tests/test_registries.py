@@ -108,6 +108,8 @@ def example(schema: dict):
         return {key: example(schema["properties"][key]) for key in schema.get("required", [])}
     if schema.get("type") == "string":
         return "data"
+    if schema.get("type") == "integer":
+        return max(schema.get("minimum", 1), 8)
     raise AssertionError(f"no example value for {schema}")
 
 

@@ -32,6 +32,7 @@ SOURCES = {
     "mnist": Source("image", "layerwise.data.images:prepare_mnist", 28),
     "mnist_5k": Source("image", "layerwise.data.mnist_5k:prepare_mnist_5k", 28),
     "imagenet": Source("image", "layerwise.data.images:prepare_imagenet"),
+    "generated": Source("image", "layerwise.data.generated:prepare_generated"),
     "rotten_tomatoes": Source("text", "layerwise.data.rotten_tomatoes:prepare_rotten_tomatoes"),
     "glue": Source("text", "layerwise.data.glue:prepare_glue", from_hub=True),
     "running_text": Source("lm", "layerwise.data.running_text:prepare_running_text"),

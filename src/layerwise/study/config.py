@@ -377,9 +377,16 @@ def _check_images(config: dict) -> None:
     references."""
     for name, spec in config["datasets"].items():
         at, source = ["datasets", name], spec["source"]
-        for key in ("root", "image_size"):
-            if key in spec and source != "imagenet":
-                _fail(at + [key], spec[key], f"no {key} for source {source} (only for imagenet)")
+        for key, sources in (("root", ("imagenet",)), ("image_size", SIZED_SOURCES),
+                             ("generated", ("generated",))):
+            if key in spec and source not in sources:
+                _fail(at + [key], spec[key],
+                      f"no {key} for source {source} (only for {', '.join(sources)})")
+        if source == "generated":
+            for key in ("image_size", "generated"):
+                if key not in spec:
+                    raise ConfigError(f"{_where(at)}: required key {key!r} is missing for "
+                                      "source generated; it declares the images' shape")
         if source == "imagenet":
             if "root" not in spec:
                 raise ConfigError(f"{_where(at)}: required key 'root' is missing for source "

@@ -1,0 +1,250 @@
+"""config/paper.yaml run to the end offline, at the paper's model shapes, on this machine.
+
+    python -m benchmarks.paper_shapes --out /tmp/paper_shapes [--experiments a,b] [--cores 2]
+                                      [--keep-going] [--table-only]
+
+Every experiment of the paper config (or those named) runs through every rule of the paper DAG
+with the paper's models at their shapes (DeiT-S at 224 with 16 x 16 patches and at 32 with
+4 x 4, BERT-base, GPT-2 124M with its 50,257-token vocabulary and, for multi-exit, eleven
+vocabulary-wide heads) and the paper's batch sizes, on stand-in data of the downloads' shapes
+(benchmarks/stand_ins.py): what changes is how much data and how many steps, never a shape.
+Each run trains two steps (so that an alternating method takes a step of each kind), one seed,
+no torch.compile (a CPU); ImageNet keeps 256 test images, the analyses time 256 samples.
+
+The project is copied to OUT/project and run there with a private hub cache (OUT/hf) and
+HF_HUB_OFFLINE=1. Each job records its own CPU time, peak resident memory and bytes written
+(layerwise.usage); the table set beside them is what each job declared: the rule's local
+`mem_mb` and the SLURM profile's (workflow/profiles/slurm/config.yaml). Prints the table in
+Markdown (per rule and experiment: jobs, the largest peak memory, CPU and wall time, bytes
+written, the declared limits) and one JSON object last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from benchmarks import stand_ins
+
+ROOT = Path(__file__).resolve().parents[1]
+GLUE_ROWS = {"train": 160, "test": 64}
+WIKITEXT_ARTICLES = {"train": 64, "validation": 24, "test": 24}
+IMAGENET_PER_CLASS = {"train": 1, "val": 1}
+VISION_SAMPLES = {"train_samples": 640, "test_samples": 256}
+STEPS = 2
+# Micro-batches that keep two jobs' float32 activations within this machine's 24 GB (a step of
+# the paper's batch still runs whole, in parts): ViT 32 images, BERT 8 and GPT-2 2 sequences.
+CPU_MICRO_BATCH = {"vit": 32, "bert": 8, "gpt2": 2}
+
+
+def stand_in_datasets(datasets: dict, inputs: Path) -> dict:
+    """The paper's datasets with each download replaced by its stand-in of the same shape."""
+    out = {}
+    for name, spec in datasets.items():
+        spec = dict(spec)
+        source = spec["source"]
+        if source in ("cifar10", "mnist"):
+            channels, side = (3, 32) if source == "cifar10" else (1, 28)
+            spec = {"source": "generated", "image_size": side, "val_fraction": 0.25,
+                    "split_seed": spec.get("split_seed", 0),
+                    "generated": {"channels": channels, "num_classes": 10, **VISION_SAMPLES}}
+        elif source == "imagenet":
+            # one image per class and split: val_fraction of the training images cannot be
+            # stratified, so it is a share large enough to hold a few hundred
+            spec.update(root=str(inputs / "imagenet"), val_fraction=0.25,
+                        max_samples={"test": VISION_SAMPLES["test_samples"]})
+        elif source == "glue":
+            spec["glue"] = {**spec["glue"], "repository": str(inputs / "glue")}
+            spec["val_fraction"] = 0.2
+        elif source == "wikitext":
+            spec["wikitext"] = {**spec["wikitext"], "repository": str(inputs / "wikitext")}
+        out[name] = spec
+    return out
+
+
+def shape_config(paper: dict, inputs: Path, experiments: list[str] | None) -> dict:
+    """config/paper.yaml with stand-in data, a few steps per run and one seed; shapes kept."""
+    chosen = [e for e in paper["experiments"] if not experiments or e["name"] in experiments]
+    missing = set(experiments or ()) - {e["name"] for e in chosen}
+    if missing:
+        raise SystemExit(f"no experiment {', '.join(sorted(missing))} in config/paper.yaml")
+    used = {e["dataset"] for e in chosen}
+    runs = []
+    for experiment in chosen:
+        train = {**experiment["train"], "epochs": 1, "steps_per_epoch": STEPS,
+                 "warmup_epochs": 0, "compile": False}
+        # a step of several micro-batches repeats one micro-batch's memory: one is enough
+        train["batch_size"] = train.pop("micro_batch_size", None) or train["batch_size"]
+        # float32 activations on a CPU: a BERT-base step of 32 x 256 tokens holds 12 GB
+        cpu_micro = CPU_MICRO_BATCH.get(experiment["model"]["arch"])
+        if cpu_micro and cpu_micro < train["batch_size"]:
+            train["micro_batch_size"] = cpu_micro
+        if train.get("schedule") == "multistep":
+            train["milestones"] = []
+        runs.append({**experiment, "seeds": [0], "train": train})
+    config = {**paper, "experiments": runs,
+              "datasets": stand_in_datasets({k: v for k, v in paper["datasets"].items()
+                                             if k in used}, inputs)}
+    analysis = dict(config["analysis"])
+    analysis["train_samples"] = 256
+    if analysis.get("residual_ablation") and not {
+            *analysis["residual_ablation"].values()} <= {e["name"] for e in runs}:
+        analysis.pop("residual_ablation")
+    config["analysis"] = analysis
+    exits = dict(config["exits"])
+    exits["timing"] = {**exits["timing"], "samples": VISION_SAMPLES["test_samples"],
+                       "repeats": 1}
+    exits["generation"] = {**exits["generation"], "prefixes": 2}
+    config["exits"] = exits
+    return config
+
+
+def write_stand_ins(out: Path, config: dict) -> None:
+    """The hub cache and the datasets the chosen experiments read (kept when already there)."""
+    from layerwise.data.sources import GLUE_TASKS
+
+    generator = np.random.default_rng(0)
+    vocabulary = stand_ins.words(60000, generator)
+    hub = out / "hf" / "hub"
+    if not (hub / "models--gpt2").exists():
+        stand_ins.hub_cache(hub, vocabulary[:stand_ins.BERT_VOCAB - 5], vocabulary)
+    inputs = out / "inputs"
+    sources = {spec["source"]: spec for spec in config["datasets"].values()}
+    tasks = {spec["glue"]["task"] for spec in config["datasets"].values()
+             if spec["source"] == "glue"}
+    if tasks and not (inputs / "glue").exists():
+        stand_ins.glue_folder(inputs / "glue", {t: GLUE_TASKS[t] for t in GLUE_TASKS},
+                              vocabulary[:stand_ins.BERT_VOCAB - 5], GLUE_ROWS, generator)
+    if "wikitext" in sources and not (inputs / "wikitext").exists():
+        stand_ins.wikitext_folder(inputs / "wikitext", sources["wikitext"]["wikitext"]["config"],
+                                  vocabulary, WIKITEXT_ARTICLES, generator)
+    if "imagenet" in sources and not (inputs / "imagenet").exists():
+        stand_ins.image_tree(inputs / "imagenet", 1000, IMAGENET_PER_CLASS, generator)
+
+
+# --- what each job used against what it declared --------------------------------------------
+def declared_local(snakemake_log: str) -> dict[str, int]:
+    """{job log path: mem_mb} from the `resources:` line of each job Snakemake printed."""
+    declared = {}
+    for block in snakemake_log.split("\nrule ")[1:] + snakemake_log.split("\nlocalrule ")[1:]:
+        log = re.search(r"^\s+log: (\S+?),?$", block, re.MULTILINE)
+        mem = re.search(r"mem_mb=(\d+)", block)
+        if log and mem:
+            declared[log.group(1)] = int(mem.group(1))
+    return declared
+
+
+def declared_slurm(profile: Path) -> dict[str, int]:
+    """{rule: mem_mb} the SLURM profile asks for, "*" for its default."""
+    settings = yaml.safe_load(profile.read_text())
+    declared = {"*": int(settings["default-resources"]["mem_mb"])}
+    for rule, resources in (settings.get("set-resources") or {}).items():
+        if "mem_mb" in resources:
+            declared[rule] = int(resources["mem_mb"])
+    return declared
+
+
+def usage_rows(project: Path, local: dict[str, int], slurm: dict[str, int]) -> list[dict]:
+    rows = []
+    logs = project / "results" / "logs"
+    for record in sorted(logs.rglob("*.usage.json")):
+        used = json.loads(record.read_text())
+        relative = record.relative_to(logs)
+        rule, job = relative.parts[0], "/".join(relative.parts[1:]).removesuffix(".usage.json")
+        log = next((path for path in local if path.startswith(
+            f"results/logs/{rule}/{job}.")), None)
+        rows.append({"rule": rule, "job": job, "max_rss_mb": used["max_rss_mb"],
+                     "cpu_s": used["cpu_s"], "wall_s": used["wall_s"],
+                     "written_mb": used["written_mb"], "returncode": used["returncode"],
+                     "declared_mb": local.get(log), "slurm_mb": slurm.get(rule, slurm["*"])})
+    return rows
+
+
+def summary(rows: list[dict]) -> list[dict]:
+    """One row per rule and experiment (the job path's first part): the largest of each."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for row in rows:
+        groups.setdefault((row["rule"], row["job"].split("/")[0]), []).append(row)
+    return [{"rule": rule, "experiment": experiment, "jobs": len(group),
+             "max_rss_mb": max(r["max_rss_mb"] for r in group),
+             "cpu_s": sum(r["cpu_s"] for r in group),
+             "max_wall_s": max(r["wall_s"] for r in group),
+             "written_mb": max(r["written_mb"] for r in group),
+             "declared_mb": max((r["declared_mb"] or 0) for r in group) or None,
+             "slurm_mb": max(r["slurm_mb"] for r in group)}
+            for (rule, experiment), group in sorted(groups.items())]
+
+
+def markdown(table: list[dict]) -> str:
+    lines = ["| rule | experiment | jobs | peak memory (MB) | CPU s | longest job (s) | "
+             "written (MB) | declared mem_mb: local / SLURM |", "|" + " --- |" * 8]
+    for r in table:
+        declared = "-" if r["declared_mb"] is None else f"{r['declared_mb']:,}"
+        lines.append(f"| {r['rule']} | {r['experiment']} | {r['jobs']} | {r['max_rss_mb']:,.0f} | "
+                     f"{r['cpu_s']:,.0f} | {r['max_wall_s']:,.0f} | {r['written_mb']:,.0f} | "
+                     f"{declared} / {r['slurm_mb']:,} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=Path, required=True, help="working folder (reused)")
+    parser.add_argument("--experiments", type=lambda s: s.split(","), default=None,
+                        help="comma-separated experiment names (default: all of the paper's)")
+    parser.add_argument("--cores", default="all")
+    parser.add_argument("--keep-going", action="store_true")
+    parser.add_argument("--table-only", action="store_true",
+                        help="only read the records of an earlier run in OUT")
+    args = parser.parse_args(argv)
+    out = args.out.resolve()
+    project = out / "project"
+    paper = yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())
+    config = shape_config(paper, out / "inputs", args.experiments)
+    log_path = out / "snakemake.log"
+    wall = None
+    if not args.table_only:
+        if not project.exists():
+            for part in ("workflow", "scripts", "config", "src"):
+                shutil.copytree(ROOT / part, project / part,
+                                ignore=shutil.ignore_patterns("__pycache__"))
+            shutil.copy(ROOT / "environment.yml", project)   # the rules' conda environment
+        (project / "config" / "paper_shapes.yaml").write_text(yaml.safe_dump(config))
+        started = time.perf_counter()
+        write_stand_ins(out, config)
+        prepared = time.perf_counter() - started
+        env = {**os.environ, "HF_HOME": str(out / "hf"), "HF_HUB_OFFLINE": "1",
+               "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+        command = [sys.executable, "-m", "snakemake", "--cores", str(args.cores),
+                   "--configfile", "config/paper_shapes.yaml", "--printshellcmds",
+                   "--rerun-incomplete"]
+        command += ["--keep-going"] * args.keep_going
+        started = time.perf_counter()
+        with open(log_path, "w") as log:
+            run = subprocess.run(command, cwd=project, env=env, stdout=log,
+                                 stderr=subprocess.STDOUT)
+        wall = time.perf_counter() - started
+        print(f"stand-ins {prepared:.0f} s; snakemake exit {run.returncode} in {wall:.0f} s "
+              f"(log: {log_path})", file=sys.stderr)
+    rows = usage_rows(project, declared_local(log_path.read_text()),
+                      declared_slurm(ROOT / "workflow" / "profiles" / "slurm" / "config.yaml"))
+    table = summary(rows)
+    print(markdown(table))
+    print(json.dumps({"experiments": [e["name"] for e in config["experiments"]],
+                      "wall_s": wall, "cpu_s": sum(r["cpu_s"] for r in rows),
+                      "jobs": len(rows), "failed": [r["job"] for r in rows if r["returncode"]],
+                      "table": table}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
