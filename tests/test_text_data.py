@@ -72,6 +72,10 @@ def test_encoding_pads_truncates_and_marks_segments():
     # [CLS] good film [SEP] are segment A, bad plot [SEP] segment B
     assert pair[0, 1].tolist()[:7] == [0, 0, 0, 0, 1, 1, 1]
     assert (pair[0, 0] == 3).sum() == 2
+    # encoded a few at a time (bounded memory), the same ids and truncation count
+    texts = ["good film", " ".join(["dull"] * 20), "bad plot", " ".join(["good"] * 12), "film"]
+    whole, cut = encode(tokenizer, texts, texts[::-1]), encode(tokenizer, texts, texts[::-1], 2)
+    assert torch.equal(whole[0], cut[0]) and whole[1] == cut[1] > 0
 
 
 def test_a_checkpoint_tokenizer_is_used_as_transformers_loads_it(tmp_path):
