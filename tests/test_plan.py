@@ -5,7 +5,11 @@ the workflow's wildcards read."""
 from __future__ import annotations
 
 import copy
+import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +21,7 @@ from layerwise.report.figure_kinds import (ACCURACY, EXITS, FIGURES, SATURATION,
 from layerwise.similarity.measures import CKA_ESTIMATORS, HEATMAPS
 from layerwise.study.config import (ConfigError, load_config_file, load_schema, merge_configs,
                                     validate_config)
-from layerwise.study.plan import StudyPlan
+from layerwise.study.plan import JOB_SPECS, StudyPlan, figure_rule, main
 from layerwise.train.methods import METHODS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -387,3 +391,93 @@ def test_a_dataset_job_gets_its_section_and_a_hub_download_more_resources(plan, 
     paper = _shipped_plan("paper.yaml")
     hub = {name for name in paper.config["datasets"] if paper.dataset_from_hub(name)}
     assert {paper.dataset_spec(name)["source"] for name in hub} == {"glue", "wikitext"}
+
+
+# --- which spec each rule's jobs get, and the command printing one ------------------------------
+CONFIG = str(ROOT / "config" / "config.yaml")
+
+
+def _plan_cli(*args):
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    return subprocess.run([sys.executable, "-m", "layerwise.study.plan", *args],
+                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
+
+
+def test_the_job_command_prints_the_spec_the_workflow_passes(plan, default):
+    """`python -m layerwise.study.plan CONFIG --job RULE NAME=VALUE ...` prints the spec a
+    job's script gets, from wildcards given as strings (as Snakemake gives them)."""
+    exp = default["experiments"][0]
+    method, seed = exp["methods"][0], exp["seeds"][0]
+    result = _plan_cli("config/config.yaml", "--job", "train", f"experiment={exp['name']}",
+                       f"method={method}", f"seed={seed}")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == plan.run_spec(exp["name"], method, seed)
+    assert result.stdout.startswith('{\n  "dataset": ')  # sorted keys, indented
+
+
+def test_a_figure_job_is_named_as_snakemake_names_it(plan, default, capsys):
+    for name, jobs in [(default["experiments"][0]["name"], plan.figure_jobs), ("study", None)]:
+        assert main([CONFIG, "--job", figure_rule(name)]) == 0
+        argv = jobs(name) if jobs else plan.study_figure_jobs()
+        assert json.loads(capsys.readouterr().out) == [list(job.argv) for job in argv]
+    assert main([CONFIG, "--list"]) == 0
+    listing = capsys.readouterr().out
+    assert all(re.search(rf"^{rule} ", listing, re.M) for rule in JOB_SPECS)
+
+
+@pytest.mark.parametrize("job, message", [
+    (["nope"], "no rule 'nope' takes a spec; rules: prepare_data, "),
+    (["train", "experiment=vit_digits", "method=standard"],
+     "rule train takes experiment=... method=... seed=...; missing seed"),
+    (["summarize", "experiment=vit_digits", "seed=0"],
+     "rule summarize takes experiment=...; unknown seed"),
+    (["train", "experiment=vit", "method=standard", "seed=0"], "unknown experiment 'vit'; known: "),
+    (["train", "experiment=vit_digits", "method=fast", "seed=0"],
+     "unknown method 'fast' of experiment vit_digits; known: standard, "),
+    (["analyze_run", "experiment=vit_digits", "method=standard", "seed=7"],
+     "unknown seed '7' of experiment vit_digits; known: 0, 1, 2"),
+    (["prepare_data", "dataset"], "'dataset' is not NAME=VALUE"),
+    (["pretrain", "experiment=vit_digits"], "rule pretrain has no job for experiment=vit_digits"),
+])
+def test_a_job_the_config_has_not_is_one_line_and_exit_code_1(capsys, job, message):
+    assert main([CONFIG, "--job", *job]) == 1
+    out, err = capsys.readouterr()
+    assert not out and err.startswith(f"error: {message}") and err.count("\n") == 1, err
+
+
+def _smk_rules():
+    """(name, rule it copies or None, text) of every rule in workflow/rules/*.smk; a rule
+    named in code (the figures' per experiment) by its `name:` expression."""
+    head = r"^[ \t]*(?:rule (\w+)|(rule)|use rule (\w+) as (\w+) with):[ \t]*$"
+    for path in sorted((ROOT / "workflow" / "rules").glob("*.smk")):
+        parts = re.split(head, path.read_text(encoding="utf-8"), flags=re.M)
+        for i in range(1, len(parts), 5):
+            name, anonymous, base, copy_, body = parts[i:i + 5]
+            if anonymous:
+                name = re.search(r"^\s+name: (.+)$", body, re.M).group(1)
+            yield name or copy_, base, body
+
+
+def test_every_rule_passing_a_spec_takes_it_from_the_plans_table():
+    """A rule whose script takes --spec passes job_spec("<its own name>") (common.smk), its
+    inputs from that spec are the same entry's, and it runs the table's script; a new rule
+    without an entry, or an entry without a rule, fails here."""
+    covered = set()
+    for name, base, body in _smk_rules():
+        if base is not None:  # `use rule base as name`: its params and shell are base's
+            if base in JOB_SPECS:
+                assert name in JOB_SPECS, f"rule {name} (a copy of {base}) has no JOB_SPECS entry"
+                assert JOB_SPECS[name].script == JOB_SPECS[base].script, name
+                covered.add(name)
+            continue
+        if "--spec" not in body:
+            continue
+        entry = re.search(r'^\s+spec=job_spec\("(\w+)"', body, re.M)
+        assert entry, f"rule {name} passes a --spec that is not job_spec(...)"
+        rule = entry.group(1)
+        assert rule in JOB_SPECS, f"rule {name} has no JOB_SPECS entry"
+        assert rule == name or (rule, name) == ("figures", "figure_rule(_name)"), name
+        assert set(re.findall(r'files_of\("(\w+)"\)', body)) <= {rule}, name
+        assert f"python scripts/{JOB_SPECS[rule].script}.py --spec" in body, name
+        covered.add(rule)
+    assert covered == set(JOB_SPECS)

@@ -15,7 +15,7 @@ rule analyze_run:
         **HIDDEN_FILES,
         **ANALYSIS_FILES,
     params:
-        spec=analysis_spec_json,
+        spec=job_spec("analyze_run"),
         data=data_dir,
         outputs=output_options,
     log:
@@ -63,7 +63,7 @@ rule analyze_tokens:
         **EXIT_FILES,
         **DECODING_FILES,
     params:
-        spec=analysis_spec_json,
+        spec=job_spec("analyze_tokens"),
         data=data_dir,
         outputs=output_options,
     log:
@@ -85,7 +85,7 @@ rule analyze_tokens:
 
 rule summarize:
     input:
-        files_of(PLAN.summary_spec),
+        files_of("summarize"),
     output:
         **{name: f"{RESULTS}/analysis/{{experiment}}/{name}.csv"
            for name in [*ANALYSIS_FILES, "depth_use"]},
@@ -97,7 +97,7 @@ rule summarize:
                                              ".csv", ".md", ".tex"),
                                     "depth_use_table", REPORT_ACCURACY, "depth use table"),
     params:
-        spec=spec_of(PLAN.summary_spec),
+        spec=job_spec("summarize"),
         outputs=output_options,
         table=table_stem,
         depth_table=lambda w, output: os.path.splitext(output.depth_table[0])[0],
@@ -118,11 +118,11 @@ rule summarize:
 
 rule cross_model_similarity:
     input:
-        files_of(PLAN.cross_model_spec),
+        files_of("cross_model_similarity"),
     output:
         f"{RESULTS}/analysis/{{experiment}}/cross_model_cka.csv",
     params:
-        spec=spec_of(PLAN.cross_model_spec),
+        spec=job_spec("cross_model_similarity"),
     log:
         f"{RESULTS}/logs/cross_model_similarity/{{experiment}}.log",
     benchmark:

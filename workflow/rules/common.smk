@@ -7,7 +7,7 @@ import sys
 sys.path.insert(0, os.path.abspath(f"{workflow.basedir}/../src"))
 from layerwise.report import figure_kinds
 from layerwise.study.config import ConfigError, validate_config
-from layerwise.study.plan import RUN, StudyPlan
+from layerwise.study.plan import RUN, STUDY, StudyPlan, figure_rule
 from layerwise.train.methods import METHODS
 
 try:
@@ -80,17 +80,16 @@ EXIT_METHODS = one_of(sorted({m for name in EXPERIMENTS if PLAN.has_exits(name)
 
 
 # Every script reads its settings from one --spec, a JSON object the plan builds; a rule adds
-# only the paths it declares.
+# only the paths it declares. Which spec a rule's jobs get is the plan's table
+# (layerwise.study.plan.JOB_SPECS), which `python -m layerwise.study.plan` also prints from.
 def spec_json(spec):
     return json.dumps(spec, sort_keys=True)
 
 
-def run_spec_json(w):
-    return spec_json(PLAN.run_spec(w.experiment, w.method, w.seed))
-
-
-def analysis_spec_json(w):
-    return spec_json(PLAN.analysis_spec(w.experiment, w.method, w.seed))
+def job_spec(rule, **values):
+    """The --spec of a job of `rule` (its entry in the plan's table), as JSON, from the job's
+    wildcards and `values` (the wildcards of a rule generated per experiment)."""
+    return lambda w: spec_json(PLAN.job_spec(rule, {**dict(w.items()), **values}))
 
 
 def output_options(w, output):
@@ -116,15 +115,9 @@ def data_dir(w):
     return PLAN.data_folder(w.experiment)
 
 
-def files_of(job_spec):
-    """The inputs of a gathering rule: every results file the plan's spec for its wildcards
-    names (`job_spec(experiment)`, a method of the plan)."""
-    return lambda w: PLAN.spec_files(job_spec(w.experiment))
-
-
-def spec_of(job_spec):
-    """The --spec of a job per experiment, as JSON: the plan's `job_spec(experiment)`."""
-    return lambda w: spec_json(job_spec(w.experiment))
+def files_of(rule):
+    """The inputs of a gathering rule: every results file its job's spec names."""
+    return lambda w: PLAN.spec_files(PLAN.job_spec(rule, dict(w.items())))
 
 
 TEXT_EXPERIMENTS = PLAN.text_experiments

@@ -5,7 +5,7 @@ rule prepare_data:
         splits=f"{RESULTS}/data/{{dataset}}/splits.safetensors",
         info=f"{RESULTS}/data/{{dataset}}/info.json",
     params:
-        spec=lambda w: spec_json(PLAN.dataset_spec(w.dataset)),
+        spec=job_spec("prepare_data"),
         out=lambda w: f"{RESULTS}/data/{w.dataset}",
         cache=f"{RESULTS}/downloads",
     log:
@@ -32,7 +32,7 @@ rule fit_baselines:
     output:
         f"{RESULTS}/baselines/{{dataset}}.json",
     params:
-        spec=lambda w: spec_json(PLAN.baseline_spec(w.dataset)),
+        spec=job_spec("fit_baselines"),
         data=lambda w: f"{RESULTS}/data/{w.dataset}",
     log:
         f"{RESULTS}/logs/fit_baselines/{{dataset}}.log",

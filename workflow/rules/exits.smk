@@ -7,7 +7,7 @@ EXIT_SUMMARY = f"{RESULTS}/analysis/{{experiment}}"
 
 rule summarize_exits:
     input:
-        files_of(PLAN.exit_summary_spec),
+        files_of("summarize_exits"),
     output:
         sweep=f"{EXIT_SUMMARY}/exit_sweep.csv",
         operating_points=f"{EXIT_SUMMARY}/exit_operating_points.csv",
@@ -18,7 +18,7 @@ rule summarize_exits:
                                        ".md", ".tex"),
                               "multi_exit_table", REPORT_EXITS, "early-exit operating points"),
     params:
-        spec=spec_of(PLAN.exit_summary_spec),
+        spec=job_spec("summarize_exits"),
         outputs=output_options,
         table=table_stem,
     log:
@@ -38,7 +38,7 @@ rule summarize_exits:
 
 rule depth_study:
     input:
-        files_of(PLAN.depth_study_spec),
+        files_of("depth_study"),
     output:
         accuracy=f"{EXIT_SUMMARY}/depth_study_accuracy.csv",
         val_curves=f"{EXIT_SUMMARY}/depth_study_val_accuracy.csv",
@@ -47,7 +47,7 @@ rule depth_study:
                                        ".csv", ".md", ".tex"),
                               "effective_depth", REPORT_SATURATION, "effective depth"),
     params:
-        spec=spec_of(PLAN.depth_study_spec),
+        spec=job_spec("depth_study"),
         outputs=output_options,
         table=table_stem,
     log:
@@ -74,7 +74,7 @@ rule parameter_table:
                                        ".csv", ".md", ".tex"),
                               "parameter_savings", REPORT_EXITS, "parameter savings"),
     params:
-        spec=spec_of(PLAN.parameter_spec),
+        spec=job_spec("parameter_table"),
         data=data_dir,
         table=table_stem,
     log:
@@ -98,7 +98,7 @@ rule summarize_decoding:
     wildcard_constraints:
         experiment=TOKEN_LEVEL,
     input:
-        files_of(PLAN.decoding_summary_spec),
+        files_of("summarize_decoding"),
     output:
         speculative=f"{EXIT_SUMMARY}/speculative.csv",
         generation=f"{EXIT_SUMMARY}/generation.csv",
@@ -106,7 +106,7 @@ rule summarize_decoding:
                                        ".md", ".tex"),
                               "speculative_table", REPORT_EXITS, "self-speculative decoding"),
     params:
-        spec=spec_of(PLAN.decoding_summary_spec),
+        spec=job_spec("summarize_decoding"),
         outputs=output_options,
         table=table_stem,
     log:

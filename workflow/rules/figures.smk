@@ -10,21 +10,21 @@
 # "paper ...".
 # One job per experiment (named after it), and one for the study's own figures.
 FIGURE_JOBS = {**{name: (name, PLAN.figure_jobs(name)) for name in EXPERIMENTS},
-               "study": ("all experiments", PLAN.study_figure_jobs())}  # report subcategory
+               STUDY: ("all experiments", PLAN.study_figure_jobs())}  # report subcategory
 
 for _name, (_subcategory, _jobs) in FIGURE_JOBS.items():
     if not _jobs:
         continue
 
     rule:
-        name: f"figures_{_name.replace('-', '_')}"
+        name: figure_rule(_name)
         localrule: True  # seconds of plotting: on a cluster they run on the submitting host
         input:
             sorted({path for job in _jobs for path in job.inputs}),
         output:
             figure_outputs(_subcategory, _jobs),
         params:
-            spec=spec_json([list(job.argv) for job in _jobs]),
+            spec=job_spec("figures", experiment=_name),
         log:
             f"{RESULTS}/logs/figures/{_name}.log",
         benchmark:

@@ -6,13 +6,13 @@
 
 rule check_claims:
     input:
-        PLAN.spec_files(PLAN.claims_spec()),
+        files_of("check_claims"),
     output:
         json=f"{RESULTS}/tables/claims.json",
         table=table_in_report(multiext(f"{RESULTS}/tables/claims", ".csv", ".md", ".tex"),
                               "claims", REPORT_CLAIMS, "claims C1-C13", "all experiments"),
     params:
-        spec=spec_json(PLAN.claims_spec()),
+        spec=job_spec("check_claims"),
         table=table_stem,
     log:
         f"{RESULTS}/logs/check_claims.log",
@@ -43,7 +43,7 @@ rule study_summary:
                                 "runtime", REPORT_RUNTIME, "runtime per step", "all jobs"),
         plots=PLAN.study_plot_files(),
     params:
-        spec=spec_json(PLAN.study_summary_spec()),
+        spec=job_spec("study_summary"),
         runtime=lambda w, output: os.path.splitext(output.runtime[0])[0],
     log:
         f"{RESULTS}/logs/study_summary.log",

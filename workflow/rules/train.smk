@@ -13,7 +13,7 @@ rule train:
         log=f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/train_log.csv",
         provenance=f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/provenance.json",
     params:
-        spec=run_spec_json,
+        spec=job_spec("train"),
         data=data_dir,
         checkpoint=lambda w: f"{RESULTS}/checkpoints/{w.experiment}/{w.method}/seed{w.seed}/last.pt",
         # One process per GPU the profile gives the job (resources.gpu; torchrun for > 1).
@@ -49,7 +49,7 @@ rule pretrain:
         log=f"{RESULTS}/runs/{{experiment}}/pretrain/train_log.csv",
         provenance=f"{RESULTS}/runs/{{experiment}}/pretrain/provenance.json",
     params:
-        spec=lambda w: spec_json(PLAN.pretrain_spec(w.experiment)),
+        spec=job_spec("pretrain"),
         data=data_dir,
         checkpoint=lambda w: f"{RESULTS}/checkpoints/{w.experiment}/pretrain/last.pt",
         processes=lambda w, resources: max(1, int(resources.get("gpu", 0) or 0)),
@@ -90,7 +90,7 @@ rule fit_lens:
         log=f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/train_log.csv",
         provenance=f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/provenance.json",
     params:
-        spec=run_spec_json,
+        spec=job_spec("fit_lens"),
         data=data_dir,
     log:
         f"{RESULTS}/logs/fit_lens/{{experiment}}/{{method}}/seed{{seed}}.log",

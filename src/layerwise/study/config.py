@@ -493,6 +493,15 @@ def experiment_by_name(config: dict, name: str) -> dict:
     raise ConfigError(f"no experiment named {name!r}; known experiments: {known}")
 
 
+def load_configs(paths) -> dict:
+    """The validated merge of YAML files, each on top of the ones before (as Snakemake merges
+    config/config.yaml and each --configfile)."""
+    config: dict = {}
+    for path in paths:
+        config = merge_configs(config, load_config_file(path))
+    return validate_config(config)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Validate the merge of the given YAML files; print 'config OK' or a one-line error."""
     paths = sys.argv[1:] if argv is None else list(argv)
@@ -500,10 +509,7 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m layerwise.study.config CONFIG.yaml [MORE.yaml ...]", file=sys.stderr)
         return 2
     try:
-        config: dict = {}
-        for path in paths:
-            config = merge_configs(config, load_config_file(path))
-        validate_config(config)
+        load_configs(paths)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

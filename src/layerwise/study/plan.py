@@ -8,19 +8,29 @@ resources of rules, and shell quoting.
 
 Every job gets its settings here as one spec (a JSON object on its script's --spec): a run's
 spec holds what determines its weights, an analysis job's what it computes, a gathering job's
-the runs it gathers with their files, a figure job's the arguments of each figure.
+the runs it gathers with their files, a figure job's the arguments of each figure. JOB_SPECS
+says which spec each rule's jobs get (the rules' `params: spec=` read it), and
+
+    python -m layerwise.study.plan CONFIG [CONFIG ...] --job RULE [NAME=VALUE ...]
+
+prints one job's spec, so that its script can be run alone (docs/troubleshooting.md).
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
+import sys
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Callable
 
 from layerwise.data.sources import SOURCES, dataset_metric, paper_curves
 from layerwise.models import backbone
 from layerwise.reference import reference_label
 from layerwise.report.figure_kinds import FIGURES
+from layerwise.study.config import ConfigError, load_configs
 from layerwise.train.methods import METHODS
 from layerwise.train.runs import run_names, split_run_name
 
@@ -37,6 +47,13 @@ _RUN_FILES = {"hidden": ("hidden", SPLITS, "safetensors"),
               "analysis": ("analysis", ANALYSIS_PARTS, "csv"),
               "exits": ("exits", EXIT_PARTS, "csv"),
               "decoding": ("exits", DECODING_PARTS, "csv")}
+# The figures of the whole study are drawn by one job, named as an experiment's would be.
+STUDY = "study"
+
+
+def figure_rule(name: str) -> str:
+    """The rule drawing the figures of an experiment, or of the whole study (`STUDY`)."""
+    return f"figures_{name.replace('-', '_')}"
 
 
 def figure_files(stem: str) -> list[str]:
@@ -359,6 +376,12 @@ class StudyPlan:
                 "--png", f"{stem}.png")
         return FigureJob(stem, kind.name, drawing.label, drawing.inputs, argv)
 
+    def figure_spec(self, name: str) -> list[list[str]]:
+        """scripts/plot.py: the arguments of every figure of an experiment, or of the whole
+        study (`STUDY`)."""
+        jobs = self.study_figure_jobs() if name == STUDY else self.figure_jobs(name)
+        return [list(job.argv) for job in jobs]
+
     def study_figure_stems(self) -> list[str]:
         """The figures of the whole study that this config draws."""
         return [job.stem for job in self.study_figure_jobs()]
@@ -473,6 +496,11 @@ class StudyPlan:
                 + [e["tradeoff_plot"] for e in spec["experiments"] if e["tradeoff_plot"]]
                 + [copy for _, copy in spec["figure_copies"]])
 
+    def job_spec(self, rule: str, wildcards: dict[str, str]):
+        """The --spec of one job of `rule` (a key of JOB_SPECS), from its wildcards' values as
+        Snakemake gives them (strings)."""
+        return JOB_SPECS[rule].build(self, wildcards)
+
     def study_targets(self) -> list[str]:
         """What the whole study adds on top of every experiment's targets: the claims table,
         the metrics and plot data DVC shows, the runtime table and the Markdown summary."""
@@ -480,3 +508,139 @@ class StudyPlan:
                 + table_files(f"{self.results}/tables/runtime")
                 + [f"{self.results}/metrics.json", f"{self.results}/SUMMARY.md"]
                 + self.study_plot_files())
+
+
+# --- which spec each rule's jobs get -----------------------------------------------------------
+@dataclass(frozen=True)
+class JobSpec:
+    """How a rule's jobs get their --spec: the script the rule runs (scripts/<script>.py), the
+    wildcards naming a job, and how the plan builds the spec from their values (strings)."""
+    script: str
+    wildcards: tuple[str, ...]
+    build: Callable[[StudyPlan, dict], object]
+
+
+def _per_run(script: str, build) -> JobSpec:
+    return JobSpec(script, ("experiment", "method", "seed"),
+                   lambda plan, w: build(plan, w["experiment"], w["method"], int(w["seed"])))
+
+
+def _per(wildcard: str, script: str, build) -> JobSpec:
+    return JobSpec(script, (wildcard,), lambda plan, w: build(plan, w[wildcard]))
+
+
+def _once(script: str, build) -> JobSpec:
+    return JobSpec(script, (), lambda plan, w: build(plan))
+
+
+# Every rule whose script takes --spec, in the workflow's order: the one place saying which spec
+# a job gets (the rules pass theirs through job_spec in workflow/rules/common.smk; a test fails
+# on a rule missing here). The figure rules, figures_<experiment> and figures_study, are one
+# entry, their experiment a value.
+JOB_SPECS: dict[str, JobSpec] = {
+    "prepare_data": _per("dataset", "prepare_data", StudyPlan.dataset_spec),
+    "fit_baselines": _per("dataset", "fit_baselines", StudyPlan.baseline_spec),
+    "pretrain": _per("experiment", "train", StudyPlan.pretrain_spec),
+    "train": _per_run("train", StudyPlan.run_spec),
+    "fit_lens": _per_run("fit_lens", StudyPlan.run_spec),
+    "analyze_run": _per_run("analyze_run", StudyPlan.analysis_spec),
+    "analyze_exit_run": _per_run("analyze_run", StudyPlan.analysis_spec),
+    "analyze_tokens": _per_run("analyze_tokens", StudyPlan.analysis_spec),
+    "summarize": _per("experiment", "summarize", StudyPlan.summary_spec),
+    "cross_model_similarity": _per("experiment", "cross_model", StudyPlan.cross_model_spec),
+    "summarize_exits": _per("experiment", "summarize_exits", StudyPlan.exit_summary_spec),
+    "depth_study": _per("experiment", "depth_study", StudyPlan.depth_study_spec),
+    "parameter_table": _per("experiment", "parameter_table", StudyPlan.parameter_spec),
+    "summarize_decoding": _per("experiment", "summarize_decoding",
+                               StudyPlan.decoding_summary_spec),
+    "figures": _per("experiment", "plot", StudyPlan.figure_spec),
+    "check_claims": _once("check_claims", StudyPlan.claims_spec),
+    "study_summary": _once("summarize_study", StudyPlan.study_summary_spec),
+}
+
+
+def _job(plan: StudyPlan, rule: str, assignments: list[str]) -> tuple[str, dict[str, str]]:
+    """The table's rule and the wildcards of a job named on the command line, checked against
+    the config (a ConfigError naming the first problem)."""
+    wildcards = {}
+    for item in assignments:
+        name, equals, value = item.partition("=")
+        if not (name and equals):
+            raise ConfigError(f"{item!r} is not NAME=VALUE")
+        wildcards[name] = value
+    figures = {figure_rule(name): name for name in [*plan.experiments, STUDY]}
+    if rule in figures and "experiment" not in wildcards:  # Snakemake's name for the job
+        rule, wildcards = "figures", {**wildcards, "experiment": figures[rule]}
+    if rule not in JOB_SPECS:
+        raise ConfigError(f"no rule {rule!r} takes a spec; rules: {', '.join(JOB_SPECS)}")
+    needed = JOB_SPECS[rule].wildcards
+    missing = [name for name in needed if name not in wildcards]
+    unknown = [name for name in wildcards if name not in needed]
+    if missing or unknown:
+        takes = " ".join(f"{name}=..." for name in needed) or "no wildcards"
+        raise ConfigError(f"rule {rule} takes {takes}" + "".join(f"; missing {n}" for n in missing)
+                          + "".join(f"; unknown {n}" for n in unknown))
+    experiment = wildcards.get("experiment")
+    runs = experiment in plan.experiments  # its methods and seeds are checked after it
+    known = {"dataset": list(plan.config["datasets"]),
+             "experiment": [*plan.experiments, *([STUDY] if rule == "figures" else [])],
+             "method": plan.all_runs(experiment) if runs else [],
+             "seed": [str(s) for s in plan.experiments[experiment]["seeds"]] if runs else []}
+    for name in needed:
+        if wildcards[name] not in known[name]:
+            of = f" of experiment {experiment}" if name in ("method", "seed") else ""
+            raise ConfigError(f"unknown {name} {wildcards[name]!r}{of}; known: "
+                              f"{', '.join(known[name])}")
+    return rule, wildcards
+
+
+def _listing(plan: StudyPlan) -> str:
+    """The rules, the wildcards naming their jobs, their scripts, and the values in the config."""
+    lines = [f"{'rule':24}{'wildcards':26}script"]
+    lines += [f"{rule:24}{' '.join(job.wildcards) or '-':26}scripts/{job.script}.py"
+              for rule, job in JOB_SPECS.items()]
+    lines += ["", f"figures: the rules figures_<experiment>, and {figure_rule(STUDY)} "
+              f"(experiment={STUDY}) for the figures of the whole study",
+              f"dataset: {', '.join(plan.config['datasets'])}"]
+    lines += [f"experiment {name}: method {', '.join(plan.all_runs(name))}; "
+              f"seed {', '.join(map(str, exp['seeds']))}" for name, exp in plan.experiments.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print one job's spec as JSON, or list the rules; a problem is one line and exit code 1."""
+    parser = argparse.ArgumentParser(
+        prog="python -m layerwise.study.plan",
+        usage="%(prog)s CONFIG [CONFIG ...] [--list | --job RULE [NAME=VALUE ...]]",
+        description="Print the --spec the workflow gives one job, built from the configs merged "
+                    "in order as Snakemake merges its config files (config/config.yaml first).",
+        epilog="The spec is the job's script's --spec; its paths (--data, --model, outputs) are "
+               "the rule's: `snakemake -n -p TARGET` prints the whole command. Example: "
+               "python scripts/train.py --spec \"$(%(prog)s config/config.yaml --job train "
+               "experiment=vit_digits method=standard seed=0)\" --data ... (--list shows each "
+               "rule's script).")
+    parser.add_argument("configs", nargs="+", metavar="CONFIG")
+    what = parser.add_mutually_exclusive_group()
+    what.add_argument("--list", action="store_true",
+                      help="list the rules, their wildcards and scripts (the default)")
+    what.add_argument("--job", nargs="+", metavar="ARG",
+                      help="RULE then NAME=VALUE for each of its wildcards")
+    args = parser.parse_args(argv)
+    try:
+        plan = StudyPlan(load_configs(args.configs))
+        if not args.job:
+            print(_listing(plan))
+            return 0
+        rule, wildcards = _job(plan, args.job[0], args.job[1:])
+        spec = plan.job_spec(rule, wildcards)
+        if spec is None:  # pretrain of an experiment without pretraining
+            raise ConfigError(f"rule {rule} has no job for {' '.join(args.job[1:])}")
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(json.dumps(spec, sort_keys=True, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
