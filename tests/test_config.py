@@ -10,12 +10,15 @@ from pathlib import Path
 
 import pytest
 
+from layerwise.models import BACKBONES, Backbone
 from layerwise.study.config import (
+    SCHEMA_PATH,
     ConfigError,
     Validator,
     experiment_by_name,
     load_config_file,
     load_schema,
+    main,
     merge_configs,
     run_ids,
     validate_config,
@@ -166,6 +169,61 @@ def test_schema_can_be_loaded_from_an_explicit_path(tmp_path, schema):
     copy_path = tmp_path / "schema.yaml"
     copy_path.write_text((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
     assert load_schema(copy_path) == schema
+
+
+def _model_properties(schema: dict) -> dict:
+    return schema["properties"]["experiments"]["items"]["properties"]["model"]["properties"]
+
+
+def test_the_schema_has_every_backbones_own_keys_described(schema, capsys):
+    model = _model_properties(schema)
+    for record in BACKBONES.values():
+        for key, fragment in record.keys.items():
+            assert model[key] == fragment and fragment["description"], (record.name, key)
+    assert main(["--schema"]) == 0  # what a user reads: schema.yaml and the records' keys
+    assert "kv_heads:" in capsys.readouterr().out
+
+
+# A backbone added by its record alone: an MLP wrapper, with a `model` key of its own.
+GAIN = {"description": "toy only: a gain.", "type": "number", "minimum": 0, "default": 1.0}
+
+
+@pytest.fixture
+def toy_backbone(monkeypatch):
+    record = Backbone("toy", "layerwise.models.mlp:MLPClassifier", inputs="image",
+                      transformer=False, pretrained=False, keys={"toy_gain": GAIN})
+    monkeypatch.setitem(BACKBONES, "toy", record)
+    return record
+
+
+def _with_model(**model) -> dict:
+    config = minimal_config()
+    config["experiments"][0]["model"] = model
+    return config
+
+
+def test_a_backbones_own_key_needs_only_its_record(toy_backbone):
+    assert "toy_gain" not in SCHEMA_PATH.read_text()
+    schema = load_schema()
+    assert _model_properties(schema)["toy_gain"] == GAIN
+    toy = validate_config(_with_model(arch="toy", toy_gain=2.5), schema)["experiments"][0]["model"]
+    assert toy["toy_gain"] == 2.5 and toy["residual"] is True  # others' keys at their defaults
+    vit = validate_config(_with_model(arch="vit"), schema)["experiments"][0]["model"]
+    assert vit["toy_gain"] == 1.0  # a default is filled on every backbone, as residual's is
+    with pytest.raises(ConfigError, match=r"^config key experiments\[0\]\.model\.toy_gain: 2\.5 is "
+                                          r"not allowed; expected 1\.0: only toy takes toy_gain$"):
+        validate_config(_with_model(arch="vit", toy_gain=2.5), schema)
+
+
+@pytest.mark.parametrize("keys, problem", [
+    ({"depth": GAIN}, "both in"),                                    # a shared key
+    ({"dropout": {**GAIN, "description": "toy: other."}}, "unlike"),  # another meaning
+])
+def test_a_backbone_key_has_one_description(monkeypatch, toy_backbone, keys, problem):
+    monkeypatch.setitem(BACKBONES, "toy", Backbone("toy", toy_backbone.wrapper, "image",
+                                                   False, False, keys=keys))
+    with pytest.raises(ValueError, match=problem):
+        load_schema()
 
 
 # --- malformed configurations --------------------------------------------------------------------
@@ -383,6 +441,10 @@ TEXT_MALFORMED = [
      "experiments[1].model.dropout", "unset: only bert, gpt2 and llama take dropout"),
     ("attention-for-mlp", _set("experiments", 1, "model", value={"arch": "mlp", "attention": "eager"}),
      "experiments[1].model.attention", "unset: only bert, gpt2 and llama take attention"),
+    ("input-size-for-mlp", _set("experiments", 1, "model", value={"arch": "mlp", "input_size": 32}),
+     "experiments[1].model.input_size", "null: only vit takes input_size"),
+    ("residual-for-vit", _set("experiments", 1, "model", value={"arch": "vit", "residual": False}),
+     "experiments[1].model.residual", "true: only mlp takes residual"),
     ("attention-unknown", _set("experiments", 0, "model", value={"arch": "bert", "attention": "flash"}),
      "experiments[0].model.attention", "one of: eager, sdpa"),
     ("dropout-of-one", _set("experiments", 0, "model", value={"arch": "bert", "dropout": 1.0}),

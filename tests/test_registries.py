@@ -177,7 +177,7 @@ def test_a_backbone_spec_survives_the_config_check_with_its_defaults(arch):
     defaults = {k for k, sub in MODEL_SCHEMA["properties"].items() if "default" in sub}
     assert defaults <= set(model), f"defaults not filled: {defaults - set(model)}"
     assert validate_config(config, SCHEMA) == config  # filled once, stable
-    assert set(record.options) <= set(MODEL_SCHEMA["properties"]), record.options
+    assert all(MODEL_SCHEMA["properties"][key] == sub for key, sub in record.keys.items())
     assert record.inputs in {source.kind for source in SOURCES.values()}
     built = make(arch)
     assert (built.num_layers, built.width) == (TINY["depth"], TINY["width"])

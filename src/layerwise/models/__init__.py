@@ -1,12 +1,12 @@
 """The backbones: one record each, naming the wrapper that puts a library's model behind the
-one interface (`layerwise.models.base.LayeredClassifier`), the config rules the backbone has
-and the paper's curves it is drawn beside.
+one interface (`layerwise.models.base.LayeredClassifier`), the `model` keys of its own, the
+config rules the backbone has and the paper's curves it is drawn beside.
 
 Adding a backbone is its wrapper module (a LayeredClassifier with a `from_spec` classmethod;
 a language model's, `inputs="lm"`, a `layerwise.models.base.CausalDecoder`, which decoding
 runs on) and one record in `BACKBONES`; nothing outside this package asks which backbone it
-holds. The
-config schema's `model.arch` values come from `BACKBONES`. Importing this module does not
+holds. The config schema's `model.arch` values and the `model` keys only some backbones take
+come from `BACKBONES` (`layerwise.study.config.load_schema`). Importing this module does not
 import torch (the config check and the workflow read the records); a wrapper is imported when a
 model is built.
 """
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -32,10 +32,10 @@ class Backbone:
     inputs: str           # the kind of dataset it reads: "image", "text" or "lm" (sources.py)
     transformer: bool     # the paper's claims C1-C7 are about transformers
     pretrained: bool      # whether `model.pretrained` can name a checkpoint to load
-    resizes: bool = False  # whether `model.input_size` resizes the images inside the model
-    # the optional `model` keys it takes: dropout (every dropout layer's probability),
-    # attention (transformers' attention implementation), kv_heads (grouped-query attention)
-    options: tuple[str, ...] = ()
+    # the `model` keys only it (or only some backbones) takes: name -> JSON-schema fragment,
+    # with description and default. The config schema gets every record's keys; a backbone
+    # that does not declare one must leave it at its default (unset where there is none).
+    keys: dict[str, dict] = field(default_factory=dict)
     # (model spec, dataset spec, dataset name, image side or None) -> the rules it breaks
     rules: Callable[[dict, dict, str, int | None], Iterator[Violation]] = lambda *_: iter(())
     # model spec -> (key, label) of the paper's layer-wise test accuracy closest to it, or None
@@ -95,24 +95,62 @@ def _mlp_reference(model: dict) -> tuple[str, str]:
     return f"fig12_mlp9_mnist.{which}.acc", f"paper 9-layer MLP MNIST {words} residuals (Fig 12)"
 
 
-TRANSFORMERS_OPTIONS = ("dropout", "attention")
+# The backbones' own `model` keys. A key several backbones take in one meaning is declared once
+# here and referenced by each of their records, so the schema has one description of it.
+PATCH_SIZE = {
+    "description": "vit only: side of the square image patches turned into tokens; must divide "
+                   "the image side (8 for sklearn_digits).",
+    "type": "integer", "minimum": 1, "default": 2}
+INPUT_SIZE = {
+    "description": "vit only: side the images are resized to (bilinear, inside the model, on the "
+                   "device) before the patch embedding, e.g. 224 to fine-tune an "
+                   "ImageNet-pretrained DeiT on 32x32 CIFAR-10; null keeps the dataset's image "
+                   "side.",
+    "type": ["integer", "null"], "minimum": 8, "default": None}
+RESIDUAL = {
+    "description": "mlp only: add each layer's output to its input (h + f(h)) instead of "
+                   "replacing it (f(h)); the paper's Fig 12 compares the two.",
+    "type": "boolean", "default": True}
+DROPOUT = {
+    "description": "bert and gpt2: probability of every dropout layer of the transformer "
+                   "(embeddings, attention weights, hidden states; bert's classifier too). Unset "
+                   "keeps transformers' default, 0.1, which the pretrained checkpoints were "
+                   "trained with. llama: of its only dropout, on the attention weights (unset: "
+                   "0). 0 suits a small model trained from scratch for an epoch or two: it "
+                   "underfits rather than overfits, and on a CPU dropout costs a third of the "
+                   "step time.",
+    "type": "number", "minimum": 0, "exclusiveMaximum": 1}
+ATTENTION = {
+    "description": "bert, gpt2 and llama: transformers' attention implementation. Unset keeps "
+                   "its default, sdpa (fused kernels on a GPU). eager is its plain reference "
+                   "implementation, on a CPU faster for small models: with a padding mask SDPA "
+                   "falls back to an unfused path there (a fifth of a small BERT's step).",
+    "type": "string", "enum": ["eager", "sdpa"]}
+KV_HEADS = {
+    "description": "llama only: key/value heads of its grouped-query attention, each shared by "
+                   "heads / kv_heads query heads; must divide heads. Unset gives every query "
+                   "head its own (multi-head attention).",
+    "type": "integer", "minimum": 1}
+TRANSFORMERS_KEYS = {"dropout": DROPOUT, "attention": ATTENTION}
+
 GPT2_REFERENCE = "paper GPT-2 124M fine-tuned on WikiText-103 (Fig 9)"
 
 BACKBONES: dict[str, Backbone] = {b.name: b for b in (
     Backbone("vit", "layerwise.models.vit:ViTClassifier", inputs="image", transformer=True,
-             pretrained=True, resizes=True, rules=_vit_rules,
+             pretrained=True, keys={"patch_size": PATCH_SIZE, "input_size": INPUT_SIZE},
+             rules=_vit_rules,
              reference=lambda _: ("fig4_deit_s_imagenet.test_acc",
                                   "paper DeiT-S ImageNet (Fig 4)")),
     Backbone("mlp", "layerwise.models.mlp:MLPClassifier", inputs="image", transformer=False,
-             pretrained=False, reference=_mlp_reference),
+             pretrained=False, keys={"residual": RESIDUAL}, reference=_mlp_reference),
     Backbone("bert", "layerwise.models.bert:BertClassifier", inputs="text", transformer=True,
-             pretrained=True, options=TRANSFORMERS_OPTIONS, rules=_bert_rules),
+             pretrained=True, keys=TRANSFORMERS_KEYS, rules=_bert_rules),
     Backbone("gpt2", "layerwise.models.gpt2:GPT2Classifier", inputs="lm", transformer=True,
-             pretrained=True, options=TRANSFORMERS_OPTIONS, rules=_gpt2_rules,
+             pretrained=True, keys=TRANSFORMERS_KEYS, rules=_gpt2_rules,
              reference=lambda _: ("fig9_gpt2_wikitext103_token_acc", GPT2_REFERENCE),
              loss_reference=("fig9_gpt2_wikitext103_token_loss", GPT2_REFERENCE)),
     Backbone("llama", "layerwise.models.llama:LlamaClassifier", inputs="lm", transformer=True,
-             pretrained=True, options=(*TRANSFORMERS_OPTIONS, "kv_heads"),
+             pretrained=True, keys={**TRANSFORMERS_KEYS, "kv_heads": KV_HEADS},
              rules=_llama_rules),
 )}
 

@@ -1,11 +1,14 @@
 """Load, validate and fill in defaults of a study configuration.
 
-The rules live in workflow/schemas/config.schema.yaml (JSON Schema 2020-12); the checks the
-schema cannot express (cross references, divisibility, sums) follow it here. Every problem is
-reported as a one-line ConfigError naming the key, e.g.
+The rules live in workflow/schemas/config.schema.yaml (JSON Schema 2020-12), to which
+`load_schema` adds the registries' names and the `model` keys only some backbones take (their
+records in layerwise.models); the checks the schema cannot express (cross references,
+divisibility, sums) follow it here. Every problem is reported as a one-line ConfigError naming
+the key, e.g.
 ``config key experiments[0].model.heads: 0 is not allowed; expected an integer >= 1``.
 
-Usage: ``python -m layerwise.study.config config/config.yaml [config/smoke.yaml ...]``.
+Usage: ``python -m layerwise.study.config config/config.yaml [config/smoke.yaml ...]``;
+``python -m layerwise.study.config --schema`` prints the whole schema, every key described.
 This module must stay free of torch and snakemake imports: the Snakefile imports it.
 """
 
@@ -46,7 +49,8 @@ _BOUNDS = (("minimum", ">="), ("exclusiveMinimum", ">"), ("maximum", "<="), ("ex
 
 def load_schema(path: str | Path | None = None) -> dict:
     """Read (and check) the configuration schema, by default the workflow's, with the values
-    of every key that names an extension filled in from that extension's registry."""
+    of every key that names an extension filled in from that extension's registry, and the
+    `model` keys only some backbones take from their records."""
     with open(path or SCHEMA_PATH, encoding="utf-8") as handle:
         schema = yaml.safe_load(handle)
     for keys, names in _registry_enums().items():
@@ -54,8 +58,25 @@ def load_schema(path: str | Path | None = None) -> dict:
         for key in keys:
             node = node[key]
         node["enum"] = names
+    model = schema["properties"]["experiments"]["items"]["properties"]["model"]["properties"]
+    for key, fragment in backbone_keys().items():
+        if key in model:  # one description per key: the record's or the schema's, not both
+            raise ValueError(f"model key {key!r} is both in {path or SCHEMA_PATH} and a "
+                             "backbone's record")
+        model[key] = copy.deepcopy(fragment)
     Validator.check_schema(schema)
     return schema
+
+
+def backbone_keys() -> dict[str, dict]:
+    """The `model` keys the backbones' records declare, each with its schema fragment."""
+    keys: dict[str, dict] = {}
+    for record in BACKBONES.values():
+        for key, fragment in record.keys.items():
+            if keys.setdefault(key, fragment) != fragment:  # one key, one meaning
+                raise ValueError(f"backbone {record.name} declares model key {key!r} unlike "
+                                 "another backbone; share one fragment")
+    return keys
 
 
 def _registry_enums() -> dict[tuple[str, ...], list[str]]:
@@ -325,6 +346,11 @@ def _check_decoding(config: dict) -> None:
                       f"max_length); {need} are needed")
 
 
+def _yaml(value) -> str:
+    """A scalar as a config file writes it: null, true, 2."""
+    return yaml.safe_dump(value, default_flow_style=True).removesuffix("\n...\n").strip()
+
+
 def _listed(names) -> str:
     """'a', 'a and b', 'a, b and c'."""
     names = list(names)
@@ -333,7 +359,7 @@ def _listed(names) -> str:
 
 def _check_models(config: dict) -> None:
     """Each experiment's model against its backbone's record: the kind of data it reads, the
-    keys it takes (pretrained, input_size, its options) and the backbone's own rules."""
+    keys it takes (pretrained, the keys it declares) and the backbone's own rules."""
     for i, exp in enumerate(config["experiments"]):
         at, model = ["experiments", i, "model"], exp["model"]
         record, data = BACKBONES[model["arch"]], config["datasets"][exp["dataset"]]
@@ -346,17 +372,19 @@ def _check_models(config: dict) -> None:
             loaders = _listed(b.name for b in BACKBONES.values() if b.pretrained)
             _fail(at + ["pretrained"], model["pretrained"],
                   f"empty: only arch {loaders} load a checkpoint")
-        if model.get("input_size") is not None and not record.resizes:
-            resizers = _listed(b.name for b in BACKBONES.values() if b.resizes)
-            _fail(at + ["input_size"], model["input_size"], f"null: only {resizers} resizes")
         if exp["train"].get("group_by_length") and record.inputs != "text":
             _fail(["experiments", i, "train", "group_by_length"], True,
                   f"false: only a text classifier's batches are grouped by length, not "
                   f"{model['arch']}'s")
-        for key in sorted({key for b in BACKBONES.values() for key in b.options}):
-            if model.get(key) is not None and key not in record.options:
-                takers = _listed(b.name for b in BACKBONES.values() if key in b.options)
-                _fail(at + [key], model[key], f"unset: only {takers} take {key}")
+        # A key some other backbone declares stays at its default, which fill_defaults gave
+        # every backbone (unset where there is none): a value this backbone ignores is an error.
+        for key, fragment in backbone_keys().items():
+            default = fragment.get("default")
+            if key not in record.keys and model.get(key) != default:
+                takers = [b.name for b in BACKBONES.values() if key in b.keys]
+                keep = _yaml(default) if "default" in fragment else "unset"
+                verb = "takes" if len(takers) == 1 else "take"
+                _fail(at + [key], model[key], f"{keep}: only {_listed(takers)} {verb} {key}")
         for key, value, expected in record.rules(model, data, exp["dataset"], image_side(data)):
             _fail(at + [key], value, expected)
 
@@ -503,11 +531,16 @@ def load_configs(paths) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Validate the merge of the given YAML files; print 'config OK' or a one-line error."""
+    """Validate the merge of the given YAML files; print 'config OK' or a one-line error (or,
+    given --schema, print the schema)."""
     paths = sys.argv[1:] if argv is None else list(argv)
     if not paths:
-        print("usage: python -m layerwise.study.config CONFIG.yaml [MORE.yaml ...]", file=sys.stderr)
+        print("usage: python -m layerwise.study.config CONFIG.yaml [MORE.yaml ...] | --schema",
+              file=sys.stderr)
         return 2
+    if paths == ["--schema"]:  # schema.yaml with the backbones' own keys: every key described
+        print(yaml.safe_dump(load_schema(), sort_keys=False, width=100), end="")
+        return 0
     try:
         load_configs(paths)
     except ConfigError as exc:
