@@ -10,6 +10,7 @@ import hashlib
 import io
 import struct
 import tarfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -196,6 +197,15 @@ def prepared_folder(image_folder, tmp_path_factory):
     out = tmp_path_factory.mktemp("prepared")
     prepare_dataset({**IMAGENET_SPEC, "root": str(image_folder)}, out)
     return out
+
+
+def test_an_image_folder_split_keeps_a_sample_of_its_images(image_folder, tmp_path):
+    out = tmp_path / "capped"
+    prepare_dataset({**IMAGENET_SPEC, "root": str(image_folder), "max_samples": {"test": 4}}, out)
+    x, y, info = load_split(out, "test")
+    assert info["sizes"]["test"] == 4 and len(x) == len(y) == 4
+    for path, label in zip(x.files, y.tolist()):   # each kept path with its own label
+        assert Path(path).parent.name == info["classes"][label]
 
 
 def test_image_folder_is_indexed_not_copied_and_streams(prepared_folder, image_folder):

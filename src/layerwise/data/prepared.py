@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from layerwise.data import IGNORE
-from layerwise.data.image_storage import ImageFolderSplit, decode_uint8
+from layerwise.data.image_storage import ImageFolderSplit, decode_paths, decode_uint8, encode_paths
 from layerwise.io import ArtifactError, load_tensors, read_json, save_tensors, write_json
 
 SPLITS = ("train", "val", "test")
@@ -55,7 +55,12 @@ def write_prepared(out_dir: Path, arrays: dict[str, tuple[torch.Tensor, torch.Te
         if cap is not None and len(y) > cap:
             generator = torch.Generator().manual_seed(int(spec.get("split_seed", 0)))
             rows = torch.randperm(len(y), generator=generator)[:cap].sort().values
-            x, y = x[rows], y[rows]
+            if info.get("storage") == "image_folder":   # x is the paths' bytes, not a row each
+                paths = decode_paths(x)
+                x = encode_paths([paths[i] for i in rows.tolist()])
+            else:
+                x = x[rows]
+            y = y[rows]
         tensors[f"{split}_x"], tensors[f"{split}_y"] = x, y
         sizes[split] = len(y)
         targets[split] = int((y != IGNORE).sum())
