@@ -57,17 +57,16 @@ def run_flops(plan, experiment: str, run: str, info: dict, x, y) -> dict:
 
     spec = plan.run_spec(experiment, run, 0)
     model = build_run_model(spec, info)
-    train = TrainSpec.from_config(spec["method"], 0, spec["train"], spec.get(spec["method"]))
-    weights = layer_weights(model.num_layers, train.settings.weights)
     samples = len(y)
+    train_flops = 0   # a lens is fitted post hoc: counted by the caller from its forward
+    if not method(spec["method"]).lens:
+        train = TrainSpec.from_config(spec["method"], 0, spec["train"], spec.get(spec["method"]))
+        weights = layer_weights(model.num_layers, train.settings.weights)
 
-    def step(parity: int):
-        loss, _ = training_loss(model, x, y, train, parity, weights)
-        loss.backward()
+        def step(parity: int):
+            loss, _ = training_loss(model, x, y, train, parity, weights)
+            loss.backward()
 
-    if method(spec["method"]).lens:
-        train_flops = 0   # fitted post hoc: counted with the lens below
-    else:
         train_flops = sum(flops_of(lambda p=p: step(p)) for p in (0, 1)) / 2 / samples
     with torch.no_grad():
         forward = flops_of(lambda: model.layer_exit_logits(model.layer_representations(x)))

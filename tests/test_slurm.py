@@ -258,7 +258,7 @@ def test_the_profile_asks_for_gpus_as_resources_and_keeps_plots_local():
     assert local <= rules | {"all"}
     # an experiment's figures are one rule per experiment, defined in a loop, local itself
     figures = (ROOT / "workflow/rules/figures.smk").read_text()
-    assert re.search(r'name: f"figures_\{.*\}"\n\s+localrule: True', figures)
+    assert re.search(r'name: figure_rule\(.*\)\n\s+localrule: True', figures)
 
 
 def smoke_slice(project: Path) -> Path:
