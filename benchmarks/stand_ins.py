@@ -37,8 +37,9 @@ def words(count: int, generator: np.random.Generator) -> list[str]:
     letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
     found: dict[str, None] = {}
     while len(found) < count:
-        for length in generator.integers(3, 10, count):
-            found.setdefault("".join(generator.choice(letters, length)))
+        lengths = generator.integers(3, 10, count)
+        for row, length in zip(letters[generator.integers(0, 26, (count, 9))].tolist(), lengths):
+            found.setdefault("".join(row[:length]))
     return list(found)[:count]
 
 
