@@ -16,8 +16,9 @@ layer's exit per sample (evaluation and analysis). A run's total is
 at the full datasets' sizes (below), and its GPU-hours, for each of its seeds, that total over the GPU's dense bf16
 peak times an assumed utilization (`--utilization`, 0.3 by default: a stated guess, not a
 measurement; a GPU run of benchmarks.gpu_smoke measures it). A tuned lens is fitted for
-`lens.epochs` passes over the training split with the model frozen (forward of the model,
-forward and backward of the translators). Prints a Markdown table and one JSON object last.
+`tuned_lens.steps` steps of its batch with the model frozen (forward of the model, forward and
+backward of the translators); a checkpoint analysed as published (`pretrained`)
+costs its forward passes alone. Prints a Markdown table and one JSON object last.
 """
 
 from __future__ import annotations
@@ -58,8 +59,10 @@ def run_flops(plan, experiment: str, run: str, info: dict, x, y) -> dict:
     spec = plan.run_spec(experiment, run, 0)
     model = build_run_model(spec, info)
     samples = len(y)
-    train_flops = 0   # a lens is fitted post hoc: counted by the caller from its forward
-    if not method(spec["method"]).lens:
+    # a lens is fitted post hoc (counted by the caller from its forward); a checkpoint
+    # analysed as published takes no step
+    train_flops = 0
+    if not method(spec["method"]).lens and "train" in spec:
         train = TrainSpec.from_config(spec["method"], 0, spec["train"], spec.get(spec["method"]))
         weights = layer_weights(model.num_layers, train.settings.weights)
 
@@ -90,6 +93,8 @@ def main(argv=None) -> int:
     from layerwise.data.prepared import load_split
     from layerwise.study.config import validate_config
     from layerwise.study.plan import StudyPlan
+    from layerwise.train.methods import METHODS
+    from layerwise.train.runs import split_run_name
 
     torch.set_num_threads(1)
     root = Path(__file__).resolve().parents[1]
@@ -111,13 +116,16 @@ def main(argv=None) -> int:
         val_n = round(train_n * plan.dataset_spec(dataset).get("val_fraction", 0))
         if plan.dataset_spec(dataset)["source"] == "wikitext":
             val_n = 60
-        epochs = exp["train"]["epochs"]
         for run in plan.trained_runs(name) + [m for m in exp["methods"]
                                               if m not in plan.trained_runs(name)]:
             torch.manual_seed(0)
             counted = run_flops(plan, name, run, info, x, y)
+            as_loaded = METHODS[split_run_name(run)[0]].as_loaded
+            epochs = 0 if as_loaded else exp["train"]["epochs"]
             if counted["train"]:
                 train_flops = counted["train"] * (train_n - val_n) * epochs
+            elif as_loaded:   # a checkpoint as published: its validation score once
+                train_flops = counted["forward"] * val_n
             else:   # a lens: steps of the frozen model's forward and the translators' step
                 lens = plan.run_spec(name, run, 0)[run]
                 batch = lens.get("batch_size") or exp["train"]["batch_size"]

@@ -26,6 +26,8 @@ import numpy as np
 
 BERT_VOCAB = 30522
 GPT2_VOCAB = 50257
+CLIP_VOCAB = 49408   # its last two ids: start and end of text
+CLIP = "openai/clip-vit-base-patch32"
 BERT_SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 EOT = "<|endoftext|>"
 SIMCSE = "princeton-nlp/sup-simcse-bert-base-uncased"
@@ -93,13 +95,37 @@ def gpt2_tokenizer(folder: Path, vocabulary: list[str]):
     wrapped.save_pretrained(folder)
 
 
+def clip_tokenizer(folder: Path, vocabulary: list[str]):
+    """A lowercasing word-level tokenizer of exactly CLIP's vocabulary size and special ids
+    (start 49406, end 49407, padding with the end token), its words those of the prompts and
+    of `vocabulary`."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    prompt = ["<unk>", "this", "is", "a", "photo", "of", "class"] + [str(k) for k in range(10)]
+    entries = list(dict.fromkeys(prompt + vocabulary))[:CLIP_VOCAB - 2]
+    entries += ["<|startoftext|>", "<|endoftext|>"]
+    tokenizer = Tokenizer(models.WordLevel({w: i for i, w in enumerate(entries)},
+                                           unk_token="<unk>"))
+    tokenizer.normalizer = normalizers.Lowercase()
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="<|startoftext|> $A <|endoftext|>",
+        special_tokens=[("<|startoftext|>", CLIP_VOCAB - 2), ("<|endoftext|>", CLIP_VOCAB - 1)])
+    wrapped = PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token="<|startoftext|>",
+                                      eos_token="<|endoftext|>", pad_token="<|endoftext|>",
+                                      unk_token="<unk>")
+    assert len(wrapped) == CLIP_VOCAB and wrapped.eos_token_id == CLIP_VOCAB - 1
+    wrapped.save_pretrained(folder)
+
+
 def hub_cache(hub: Path, bert_words: list[str], gpt2_words: list[str], seed: int = 0) -> None:
     """Random checkpoints and local tokenizers under the hub names the paper config uses."""
     import timm
     import torch
     from safetensors.torch import save_file
-    from transformers import (BertConfig, BertForPreTraining, BertModel, GPT2Config,
-                              GPT2LMHeadModel)
+    from transformers import (BertConfig, BertForPreTraining, BertModel, CLIPConfig,
+                              CLIPImageProcessor, CLIPModel, GPT2Config, GPT2LMHeadModel)
 
     torch.manual_seed(seed)
     for name, model in (("bert-base-uncased", BertForPreTraining(BertConfig())),
@@ -119,6 +145,11 @@ def hub_cache(hub: Path, bert_words: list[str], gpt2_words: list[str], seed: int
     (folder / "config.json").write_text(json.dumps(
         {"architecture": architecture, "num_classes": 1000,
          "pretrained_cfg": {"tag": "fb_in1k"}}))
+    # transformers' CLIPConfig defaults are ViT-B/32's shapes; its processor's, OpenAI's
+    folder = snapshot(hub, CLIP)
+    CLIPModel(CLIPConfig()).save_pretrained(folder)
+    CLIPImageProcessor().save_pretrained(folder)
+    clip_tokenizer(folder, gpt2_words)
 
 
 # --- datasets in the hub's layouts ------------------------------------------------------------

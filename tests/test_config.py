@@ -428,7 +428,7 @@ TEXT_MALFORMED = [
     ("glue-for-other-source", _set("datasets", "rt", "glue", value={"task": "sst2"}),
      "datasets.rt.glue", "no glue settings for source rotten_tomatoes"),
     ("bert-on-images", _set("experiments", 1, "model", value={"arch": "bert"}),
-     "experiments[1].model.arch", "vit or mlp, for images dataset 'digits'"),
+     "experiments[1].model.arch", "vit, mlp or clip, for images dataset 'digits'"),
     ("vit-on-text", _set("experiments", 0, "model", value={"arch": "vit"}),
      "experiments[0].model.arch", "bert, for text dataset 'rt'"),
     ("checkpoint-without-its-tokenizer",

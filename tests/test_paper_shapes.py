@@ -27,11 +27,13 @@ def test_the_shape_config_keeps_every_model_and_input_shape(tmp_path):
     shaped = paper_shapes.shape_config(original, tmp_path / "inputs", None)
     config = validate_config(merge_configs(load_config_file(ROOT / "config" / "config.yaml"),
                                            shaped))
-    assert [e["name"] for e in shaped["experiments"]] == [e["name"]
-                                                         for e in original["experiments"]]
-    for before, after in zip(original["experiments"], shaped["experiments"]):
+    kept = [e for e in original["experiments"] if e["name"] not in paper_shapes.EXCEEDS_MACHINE]
+    assert [e["name"] for e in shaped["experiments"]] == [e["name"] for e in kept]
+    for before, after in zip(kept, shaped["experiments"]):
         assert after["model"] == before["model"] and after["methods"] == before["methods"]
-        assert after["train"]["steps_per_epoch"] == paper_shapes.STEPS and after["seeds"] == [0]
+        assert after["seeds"] == [0]
+        if "train" in before:   # (an analysis-only experiment trains nothing)
+            assert after["train"]["steps_per_epoch"] == paper_shapes.STEPS
     datasets = config["datasets"]
     assert (datasets["cifar10"]["image_size"], datasets["cifar10"]["generated"]["channels"],
             datasets["cifar10"]["generated"]["num_classes"]) == (32, 3, 10)
@@ -46,6 +48,8 @@ def test_the_shape_config_keeps_every_model_and_input_shape(tmp_path):
                                            or paper_gpt2["train"]["batch_size"])
     with pytest.raises(SystemExit, match="no experiment nope"):
         paper_shapes.shape_config(original, tmp_path, ["nope"])
+    with pytest.raises(SystemExit, match="llama3_wikitext103 cannot run here: .* 32 GB"):
+        paper_shapes.shape_config(original, tmp_path, ["llama3_wikitext103"])
 
 
 @pytest.mark.workflow
@@ -56,7 +60,10 @@ def test_the_shape_config_plans_every_rule_of_the_paper_dag(tmp_path):
     planned = snakemake(project, "-n", "--configfile", "config/paper_shapes.yaml")
     assert planned.returncode == 0, planned.stderr[-2000:]
     full = snakemake(project, "-n", "--configfile", "config/paper.yaml")
-    rules = lambda out: {re.sub(r"_(deit|bert|mlp|gpt2)\w*$", "", r) for r in job_counts(out)}
+    # an experiment's figure rule is named after it; the machine's missing experiments have
+    # figure rules of the same kind
+    rules = lambda out: {"figures" if r.startswith("figures_") and r != "figures_study" else r
+                         for r in job_counts(out)}
     assert rules(planned.stdout) == rules(full.stdout)
 
 
@@ -64,7 +71,7 @@ def test_stand_in_tokenizers_and_checkpoints_load_offline_under_hub_names(tmp_pa
     generator = np.random.default_rng(0)
     vocabulary = stand_ins.words(60000, generator)
     hub = tmp_path / "hf" / "hub"
-    from transformers import BertConfig, GPT2Config, GPT2LMHeadModel
+    from transformers import BertConfig, CLIPConfig, GPT2Config, GPT2LMHeadModel
 
     folder = stand_ins.snapshot(hub, "bert-base-uncased")
     BertConfig().save_pretrained(folder)   # AutoTokenizer reads the model's config first
@@ -74,6 +81,9 @@ def test_stand_in_tokenizers_and_checkpoints_load_offline_under_hub_names(tmp_pa
     stand_ins.gpt2_tokenizer(folder, vocabulary)
     GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=8, n_head=2, n_positions=16)).save_pretrained(
         folder)
+    folder = stand_ins.snapshot(hub, stand_ins.CLIP)
+    CLIPConfig().save_pretrained(folder)
+    stand_ins.clip_tokenizer(folder, vocabulary)
     check = textwrap.dedent("""
         from transformers import AutoTokenizer, GPT2LMHeadModel
         bert, gpt2 = AutoTokenizer.from_pretrained("bert-base-uncased"), AutoTokenizer.from_pretrained("gpt2")
@@ -81,6 +91,10 @@ def test_stand_in_tokenizers_and_checkpoints_load_offline_under_hub_names(tmp_pa
         words = " ".join(bert.convert_ids_to_tokens([700, 30000]))
         assert bert(words)["input_ids"] == [bert.cls_token_id, 700, 30000, bert.sep_token_id]
         assert GPT2LMHeadModel.from_pretrained("gpt2").config.n_layer == 1
+        clip = AutoTokenizer.from_pretrained("openai/clip-vit-base-patch32")
+        assert (len(clip), clip.eos_token_id) == (49408, 49407), len(clip)
+        ids = clip("This is a photo of a class 3")["input_ids"]
+        assert ids[0] == 49406 and ids[-1] == 49407 and clip.unk_token_id not in ids, ids
     """)
     env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1",
            "TRANSFORMERS_OFFLINE": "1"}

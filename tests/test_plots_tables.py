@@ -282,6 +282,14 @@ def figure_inputs(acc, sim, tmp_path_factory) -> dict[str, str]:
                                       "acceptance": 0.2 * l, "layer_agreement": 0.1 * l,
                                       "tokens_per_pass": 1 + l / 2, "chosen": False}
                                      for m, s in runs for l in (1, 2, 3)]),
+        # a CLIP of 3 image and 2 text layers: every pair within and across the towers
+        "image_text": pd.DataFrame([{"modality_a": a, "layer_a": i, "modality_b": b,
+                                     "layer_b": j, "cos": float(rng.uniform(-0.2, 1)),
+                                     "method": "pretrained", "seed": s}
+                                    for a, b, rows, cols in (("image", "image", 4, 4),
+                                                             ("text", "text", 3, 3),
+                                                             ("image", "text", 4, 3))
+                                    for s in SEEDS for i in range(rows) for j in range(cols)]),
         "generation": pd.DataFrame([{"method": m, "seed": s, "exit_layer": k,
                                      "diversity": 0.1 * k, "coherence": 3 - 0.1 * k,
                                      "coherence_measure": "full_depth_ce_nats"}
@@ -331,6 +339,7 @@ def figure_cases(f: dict[str, str]) -> dict[str, list[list[str]]]:
         "exit_counts": [["--data", f["counts"]]],
         "speculative": [["--data", f["speculative"]]],
         "generation": [["--data", f["generation"]]],
+        "image_text": [["--data", f["image_text"], "--method", "pretrained"]],
         "saturation": [["--data", f["saturation"], "--similarity", f["similarity"]]],
         "depth_study": [["--data", f["depth"], "--epsilon", "0.03", "--split", "train",
                          "--val-curves", f["val_curves"]]],

@@ -9,7 +9,7 @@ import json
 import sys
 from typing import Callable, Sequence
 
-from layerwise.errors import USER_ERRORS, ConfigError
+from layerwise.errors import USER_ERRORS, ConfigError, gated_checkpoint
 
 # Reasons only a write gives: a full disk or quota, a read-only file system. The library's own
 # writers say which output failed (OutputError); these catch a write elsewhere (a download).
@@ -26,6 +26,10 @@ def run(main: Callable[[Sequence[str] | None], None], argv: Sequence[str] | None
         print(f"error: {err}", file=sys.stderr)
         sys.exit(1)
     except OSError as err:
+        gated = gated_checkpoint(err)
+        if gated is not None:
+            print(f"error: {gated}", file=sys.stderr)
+            sys.exit(1)
         if err.errno not in WRITE_ERRNOS:
             raise
         print(f"error: cannot write {err.filename or 'an output'}: {err.strerror}",

@@ -137,3 +137,30 @@ rule cross_model_similarity:
         "python -m layerwise.usage --beside {log:q} --"
         " python scripts/cross_model.py --spec {params.spec:q} --out {output:q}"
         " --threads {threads} > {log:q} 2>&1"
+
+
+# A model with a text tower (CLIP): every run's stored image states of the similarity split
+# against the text tower's states of the class prompts, layer by layer (paper Figs 22-23).
+rule image_text_similarity:
+    wildcard_constraints:
+        experiment=one_of(PLAN.image_text_experiments),
+    input:
+        files_of("image_text_similarity"),
+    output:
+        f"{RESULTS}/analysis/{{experiment}}/image_text.csv",
+    params:
+        spec=job_spec("image_text_similarity"),
+    log:
+        f"{RESULTS}/logs/image_text_similarity/{{experiment}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/image_text_similarity/{{experiment}}.tsv"
+    threads: 1
+    conda:
+        CONDA_ENV
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    shell:
+        "python -m layerwise.usage --beside {log:q} --"
+        " python scripts/image_text.py --spec {params.spec:q} --out {output:q}"
+        " --threads {threads} > {log:q} 2>&1"

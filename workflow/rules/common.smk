@@ -8,7 +8,7 @@ sys.path.insert(0, os.path.abspath(f"{workflow.basedir}/../src"))
 from layerwise.report import figure_kinds
 from layerwise.study.config import ConfigError, validate_config
 from layerwise.study.plan import RUN, STUDY, StudyPlan, figure_rule
-from layerwise.train.methods import METHODS
+from layerwise.train.methods import METHODS, trained
 
 try:
     _validated = validate_config(config)
@@ -49,9 +49,11 @@ def one_of(names):
     return "|".join(map(re.escape, names)) or "(?!)"
 
 
-# Runs are trained (rule train), or fitted post hoc on another method's runs (rule fit_lens).
-TRAINED_METHODS = one_of([m for m in METHODS if METHODS[m].post_hoc is None]) + r"|standard_d\d+"
+# Runs are trained (rule train), fitted post hoc on another method's runs (rule fit_lens), or
+# a pretrained checkpoint as loaded (rule load_pretrained).
+TRAINED_METHODS = one_of([m for m in METHODS if trained(m)]) + r"|standard_d\d+"
 POST_HOC_METHODS = one_of([m for m in METHODS if METHODS[m].post_hoc is not None])
+AS_LOADED_METHODS = one_of([m for m in METHODS if METHODS[m].as_loaded])
 
 
 def post_hoc_base(w):

@@ -108,3 +108,36 @@ rule fit_lens:
         " --base-model {input.base:q} --states {input.states:q} --model {output.model:q}"
         " --log {output.log:q} --provenance {output.provenance:q} --threads {threads}"
         " > {log:q} 2>&1"
+
+
+# A run of a pretrained checkpoint as published (method `pretrained`): the weights
+# model.pretrained names, written where a training run writes its own, so that every analysis
+# reads it as one more method; its log holds the validation accuracy of the head it came with.
+rule load_pretrained:
+    wildcard_constraints:
+        method=AS_LOADED_METHODS,
+    input:
+        splits=lambda w: f"{data_dir(w)}/splits.safetensors",
+        info=lambda w: f"{data_dir(w)}/info.json",
+    output:
+        model=f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/model.safetensors",
+        log=f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/train_log.csv",
+        provenance=f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/provenance.json",
+    params:
+        spec=job_spec("load_pretrained"),
+        data=data_dir,
+    log:
+        f"{RESULTS}/logs/load_pretrained/{{experiment}}/{{method}}/seed{{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/load_pretrained/{{experiment}}/{{method}}/seed{{seed}}.tsv"
+    threads: 1
+    conda:
+        CONDA_ENV
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    shell:
+        "python -m layerwise.usage --beside {log:q} --"
+        " python scripts/load_pretrained.py --spec {params.spec:q} --data {params.data:q}"
+        " --model {output.model:q} --log {output.log:q} --provenance {output.provenance:q}"
+        " --threads {threads} > {log:q} 2>&1"

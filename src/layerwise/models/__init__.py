@@ -32,6 +32,10 @@ class Backbone:
     inputs: str           # the kind of dataset it reads: "image", "text" or "lm" (sources.py)
     transformer: bool     # the paper's claims C1-C7 are about transformers
     pretrained: bool      # whether `model.pretrained` can name a checkpoint to load
+    from_scratch: bool = True   # whether it can be built at random from the spec's sizes
+                                # (False: only from a checkpoint, which model.pretrained names)
+    text_tower: bool = False    # a second, text tower whose prompts are its zero-shot head:
+                                # its runs also get the image-text similarity (Figs 22-23)
     # the `model` keys only it (or only some backbones) takes: name -> JSON-schema fragment,
     # with description and default. The config schema gets every record's keys; a backbone
     # that does not declare one must leave it at its default (unset where there is none).
@@ -88,6 +92,13 @@ def _llama_rules(model: dict, dataset: dict, name: str, side: int | None
         yield "kv_heads", kv_heads, f"a divisor of heads ({heads})"
 
 
+def _clip_rules(model: dict, dataset: dict, name: str, side: int | None
+                ) -> Iterator[Violation]:
+    prompt = model.get("prompt")
+    if prompt is not None and "{label}" not in prompt:
+        yield "prompt", prompt, "a template holding {label}, where each class name goes"
+
+
 def _mlp_reference(model: dict) -> tuple[str, str]:
     """The 9-layer MLP on MNIST without or with residual connections (Fig 12)."""
     which, words = (("residual", "with") if model.get("residual", True)
@@ -131,6 +142,15 @@ KV_HEADS = {
                    "heads / kv_heads query heads; must divide heads. Unset gives every query "
                    "head its own (multi-head attention).",
     "type": "integer", "minimum": 1}
+# (no schema default: a default would enter every other backbone's run specs, and their hashes)
+DEFAULT_PROMPT = "This is a photo of a {label}"
+PROMPT = {
+    "description": "clip only: the zero-shot prompt of each class, {label} standing for its name "
+                   "(underscores read as spaces). The text features of these prompts are its "
+                   "classifier; their end-of-text states in every text layer are the text side of "
+                   "its cross-modal similarity (the paper's Appendix D, Figs 22-23). Unset: "
+                   f"{DEFAULT_PROMPT!r}, the paper's.",
+    "type": "string"}
 TRANSFORMERS_KEYS = {"dropout": DROPOUT, "attention": ATTENTION}
 
 GPT2_REFERENCE = "paper GPT-2 124M fine-tuned on WikiText-103 (Fig 9)"
@@ -152,6 +172,9 @@ BACKBONES: dict[str, Backbone] = {b.name: b for b in (
     Backbone("llama", "layerwise.models.llama:LlamaClassifier", inputs="lm", transformer=True,
              pretrained=True, keys={**TRANSFORMERS_KEYS, "kv_heads": KV_HEADS},
              rules=_llama_rules),
+    Backbone("clip", "layerwise.models.clip:CLIPClassifier", inputs="image", transformer=True,
+             pretrained=True, from_scratch=False, text_tower=True, keys={"prompt": PROMPT},
+             rules=_clip_rules),
 )}
 
 

@@ -10,7 +10,8 @@ A record's `applies` and `jobs` are handed the study plan (`layerwise.study.plan
 the plan itself: the report sits below the study and does not import it. They ask it only
 what an experiment is: `experiments`, `config`, `dataset`, `metric`, `paper_reference`,
 `paper_loss_reference`, `token_experiments`, `text_experiments`, `baselines_file`, `analysis_file`,
-`has_norm_ratio`, `has_multi_exit_baseline`, `has_saturation`, `has_depth_study`.
+`has_norm_ratio`, `has_multi_exit_baseline`, `has_saturation`, `has_depth_study`,
+`image_text_experiments`.
 
 Importing this module imports neither matplotlib nor torch (the plan reads the records when
 Snakemake parses the workflow): a drawing function is named as "module:function" and imported
@@ -213,6 +214,14 @@ def text_layerwise_jobs(plan: Plan, experiment: None = None) -> list[Drawing]:
                     reads=tuple(reads))]
 
 
+def image_text_jobs(plan: Plan, experiment: str) -> list[Drawing]:
+    """One figure per method of a two-tower experiment (paper Figs 22-23)."""
+    return [Drawing(f"image_text_{method}", f"image and text layers, {method}",
+                    ("--method", method),
+                    {"--data": plan.analysis_file(experiment, "image_text.csv")})
+            for method in plan.experiments[experiment]["methods"]]
+
+
 def classifier_with(*methods: str) -> Callable[[Plan, str], bool]:
     """A classifier (not a language model: no stored hidden states) trained with `methods`."""
     return lambda plan, experiment: (experiment not in plan.token_experiments and
@@ -277,6 +286,12 @@ FIGURES: dict[str, FigureKind] = {kind.name: kind for kind in (
         applies=classifier_with("standard", "aligned"),
         jobs=drawn_once("cross_model_cka", "CKA standard vs aligned",
                             similarity="cross_model_cka.csv")),
+    FigureKind(
+        "image_text", "layerwise.report.figures:draw_image_text",
+        (DATA, option("--method", required=True)),
+        "image_text", SIMILARITY, "Fig 22, Fig 23",
+        applies=lambda plan, experiment: experiment in plan.image_text_experiments,
+        jobs=image_text_jobs),
     FigureKind(
         "exit_tradeoff", "layerwise.report.exit_figures:draw_exit_tradeoff", (DATA, SPLIT),
         "exit_tradeoff", EXITS, "Fig 7",

@@ -594,3 +594,70 @@ def draw_cross_model(args: Namespace) -> Figure:
     fig.axes[0].set_xlabel("aligned layer")
     fig.axes[0].set_ylabel("standard layer")
     return fig
+
+
+# --- a two-tower model's image and text layers (paper Figs 22-23) ------------------------------
+IMAGE_TEXT_COLUMNS = ("modality_a", "layer_a", "modality_b", "layer_b", "cos", "method", "seed")
+# (modality a, modality b, which side is held at its last layer, label) of each curve
+_IMAGE_TEXT_CURVES = (("image", "image", "b", "image layer vs last image layer"),
+                      ("text", "text", "b", "text layer vs last text layer"),
+                      ("image", "text", "b", "image layer vs last text layer"),
+                      ("image", "text", "a", "text layer vs last image layer"))
+
+
+def _pair_matrix(frame: pd.DataFrame, a: str, b: str) -> np.ndarray:
+    """The (layers of a) x (layers of b) matrix of one pair of modalities."""
+    rows = frame[(frame["modality_a"] == a) & (frame["modality_b"] == b)]
+    return rows.pivot(index="layer_a", columns="layer_b", values="cos").sort_index(
+        axis=0).sort_index(axis=1).to_numpy(dtype=float)
+
+
+def image_text_figure(frame: pd.DataFrame, method: str, title: str) -> Figure:
+    """COS of every image and text layer with the last layer of either tower (left), and the
+    image-image, text-text and image-text COS of every pair of layers (heatmaps), mean over
+    seeds, for one method's runs (the rows of scripts/image_text.py). Layer 0 is each tower's
+    embedding; each image is compared with the prompt of its own class."""
+    check_columns(frame, IMAGE_TEXT_COLUMNS, "image-text similarity")
+    rows = frame[frame["method"] == method]
+    if rows.empty:
+        raise ValueError(f"no image-text rows of method {method!r}")
+    mean = rows.groupby(["modality_a", "layer_a", "modality_b", "layer_b"], as_index=False)[
+        "cos"].mean()
+    matrices = {(a, b): _pair_matrix(mean, a, b)
+                for a, b in (("image", "image"), ("text", "text"), ("image", "text"))}
+    vmin = min(heatmap_color_limits(m)[0] for m in matrices.values())
+    side = _heatmap_side(max(max(m.shape) for m in matrices.values()))
+    with theme():
+        fig, axes = plt.subplots(1, 4, figsize=(4.2 + 3 * side, side + 0.6),
+                                 layout="compressed",
+                                 gridspec_kw={"width_ratios": [1.3, 1, 1, 1]})
+        curves = axes[0]
+        for (a, b, held, label), color in zip(_IMAGE_TEXT_CURVES, CURVE_COLORS):
+            matrix = matrices[(a, b)]
+            values = matrix[:, -1] if held == "b" else matrix[-1, :]
+            curves.plot(range(len(values)), values, marker="o", color=color, label=label)
+        layer_axis(curves, range(max(len(m) for m in matrices.values())))
+        curves.set_ylabel("COS (uncentered)")
+        curves.set_title("with the last layer")
+        for ax, ((a, b), matrix) in zip(axes[1:], matrices.items()):
+            annotate = max(matrix.shape) <= _MAX_ANNOTATED_LAYERS
+            sns.heatmap(matrix, ax=ax, vmin=vmin, vmax=1.0, cmap=_heatmap_cmap(vmin),
+                        annot=_cell_labels(matrix) if annotate else False, fmt="",
+                        annot_kws={"size": 7}, cbar=ax is axes[-1],
+                        cbar_kws={"label": "COS"} if ax is axes[-1] else None,
+                        linewidths=0.4, linecolor="white")
+            for text in ax.texts:
+                text.set_in_layout(False)
+            ax.set_xlabel(f"{b} layer")
+            ax.set_ylabel(f"{a} layer")
+            ax.set_title(f"{a}-{b}")
+            ax.tick_params(axis="y", labelrotation=0)
+        legend_below(fig, curves)
+        fig.suptitle(title, fontweight="bold")
+        fit_layout(fig)
+    return fig
+
+
+def draw_image_text(args: Namespace) -> Figure:
+    return image_text_figure(pd.read_csv(args.data), args.method,
+                             f"{args.experiment}: image and text layers, {method_label(args.method)}")

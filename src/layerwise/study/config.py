@@ -201,6 +201,7 @@ def _check_semantics(config: dict) -> None:
         model, train = exp["model"], exp["train"]
         _check_schedules(exp, at)
         _check_post_hoc(exp, at)
+        _check_as_loaded(exp, at)
         shallower = [d for d in exp["depth_study"] if d >= model["depth"]]
         if shallower:
             _fail(at + ["depth_study"], exp["depth_study"],
@@ -247,6 +248,16 @@ def _check_post_hoc(exp: dict, at: list) -> None:
         if base is not None and base not in exp["methods"]:
             _fail(at + ["methods", i], name, f"a method whose runs the experiment trains: "
                   f"{name} is fitted on its {base} runs, so methods must list {base} too")
+
+
+def _check_as_loaded(exp: dict, at: list) -> None:
+    """A checkpoint analysed as published needs a checkpoint."""
+    from layerwise.train.methods import METHODS
+
+    for i, name in enumerate(exp["methods"]):
+        if METHODS[name].as_loaded and not exp["model"].get("pretrained"):
+            _fail(at + ["methods", i], name, "a method the experiment's model can run: "
+                  f"{name} analyses the checkpoint model.pretrained names, which is unset")
 
 
 def _check_schedules(exp: dict, at: list) -> None:
@@ -351,10 +362,10 @@ def _yaml(value) -> str:
     return yaml.safe_dump(value, default_flow_style=True).removesuffix("\n...\n").strip()
 
 
-def _listed(names) -> str:
-    """'a', 'a and b', 'a, b and c'."""
+def _listed(names, last: str = "and") -> str:
+    """'a', 'a and b', 'a, b and c' (or another word than `last`)."""
     names = list(names)
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + f" {last} " + names[-1]
 
 
 def _check_models(config: dict) -> None:
@@ -365,13 +376,17 @@ def _check_models(config: dict) -> None:
         record, data = BACKBONES[model["arch"]], config["datasets"][exp["dataset"]]
         kind = SOURCES[data["source"]].kind
         if record.inputs != kind:
-            fitting = " or ".join(b.name for b in BACKBONES.values() if b.inputs == kind)
+            fitting = _listed((b.name for b in BACKBONES.values() if b.inputs == kind), "or")
             words = "images" if kind == "image" else kind
             _fail(at + ["arch"], model["arch"], f"{fitting}, for {words} dataset {exp['dataset']!r}")
         if model["pretrained"] and not record.pretrained:
             loaders = _listed(b.name for b in BACKBONES.values() if b.pretrained)
             _fail(at + ["pretrained"], model["pretrained"],
                   f"empty: only arch {loaders} load a checkpoint")
+        if not model["pretrained"] and not record.from_scratch:
+            _fail(at + ["pretrained"], model["pretrained"],
+                  f"a checkpoint to analyse (a transformers name or a local folder): "
+                  f"{model['arch']} is built only from one")
         if exp["train"].get("group_by_length") and record.inputs != "text":
             _fail(["experiments", i, "train", "group_by_length"], True,
                   f"false: only a text classifier's batches are grouped by length, not "

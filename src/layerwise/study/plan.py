@@ -31,7 +31,7 @@ from layerwise.models import backbone
 from layerwise.reference import reference_label
 from layerwise.report.figure_kinds import FIGURES
 from layerwise.study.config import ConfigError, load_configs
-from layerwise.train.methods import METHODS
+from layerwise.train.methods import METHODS, trained
 from layerwise.train.runs import run_names, split_run_name
 
 TABLE_EXTENSIONS = ("csv", "md", "tex")
@@ -104,6 +104,9 @@ class StudyPlan:
         if base is not None:  # fitted on the finished run it reads, whose spec it holds whole
             del spec["train"]
             spec["base"] = self.run_spec(experiment, base, seed)
+        if METHODS[method].as_loaded:  # the checkpoint itself: no schedule, no starting point
+            del spec["train"]
+            return spec
         settings = METHODS[method].settings(exp)
         if settings is not None:
             spec[method] = settings
@@ -160,12 +163,19 @@ class StudyPlan:
     def coherence_judge(self, experiment: str, seed: int) -> dict:
         """The model that scores every method's generated text in a language model's
         coherence substitute, the same for all methods of a seed: the pretraining run where
-        the experiment has one, else the standard run of the seed. Its name, run spec and
+        the experiment has one, else the checkpoint as loaded where it analyses one and trains
+        no standard model, else the standard run of the seed. Its name, run spec and
         weights."""
         pretraining = self.pretrain_spec(experiment)
         if pretraining is not None:
             return {"name": "the pretrained model", "run": pretraining,
                     "weights": f"{self.results}/runs/{experiment}/pretrain/model.safetensors"}
+        methods = self.experiments[experiment]["methods"]
+        loaded = next((m for m in methods if METHODS[m].as_loaded), None)
+        if loaded is not None and "standard" not in methods:
+            return {"name": "the pretrained checkpoint", "run": self.run_spec(
+                        experiment, loaded, seed),
+                    "weights": f"{self.run_folder(experiment, loaded, seed)}/model.safetensors"}
         return {"name": "the standard model of the seed",
                 "run": self.run_spec(experiment, "standard", seed),
                 "weights": f"{self.results}/runs/{experiment}/standard/seed{seed}/"
@@ -186,10 +196,10 @@ class StudyPlan:
         return run_names(self.experiments[experiment])
 
     def trained_runs(self, experiment: str) -> list[str]:
-        """The runs with a training of their own (a post-hoc lens has none), which the depth
-        study compares by effective depth and validation accuracy per epoch."""
-        return [run for run in self.all_runs(experiment)
-                if METHODS[split_run_name(run)[0]].post_hoc is None]
+        """The runs with a training of their own (a post-hoc lens and a checkpoint as loaded
+        have none), which the depth study compares by effective depth and validation accuracy
+        per epoch."""
+        return [run for run in self.all_runs(experiment) if trained(split_run_name(run)[0])]
 
     # --- what an experiment is ------------------------------------------------------------
     def dataset(self, experiment: str) -> dict:
@@ -332,6 +342,24 @@ class StudyPlan:
                          for run, seed in self.runs(experiment, self.trained_runs(experiment))],
                 "epsilon": self.config["analysis"]["effective_depth_epsilon"]}
 
+    @cached_property
+    def image_text_experiments(self) -> list[str]:
+        """The experiments of a model with a text tower (CLIP), whose image layers are also
+        compared with its text layers (paper Figs 22-23)."""
+        return [name for name, exp in self.experiments.items()
+                if backbone(exp["model"]).text_tower]
+
+    def image_text_spec(self, experiment: str) -> dict:
+        """scripts/image_text.py: every run of a two-tower experiment with its spec and weights
+        (whose text tower gives the prompts' states), its stored image states of the similarity
+        split, and the dataset's description (the class names the prompts hold)."""
+        split = self.config["analysis"]["similarity_split"]
+        return {"info": f"{self.data_folder(experiment)}/info.json",
+                "runs": [{"method": run, "seed": seed, "run": self.run_spec(experiment, run, seed),
+                          "weights": f"{self.run_folder(experiment, run, seed)}/model.safetensors",
+                          "states": self.run_files("hidden", experiment, run, seed)[split]}
+                         for run, seed in self.runs(experiment)]}
+
     def run_folder(self, experiment: str, run: str, seed: int) -> str:
         """Where a run's weights, training log and provenance are."""
         return f"{self.results}/runs/{experiment}/{run}/seed{seed}"
@@ -388,10 +416,12 @@ class StudyPlan:
 
     def has_saturation(self, experiment: str) -> bool:
         """Whether saturation layers are drawn (paper Fig 1, 3, 6): with the early-exit study,
-        or for a classifier with aligned runs."""
+        for a classifier with aligned runs, and for every language model (App. C.1: a
+        pretrained one's own)."""
+        if experiment in self.token_experiments:
+            return True
         return self.has_multi_exit_baseline(experiment) or (
-            experiment not in self.token_experiments
-            and "aligned" in self.experiments[experiment]["methods"])
+            "aligned" in self.experiments[experiment]["methods"])
 
     def has_depth_study(self, experiment: str) -> bool:
         """Effective depth (Fig 5) is a classifier's, wherever saturation is (a language model's
@@ -543,11 +573,13 @@ JOB_SPECS: dict[str, JobSpec] = {
     "pretrain": _per("experiment", "train", StudyPlan.pretrain_spec),
     "train": _per_run("train", StudyPlan.run_spec),
     "fit_lens": _per_run("fit_lens", StudyPlan.run_spec),
+    "load_pretrained": _per_run("load_pretrained", StudyPlan.run_spec),
     "analyze_run": _per_run("analyze_run", StudyPlan.analysis_spec),
     "analyze_exit_run": _per_run("analyze_run", StudyPlan.analysis_spec),
     "analyze_tokens": _per_run("analyze_tokens", StudyPlan.analysis_spec),
     "summarize": _per("experiment", "summarize", StudyPlan.summary_spec),
     "cross_model_similarity": _per("experiment", "cross_model", StudyPlan.cross_model_spec),
+    "image_text_similarity": _per("experiment", "image_text", StudyPlan.image_text_spec),
     "summarize_exits": _per("experiment", "summarize_exits", StudyPlan.exit_summary_spec),
     "depth_study": _per("experiment", "depth_study", StudyPlan.depth_study_spec),
     "parameter_table": _per("experiment", "parameter_table", StudyPlan.parameter_spec),

@@ -15,6 +15,10 @@
   head reads layer l as it reads layer L (KL to the last layer's prediction; train/lens.py).
 - `aligned_lens`: the same lens fitted on the aligned run of the same seed: whether training
   for the shared head and a translator fitted after it add up.
+- `pretrained`: no training at all: the checkpoint `model.pretrained` names, as published,
+  analysed through its own head (a language model's `lm_head`, CLIP's zero-shot prompts).
+  An experiment of this method alone analyses a pretrained model; beside trained methods it
+  shows what fine-tuning changed.
 
 A method with settings (`weights`, `alternate`, ...) reads them from the experiment's section
 named by `section` (with `overrides` on top); they are part of its runs' spec, so changing them
@@ -78,6 +82,8 @@ class Method:
                                     # backbone frozen, instead of trained (no loss of its own)
     lens: bool = False              # layers 1..L-1 get an affine translator before the model's
                                     # own head (a tuned lens)
+    as_loaded: bool = False         # its run is the pretrained checkpoint itself (rule
+                                    # load_pretrained): no training, no settings, no schedule
 
     def settings(self, experiment: dict) -> dict | None:
         """Its settings in an experiment (the run spec's entry under its name), or None."""
@@ -133,6 +139,8 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     # both answers together: the same lens fitted on the aligned run of the same seed
     Method("aligned_lens", "tuned lens on aligned", trains_layers=True, section="tuned_lens",
            post_hoc="aligned", lens=True),
+    # the checkpoint as published: what a pretrained model's layers hold before any of the above
+    Method("pretrained", "pretrained", as_loaded=True),
 )}
 
 
@@ -156,6 +164,12 @@ def exit_reading(names) -> str:
         listed = " and ".join(members) if len(members) < 3 else ", ".join(members)
         parts.append(f"{listed} {how}")
     return "; ".join(parts)
+
+
+def trained(name: str) -> bool:
+    """Whether a method's runs train (rule train): neither fitted post hoc nor as loaded."""
+    record = METHODS[name]
+    return record.post_hoc is None and not record.as_loaded
 
 
 def method(name: str) -> Method:
