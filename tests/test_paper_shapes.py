@@ -50,6 +50,10 @@ def test_the_shape_config_keeps_every_model_and_input_shape(tmp_path):
         paper_shapes.shape_config(original, tmp_path, ["nope"])
     with pytest.raises(SystemExit, match="llama3_wikitext103 cannot run here: .* 32 GB"):
         paper_shapes.shape_config(original, tmp_path, ["llama3_wikitext103"])
+    default = paper_shapes.default_experiments(original)   # what the command runs unasked
+    assert {"clip_cifar10", "gpt2_wikitext103", "bert_mnli"} <= set(default)
+    assert not set(default) & {"llama3_wikitext103", *paper_shapes.SAME_SHAPES}
+    assert paper_shapes.shape_config(original, tmp_path / "inputs", default)["experiments"]
 
 
 @pytest.mark.workflow
