@@ -195,9 +195,10 @@ def usage_rows(project: Path, local: dict[str, int], slurm: dict[str, int]) -> l
     for record in sorted(logs.rglob("*.usage.json")):
         used = json.loads(record.read_text())
         relative = record.relative_to(logs)
-        rule, job = relative.parts[0], "/".join(relative.parts[1:]).removesuffix(".usage.json")
+        name = "/".join(relative.parts).removesuffix(".usage.json")
+        rule, _, job = name.partition("/")   # a job of no wildcards logs as logs/<rule>.log
         log = next((path for path in local if path.startswith(
-            f"results/logs/{rule}/{job}.")), None)
+            f"results/logs/{name}.")), None)
         rows.append({"rule": rule, "job": job, "max_rss_mb": used["max_rss_mb"],
                      "cpu_s": used["cpu_s"], "wall_s": used["wall_s"],
                      "written_mb": used["written_mb"], "returncode": used["returncode"],

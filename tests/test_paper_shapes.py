@@ -126,9 +126,11 @@ def test_each_job_is_matched_with_what_it_declared(tmp_path):
     usage.parent.mkdir(parents=True)
     usage.write_text('{"max_rss_mb": 900.0, "cpu_s": 5.0, "wall_s": 6.0, "written_mb": 1.0, '
                      '"returncode": 0}')
+    claims = tmp_path / "results" / "logs" / "check_claims.usage.json"   # no wildcards
+    claims.write_text(usage.read_text())
     rows = paper_shapes.usage_rows(tmp_path, declared, {"*": 4000, "train": 64000})
     assert [(r["rule"], r["job"], r["declared_mb"], r["slurm_mb"]) for r in rows] == [
-        ("train", "x/standard/seed0", 4000, 64000)]
+        ("check_claims", "", None, 4000), ("train", "x/standard/seed0", 4000, 64000)]
 
 
 def test_every_rule_a_cluster_runs_has_resources_in_the_slurm_profile():
