@@ -39,9 +39,7 @@ def main(argv=None):
     parser.add_argument("--states", nargs="?",
                         help="the base run's training-split hidden states (a classifier's); "
                              "without them (or with a bare --states) the blocks are streamed")
-    parser.add_argument("--model", required=True, help="the lens run's weights (safetensors)")
-    parser.add_argument("--log", required=True, help="fitting log (CSV)")
-    parser.add_argument("--provenance", required=True, help="provenance (JSON)")
+    cli.add_run_outputs(parser, "fitting log")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
 

@@ -25,9 +25,7 @@ BATCH_SIZE = 16
 def main(argv=None):
     parser = cli.spec_parser(__doc__, "the run spec: the experiment, dataset, model and seed")
     parser.add_argument("--data", required=True, help="prepared dataset folder")
-    parser.add_argument("--model", required=True, help="the checkpoint's weights (safetensors)")
-    parser.add_argument("--log", required=True, help="one-row log (CSV)")
-    parser.add_argument("--provenance", required=True, help="provenance (JSON)")
+    cli.add_run_outputs(parser, "one-row log")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
 

@@ -30,9 +30,7 @@ def main(argv=None):
     parser = cli.spec_parser(__doc__, "the run spec: everything that determines its weights")
     parser.add_argument("--data", required=True, help="prepared dataset folder")
     parser.add_argument("--checkpoint", required=True, help="resumable checkpoint file")
-    parser.add_argument("--model", required=True, help="final weights (safetensors)")
-    parser.add_argument("--log", required=True, help="training log (CSV)")
-    parser.add_argument("--provenance", required=True, help="provenance (JSON)")
+    cli.add_run_outputs(parser, "training log")
     parser.add_argument("--init", nargs="?", help="weights of the pretraining run the spec's "
                                                   "`init` names (required with it): the run "
                                                   "fine-tunes them; a bare --init names none")

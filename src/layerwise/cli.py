@@ -45,6 +45,14 @@ def spec_parser(description: str | None, what: str) -> argparse.ArgumentParser:
     return parser
 
 
+def add_run_outputs(parser: argparse.ArgumentParser, log: str) -> None:
+    """The files every run writes, trained, fitted post hoc or loaded as published: its
+    weights, its log (`log` says what the log holds) and its provenance."""
+    parser.add_argument("--model", required=True, help="the run's weights (safetensors)")
+    parser.add_argument("--log", required=True, help=f"{log} (CSV)")
+    parser.add_argument("--provenance", required=True, help="provenance (JSON)")
+
+
 def read_spec(text: str, required: Sequence[str], optional: Sequence[str] = ()) -> dict:
     """The job spec of --spec: a JSON object with every key of `required`, and no key outside
     `required` and `optional` (a misspelled setting is an error, not a silent default)."""
