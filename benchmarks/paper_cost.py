@@ -62,7 +62,8 @@ def run_flops(plan, experiment: str, run: str, info: dict, x, y) -> dict:
     # a lens is fitted post hoc (counted by the caller from its forward); a checkpoint
     # analysed as published takes no step
     train_flops = 0
-    if not method(spec["method"]).lens and "train" in spec:
+    record = method(spec["method"])
+    if not (record.lens or record.as_loaded):
         train = TrainSpec.from_config(spec["method"], 0, spec["train"], spec.get(spec["method"]))
         weights = layer_weights(model.num_layers, train.settings.weights)
 
