@@ -52,7 +52,7 @@ def train(model: LayeredClassifier, method: str, steps: int, batch_size: int, lr
     last step's loss (None without training)."""
     spec = TrainSpec(method=method, seed=0, epochs=1, batch_size=batch_size, lr=lr,
                      weight_decay=0.0)
-    weights = layer_weights(model.num_layers, spec.settings.weights)
+    weights = layer_weights(model.num_layers, spec.weighting)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
     generator = torch.Generator().manual_seed(0)
     device = next(model.parameters()).device

@@ -29,7 +29,7 @@ from layerwise.models import build_model
 from layerwise.seeding import seed_everything
 from layerwise.devices import autocast
 from layerwise.train.loop import StepLoss, TrainSpec, make_optimizer, peak_memory_mb
-from layerwise.train.methods import MethodSettings, layer_weights
+from layerwise.train.methods import METHODS, layer_weights
 
 PAPER_AUGMENT = {"crop_padding": 4, "flip": True, "rotation_degrees": 15}
 
@@ -73,11 +73,12 @@ def main(argv=None) -> dict:
     spec = TrainSpec(method=args.method, seed=0, epochs=math.ceil(args.steps * args.batch_size
                                                                   / len(y)),
                      batch_size=args.batch_size, lr=2.5e-4, weight_decay=1e-4,
-                     schedule="constant", settings=MethodSettings(alternate=True),
+                     schedule="constant",
+                     settings=METHODS[args.method].parse_settings({"alternate": True}),
                      augment=PAPER_AUGMENT, compile=args.compile)
     batches = TrainBatches(x, y, spec.batch_size, device, spec.seed,
                            AugmentSpec.from_config(spec.augment))  # resident on the device
-    weights = layer_weights(model.num_layers, spec.settings.weights).to(device)
+    weights = layer_weights(model.num_layers, spec.weighting).to(device)
     optimizer, scheduler = make_optimizer(model, spec, batches.steps)
     step_loss = StepLoss(model, spec, weights)
     if args.compile:

@@ -65,7 +65,7 @@ def run_flops(plan, experiment: str, run: str, info: dict, x, y) -> dict:
     record = method(spec["method"])
     if not (record.lens or record.as_loaded):
         train = TrainSpec.from_config(spec["method"], 0, spec["train"], spec.get(spec["method"]))
-        weights = layer_weights(model.num_layers, train.settings.weights)
+        weights = layer_weights(model.num_layers, train.weighting)
 
         def step(parity: int):
             loss, _ = training_loss(model, x, y, train, parity, weights)

@@ -44,7 +44,7 @@ def main(argv=None) -> dict:
         model = build_run_model({"method": method, "model": exp["model"]}, info)
         spec = TrainSpec.from_config(method, 0, exp["train"], exp.get(method))
         optimizer, scheduler = make_optimizer(model, spec, math.ceil(len(y) / spec.batch_size))
-        weights = layer_weights(model.num_layers, spec.settings.weights)
+        weights = layer_weights(model.num_layers, spec.weighting)
         runners[method] = (model, optimizer, scheduler, spec, weights)
 
     def epoch(method: str, index: int) -> float:

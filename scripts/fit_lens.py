@@ -45,7 +45,8 @@ def main(argv=None):
 
     spec = cli.read_spec(args.spec, ("experiment", "dataset", "method", "seed", "model", "base"),
                          optional=tuple(METHODS))
-    spec_hash, settings = config_hash(spec), spec[spec["method"]]
+    spec_hash = config_hash(spec)
+    settings = METHODS[spec["method"]].parse_settings(spec[spec["method"]])
     cli.set_threads(args.threads)
     started = time.time()
     seed_everything(spec["seed"])
@@ -56,12 +57,11 @@ def main(argv=None):
     model.to(device)
     if args.states:
         reps = read_hidden(args.states, config_hash(spec["base"]))["representations"]
-        log = fit_lens_on_states(model, reps, settings["steps"], settings["lr"],
-                                 settings["batch_size"])
+        log = fit_lens_on_states(model, reps, settings.steps, settings.lr, settings.batch_size)
     else:
-        size = settings["batch_size"] or spec["base"]["train"]["batch_size"]
+        size = settings.batch_size or spec["base"]["train"]["batch_size"]
         log = fit_lens_on_batches(model, block_batches(x, y, size, spec["seed"]),
-                                  settings["steps"], settings["lr"])
+                                  settings.steps, settings.lr)
     save_tensors(args.model, model.state_dict(), {"spec_hash": spec_hash,
                                                   "spec": json.dumps(spec, sort_keys=True)})
     write_csv(args.log, pd.DataFrame(log))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
+from dataclasses import dataclass
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from layerwise.models import BACKBONES, Backbone
+from layerwise.train.methods import METHODS, AlignedSettings, Method, setting
 from layerwise.study.config import (
     SCHEMA_PATH,
     ConfigError,
@@ -226,6 +228,53 @@ def test_a_backbone_key_has_one_description(monkeypatch, toy_backbone, keys, pro
         load_schema()
 
 
+# A method added by its record alone: settings of its own, a section built from them.
+@dataclass(frozen=True)
+class ToySettings:
+    """toy only: the toy method's settings."""
+    gain: float = setting(1.0, "toy only: a gain.", type="number", minimum=0)
+
+
+@pytest.fixture
+def toy_method(monkeypatch):
+    record = Method("toy", "toy", section="toy", settings_class=ToySettings)
+    monkeypatch.setitem(METHODS, "toy", record)
+    return record
+
+
+def _with_toy(**section) -> dict:
+    config = minimal_config()
+    config["experiments"][0].update(methods=["standard", "toy"], **section)
+    return config
+
+
+def test_a_methods_own_settings_need_only_its_record(toy_method):
+    from layerwise.study.plan import StudyPlan
+
+    schema = load_schema()
+    assert "toy" not in SCHEMA_PATH.read_text()
+    assert schema["properties"]["experiments"]["items"]["properties"]["toy"] == {
+        "description": "toy only: the toy method's settings.", "type": "object",
+        "additionalProperties": False, "default": {},
+        "properties": {"gain": {"description": "toy only: a gain.", "type": "number",
+                                "minimum": 0, "default": 1.0}}}
+    config = validate_config(_with_toy(toy={"gain": 2.5}), schema)
+    run = StudyPlan(config).run_spec("tiny", "toy", 0)
+    assert run["toy"] == {"gain": 2.5} and "toy" not in StudyPlan(config).run_spec(
+        "tiny", "standard", 0)
+    assert toy_method.parse_settings(run["toy"]) == ToySettings(gain=2.5)
+    assert validate_config(_with_toy(), schema)["experiments"][0]["toy"] == {"gain": 1.0}
+    with pytest.raises(ConfigError, match=r"^config key experiments\[0\]\.toy\.gain: -1"):
+        validate_config(_with_toy(toy={"gain": -1}), schema)
+
+
+def test_methods_sharing_a_section_share_its_settings_class(monkeypatch, toy_method):
+    monkeypatch.setitem(METHODS, "toy_too", Method("toy_too", "toy too", section="toy",
+                                                   settings_class=AlignedSettings))
+    with pytest.raises(ValueError, match="another settings class"):
+        load_schema()
+
+
 # --- malformed configurations --------------------------------------------------------------------
 
 
@@ -422,11 +471,12 @@ TEXT_MALFORMED = [
     ("vocab-size-tiny", _set("datasets", "rt", "text", value={"vocab_size": 10}),
      "datasets.rt.text.vocab_size", ">= 100"),
     ("text-for-images", _set("datasets", "digits", "text", value={}), "datasets.digits.text",
-     "no text settings for source sklearn_digits"),
+     "no text for source sklearn_digits (only for rotten_tomatoes, glue, running_text, "
+     "wikitext)"),
     ("glue-task-missing", _delete("datasets", "mrpc", "glue"), "datasets.mrpc",
      "required key 'glue' is missing for source glue"),
     ("glue-for-other-source", _set("datasets", "rt", "glue", value={"task": "sst2"}),
-     "datasets.rt.glue", "no glue settings for source rotten_tomatoes"),
+     "datasets.rt.glue", "no glue for source rotten_tomatoes (only for glue)"),
     ("bert-on-images", _set("experiments", 1, "model", value={"arch": "bert"}),
      "experiments[1].model.arch", "vit, mlp or clip, for images dataset 'digits'"),
     ("vit-on-text", _set("experiments", 0, "model", value={"arch": "vit"}),

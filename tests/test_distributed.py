@@ -37,10 +37,11 @@ def tiny_data():
 
 def spec(method="aligned", **overrides):
     from layerwise.train.loop import TrainSpec
-    from layerwise.train.methods import MethodSettings
+    from layerwise.train.methods import METHODS
 
     base = dict(method=method, seed=0, epochs=3, batch_size=16, lr=1e-3, weight_decay=1e-4,
-                schedule="cosine", warmup_epochs=1, settings=MethodSettings(alternate=True),
+                schedule="cosine", warmup_epochs=1,
+                settings=METHODS[method].parse_settings({"alternate": True}),
                 augment={"crop_padding": 1, "flip": True, "rotation_degrees": 10})
     return TrainSpec(**{**base, **overrides})
 

@@ -251,15 +251,15 @@ def test_multi_exit_loss_alternates_and_uses_each_layers_own_head():
 
     from layerwise.hidden.extract import predict_layers
     from layerwise.train.loop import TrainSpec, training_loss
-    from layerwise.train.methods import MethodSettings, layer_weights
+    from layerwise.train.methods import MultiExitSettings, layer_weights
 
     torch.manual_seed(0)
     model = build_run_model({"method": "multi_exit", "model": MODEL},
                             {"input_shape": [1, 8, 8], "num_classes": 10})
     x, y = torch.randn(6, 1, 8, 8), torch.randint(0, 10, (6,))
     spec = TrainSpec(method="multi_exit", seed=0, epochs=1, batch_size=6, lr=1e-3,
-                     weight_decay=0.0, settings=MethodSettings(weights="uniform", alternate=True))
-    weights = layer_weights(4, spec.settings.weights)
+                     weight_decay=0.0, settings=MultiExitSettings(weights="uniform", alternate=True))
+    weights = layer_weights(4, spec.weighting)
     reps = model.layer_representations(x)
     own = [model.exit_heads[layer - 1](reps[layer]) for layer in (1, 2, 3)]
     own.append(model.vit.head(model.vit.norm(reps[4])))  # the last exit is the model's head

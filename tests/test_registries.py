@@ -313,7 +313,7 @@ def test_one_training_step_of_a_method_is_finite_and_reaches_what_it_trains(name
     if record.post_hoc is not None:
         return one_fitting_step_moves_only_what_it_adds(model, x)
     spec = TrainSpec.from_config(name, 0, experiment["train"], record.settings(experiment))
-    weights = layer_weights(model.num_layers, spec.settings.weights)
+    weights = layer_weights(model.num_layers, spec.weighting)
     captured = capture_representations(model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
 
@@ -383,6 +383,26 @@ def test_a_methods_settings_are_a_documented_section_carried_to_training(name):
 
 
 # --- dataset sources ---------------------------------------------------------------------------
+@pytest.mark.parametrize("name", SOURCES)
+def test_a_sources_own_keys_are_documented_and_checked(name):
+    source = SOURCES[name]
+    assert set(source.required) | set(source.defaults) <= set(source.keys), name
+    for key in source.keys:
+        assert DATASET_SCHEMA["properties"][key].get("description", "").strip(), key
+    config = minimal_config(name, reads(source.kind))
+    dataset = config["datasets"]["data"]
+    for key, default in source.defaults.items():
+        if isinstance(default, dict):   # the source's own values, the schema's defaults beneath
+            assert default.items() <= dataset[key].items(), (key, dataset[key])
+        else:
+            assert dataset[key] == default, key
+    others = [key for other in SOURCES.values() for key in other.keys if key not in source.keys]
+    for key in others:   # a key only other sources take is refused, naming them
+        with pytest.raises(ConfigError, match=rf"no {key} for source {name} \(only for "):
+            validate_config({**config, "datasets": {"data": {
+                **dataset, key: example(DATASET_SCHEMA["properties"][key])}}}, SCHEMA)
+
+
 @pytest.mark.parametrize("name", SOURCES)
 def test_a_source_names_an_importable_preparer_of_a_kind_a_backbone_reads(name):
     source = SOURCES[name]

@@ -280,7 +280,7 @@ def test_language_model_sources_get_their_own_defaults():
     ({"lm": {"source": "running_text", "text": {"tokenizer": "gpt2", "max_length": 4}}},
      "datasets.lm.text.max_length", "an integer >= 8"),
     ({"lm": {"source": "running_text", "wikitext": {}}}, "datasets.lm.wikitext",
-     "no wikitext settings for source running_text"),
+     "no wikitext for source running_text (only for wikitext)"),
     ({"wt": {"source": "wikitext", "wikitext": {"config": "wikitext-103-v1"}}},
      "datasets.wt.wikitext.config", "one of: wikitext-103-raw-v1, wikitext-2-raw-v1"),
     ({"wt": {"source": "wikitext", "wikitext": {"repo": "x"}}}, "datasets.wt.wikitext.repo",

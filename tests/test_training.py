@@ -8,7 +8,8 @@ from layerwise.train import loop as training
 from layerwise.models import build_model
 from layerwise.seeding import seed_everything
 from layerwise.train.loop import TrainSpec, lr_factor, train, training_loss
-from layerwise.train.methods import MethodSettings, aligned_loss, layer_weights
+from layerwise.train.methods import (METHODS, AlignedSettings, CosRegularizedSettings,
+                                     aligned_loss, layer_weights)
 
 MODEL = dict(arch="vit", depth=3, width=16, heads=2, patch_size=4, mlp_ratio=2.0,
              head_input="final_norm")
@@ -48,7 +49,7 @@ def test_alternating_schedule_starts_with_plain_cross_entropy():
     model = build_model(MODEL, INFO)
     x, y = torch.randn(6, 1, 8, 8), torch.randint(0, 4, (6,))
     weights = layer_weights(3, "linear")
-    alt = spec(settings=MethodSettings(alternate=True))
+    alt = spec(settings=AlignedSettings(alternate=True))
     plain = F.cross_entropy(model(x), y)
     aligned = aligned_loss(model.layer_logits(model.layer_representations(x))[1:], y, weights)
     torch.testing.assert_close(training_loss(model, x, y, alt, 0, weights)[0], plain)
@@ -194,7 +195,8 @@ def test_cos_regularized_loss_equals_hand_computation():
     model = build_model(MODEL, INFO)
     x, y = torch.randn(6, 1, 8, 8), torch.randint(0, 4, (6,))
     weights = layer_weights(3, "linear")
-    cos_spec = spec(method="cos_regularized", settings=MethodSettings(beta=0.7))
+    cos_spec = spec(method="cos_regularized",
+                    settings=CosRegularizedSettings(beta=0.7, alternate=False))
     loss, logits = training_loss(model, x, y, cos_spec, 1, weights)
     reps = model.layer_representations(x)
     penalty = 0.0
@@ -206,7 +208,7 @@ def test_cos_regularized_loss_equals_hand_computation():
     torch.testing.assert_close(loss, expected)
     torch.testing.assert_close(logits, model(x))
     # plain steps of the alternating schedule are the last layer's cross-entropy alone
-    alternating = MethodSettings(beta=0.7, alternate=True)
+    alternating = CosRegularizedSettings(beta=0.7, alternate=True)
     torch.testing.assert_close(training_loss(model, x, y, spec(method="cos_regularized",
                                                                settings=alternating), 0,
                                              weights)[0], F.cross_entropy(model(x), y))
@@ -223,7 +225,7 @@ def test_aligned_uniform_trains_with_uniform_weights_whatever_aligned_says():
     assert run["aligned_uniform"] == {**config["experiments"][0]["aligned"], "weights": "uniform"}
     assert "aligned" not in run   # its own entry: an aligned change reruns it, nothing else
     train_spec = TrainSpec.from_config("aligned_uniform", 0, run["train"], run["aligned_uniform"])
-    assert train_spec.settings == MethodSettings(weights="uniform", alternate=True, beta=0.0)
+    assert train_spec.settings == AlignedSettings(weights="uniform", alternate=True)
     assert plan.run_spec("vit_digits", "cos_regularized", 0)["cos_regularized"]["beta"] == 1.0
 
 
@@ -327,7 +329,8 @@ def two_steps(tmp_path, method, model_spec, info, data, batch_size, micro_batch_
     seed_everything(0)
     model = build_run_model({"method": method, "model": model_spec}, info)
     run = spec(method=method, epochs=1, batch_size=batch_size, steps_per_epoch=2, grad_clip=1.0,
-               settings=MethodSettings(alternate=True), micro_batch_size=micro_batch_size)
+               settings=METHODS[method].parse_settings({"alternate": True}),
+               micro_batch_size=micro_batch_size)
     log = train(model, data, run, tmp_path / f"{method}{micro_batch_size}.pt", "h",
                 torch.device("cpu"))
     return model.state_dict(), log[0]

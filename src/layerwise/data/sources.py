@@ -1,7 +1,8 @@
 """The dataset sources: one record each (what kind of input it gives, how it is prepared), what
 each is evaluated with, and which of the paper's curves it is drawn beside.
 
-Adding a source is one record in `SOURCES` and its preparer module. Kept free of torch (and of
+Adding a source is one record in `SOURCES` (with the dataset keys it takes, requires and fills
+in, which the config check reads) and its preparer module. Kept free of torch (and of
 anything heavy) because the workflow and the config check import it: a preparer is named as
 "module:function" and imported only when a dataset is prepared.
 The GLUE facts follow the paper's Fig 8: MRPC and QQP are scored by F1 of the positive class,
@@ -11,7 +12,7 @@ the others by accuracy; evaluation is on the validation set (MNLI: matched).
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -23,20 +24,47 @@ class Source:
     preparer: str              # "module:function" taking (spec, out_dir, cache_dir)
     image_side: int | None = None   # side of its square images (None: text, or configurable)
     from_hub: bool = False     # reads a hub dataset through `datasets`: memory and hours
+    # The dataset keys only some sources take (the schema describes each): those it takes,
+    # then of them the ones a dataset must give, with what each gives (its one-line error),
+    # and the ones filled in where a dataset leaves them out (a mapping: the source's own values
+    # over the schema's defaults).
+    keys: tuple[str, ...] = ()
+    required: dict[str, str] = field(default_factory=dict)
+    defaults: dict[str, object] = field(default_factory=dict)
 
 
+DEFAULT_IMAGE_SIDE = 224   # an ImageNet image's side (resized), the paper's DeiT input
+TEXT = {"text": {}}        # a text source's `text` settings: the schema's defaults
+IMAGE_SHAPE = "it declares the images' shape"
 SOURCES = {
     "sklearn_digits": Source("image", "layerwise.data.digits:prepare_sklearn_digits", 8),
     "cifar10": Source("image", "layerwise.data.images:prepare_cifar", 32),
     "cifar100": Source("image", "layerwise.data.images:prepare_cifar", 32),
     "mnist": Source("image", "layerwise.data.images:prepare_mnist", 28),
     "mnist_5k": Source("image", "layerwise.data.mnist_5k:prepare_mnist_5k", 28),
-    "imagenet": Source("image", "layerwise.data.images:prepare_imagenet"),
-    "generated": Source("image", "layerwise.data.generated:prepare_generated"),
-    "rotten_tomatoes": Source("text", "layerwise.data.rotten_tomatoes:prepare_rotten_tomatoes"),
-    "glue": Source("text", "layerwise.data.glue:prepare_glue", from_hub=True),
-    "running_text": Source("lm", "layerwise.data.running_text:prepare_running_text"),
-    "wikitext": Source("lm", "layerwise.data.wikitext:prepare_wikitext", from_hub=True),
+    "imagenet": Source("image", "layerwise.data.images:prepare_imagenet",
+                       keys=("root", "image_size"),
+                       required={"root": "it names the ImageFolder tree with train/ and val/"},
+                       defaults={"image_size": DEFAULT_IMAGE_SIDE}),
+    "generated": Source("image", "layerwise.data.generated:prepare_generated",
+                        keys=("image_size", "generated"),
+                        required={"image_size": IMAGE_SHAPE, "generated": IMAGE_SHAPE}),
+    "rotten_tomatoes": Source("text", "layerwise.data.rotten_tomatoes:prepare_rotten_tomatoes",
+                              keys=("text",), defaults=TEXT),
+    "glue": Source("text", "layerwise.data.glue:prepare_glue", from_hub=True,
+                   keys=("text", "glue"),
+                   required={"glue": "it names the task, e.g. glue: {task: sst2}"},
+                   defaults=TEXT),
+    # a language model's `text` defaults are its own: the schema's (a WordPiece tokenizer) are
+    # for classification
+    "running_text": Source("lm", "layerwise.data.running_text:prepare_running_text",
+                           keys=("text",), defaults={"text": {
+                               "tokenizer": "byte_level_bpe", "vocab_size": 4096,
+                               "max_length": 128}}),
+    "wikitext": Source("lm", "layerwise.data.wikitext:prepare_wikitext", from_hub=True,
+                       keys=("text", "wikitext"),
+                       defaults={"text": {"tokenizer": "gpt2", "max_length": 256},
+                                 "wikitext": {}}),
 }
 # The sources that take the config's `text:` settings: classification text and language modelling.
 TEXT_SOURCES = tuple(name for name, source in SOURCES.items() if source.kind in ("text", "lm"))
@@ -44,12 +72,6 @@ LM_SOURCES = tuple(name for name, source in SOURCES.items() if source.kind == "l
 # The `text.tokenizer` value that trains a tokenizer on the training split, by kind of source
 # (data/text.py, data/running_text.py); any other value names a transformers checkpoint.
 TRAINED_TOKENIZERS = {"text": "wordpiece", "lm": "byte_level_bpe"}
-# The `text:` settings a language-model source gets when its dataset has none; the schema's own
-# defaults (a WordPiece tokenizer) are for classification.
-LM_TEXT_DEFAULTS = {
-    "running_text": {"tokenizer": "byte_level_bpe", "vocab_size": 4096, "max_length": 128},
-    "wikitext": {"tokenizer": "gpt2", "max_length": 256},
-}
 
 
 def prepare_dataset(spec: dict, out_dir: str | Path, cache_dir: str | Path | None = None) -> None:

@@ -15,6 +15,7 @@ This module must stay free of torch and snakemake imports: the Snakefile imports
 from __future__ import annotations
 
 import copy
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -23,14 +24,13 @@ import yaml
 from jsonschema.exceptions import best_match
 
 from layerwise.errors import ConfigError
-from layerwise.data.sources import (LM_SOURCES, LM_TEXT_DEFAULTS, SOURCES, TEXT_SOURCES,
+from layerwise.data.sources import (DEFAULT_IMAGE_SIDE, LM_SOURCES, SOURCES, TEXT_SOURCES,
                                     TRAINED_TOKENIZERS)
 from layerwise.models import BACKBONES
 from layerwise.train.runs import run_names
 
 SCHEMA_PATH = Path(__file__).with_name("schema.yaml")
 
-DEFAULT_IMAGENET_SIDE = 224
 # A dataset root: absolute, or inside the project without '..' (the schema's `root` pattern).
 PATH_PATTERN = "^(/.*|(?!(.*/)?\\.\\.(/|$)).+)$"
 # A key of the paper's reference values (the schema's `paper_reference` pattern).
@@ -58,12 +58,18 @@ def load_schema(path: str | Path | None = None) -> dict:
         for key in keys:
             node = node[key]
         node["enum"] = names
-    model = schema["properties"]["experiments"]["items"]["properties"]["model"]["properties"]
+    experiment = schema["properties"]["experiments"]["items"]["properties"]
+    model = experiment["model"]["properties"]
     for key, fragment in backbone_keys().items():
         if key in model:  # one description per key: the record's or the schema's, not both
             raise ValueError(f"model key {key!r} is both in {path or SCHEMA_PATH} and a "
                              "backbone's record")
         model[key] = copy.deepcopy(fragment)
+    for section, fragment in method_sections().items():
+        if section in experiment:
+            raise ValueError(f"experiment key {section!r} is both in {path or SCHEMA_PATH} and "
+                             "a method's settings")
+        experiment[section] = fragment
     Validator.check_schema(schema)
     return schema
 
@@ -77,6 +83,26 @@ def backbone_keys() -> dict[str, dict]:
                 raise ValueError(f"backbone {record.name} declares model key {key!r} unlike "
                                  "another backbone; share one fragment")
     return keys
+
+
+def method_sections() -> dict[str, dict]:
+    """The experiment sections of the methods with settings, each built from its settings
+    class: the class's docstring describes the section, each field's `setting` one key."""
+    from layerwise.train.methods import METHODS
+
+    sections: dict[str, dict] = {}
+    for record in METHODS.values():
+        if record.section is None:
+            continue
+        cls = record.settings_class
+        fragment = {"description": " ".join(cls.__doc__.split()), "type": "object",
+                    "additionalProperties": False, "default": {},
+                    "properties": {f.name: copy.deepcopy(f.metadata["schema"])
+                                   for f in dataclasses.fields(cls)}}
+        if sections.setdefault(record.section, fragment) != fragment:  # one section, one class
+            raise ValueError(f"method {record.name} reads section {record.section!r} through "
+                             "another settings class than the methods sharing it")
+    return sections
 
 
 def _registry_enums() -> dict[tuple[str, ...], list[str]]:
@@ -278,33 +304,31 @@ def _check_schedules(exp: dict, at: list) -> None:
               "with (or a schedule_reason saying why they differ)")
 
 
-def _fill_text_defaults(config: dict, schema: dict) -> None:
-    """Give every text dataset its `text` settings, a default only text sources have (a
-    language-model source its own, from LM_TEXT_DEFAULTS), and a wikitext dataset its
-    `wikitext` settings."""
+def _source_keys(config: dict, schema: dict) -> None:
+    """The dataset keys only some sources take (their records say which): none a dataset's
+    source does not take, every one it requires, and its defaults where a dataset leaves one
+    out; then a text dataset's tokenizer."""
     properties = schema["properties"]["datasets"]["additionalProperties"]["properties"]
-    for spec in config["datasets"].values():
-        source = spec["source"]
-        if source in TEXT_SOURCES and "text" not in spec:
-            spec["text"] = fill_defaults(dict(LM_TEXT_DEFAULTS.get(source, {})), properties["text"])
-        if source == "wikitext" and "wikitext" not in spec:
-            spec["wikitext"] = fill_defaults({}, properties["wikitext"])
-
-
-def _check_text(config: dict) -> None:
-    """Source-specific dataset keys."""
+    takers: dict[str, list[str]] = {}
+    for name, source in SOURCES.items():
+        for key in source.keys:
+            takers.setdefault(key, []).append(name)
     for name, spec in config["datasets"].items():
         at, source = ["datasets", name], spec["source"]
-        if "text" in spec and source not in TEXT_SOURCES:
-            _fail(at + ["text"], spec["text"], f"no text settings for source {source} (only for "
-                  f"text sources: {', '.join(TEXT_SOURCES)})")
-        if "glue" in spec and source != "glue":
-            _fail(at + ["glue"], spec["glue"], f"no glue settings for source {source}")
-        if source == "glue" and "glue" not in spec:
-            raise ConfigError(f"{_where(at)}: required key 'glue' is missing for source glue; "
-                              "it names the task, e.g. glue: {task: sst2}")
-        if "wikitext" in spec and source != "wikitext":
-            _fail(at + ["wikitext"], spec["wikitext"], f"no wikitext settings for source {source}")
+        record = SOURCES[source]
+        for key in takers:
+            if key in spec and key not in record.keys:
+                _fail(at + [key], spec[key],
+                      f"no {key} for source {source} (only for {', '.join(takers[key])})")
+        for key, gives in record.required.items():
+            if key not in spec:
+                raise ConfigError(f"{_where(at)}: required key {key!r} is missing for source "
+                                  f"{source}; {gives}")
+        for key, default in record.defaults.items():
+            if key not in spec:
+                value = copy.deepcopy(default)
+                spec[key] = (fill_defaults(value, properties[key]) if isinstance(value, dict)
+                             else value)
         if source in TEXT_SOURCES:
             _check_tokenizer(at + ["text"], spec["text"], source)
 
@@ -404,37 +428,16 @@ def _check_models(config: dict) -> None:
             _fail(at + [key], value, expected)
 
 
-# The image sources whose side is a setting (`image_size`) rather than the source's own.
-SIZED_SOURCES = ("imagenet", "generated")
-
-
 def image_side(dataset: dict) -> int | None:
-    """Side of a dataset's square images (None for text)."""
-    if dataset["source"] in SIZED_SOURCES:
-        return dataset.get("image_size", DEFAULT_IMAGENET_SIDE)
+    """Side of a dataset's square images (None for text): its `image_size` where its source
+    takes one, else the source's own."""
+    if "image_size" in SOURCES[dataset["source"]].keys:
+        return dataset.get("image_size", DEFAULT_IMAGE_SIDE)
     return SOURCES[dataset["source"]].image_side
 
 
-def _check_images(config: dict) -> None:
-    """Keys only some image sources take, the imagenet defaults, and the experiments' paper
-    references."""
-    for name, spec in config["datasets"].items():
-        at, source = ["datasets", name], spec["source"]
-        for key, sources in (("root", ("imagenet",)), ("image_size", SIZED_SOURCES),
-                             ("generated", ("generated",))):
-            if key in spec and source not in sources:
-                _fail(at + [key], spec[key],
-                      f"no {key} for source {source} (only for {', '.join(sources)})")
-        if source == "generated":
-            for key in ("image_size", "generated"):
-                if key not in spec:
-                    raise ConfigError(f"{_where(at)}: required key {key!r} is missing for "
-                                      "source generated; it declares the images' shape")
-        if source == "imagenet":
-            if "root" not in spec:
-                raise ConfigError(f"{_where(at)}: required key 'root' is missing for source "
-                                  "imagenet; it names the ImageFolder tree with train/ and val/")
-            spec.setdefault("image_size", DEFAULT_IMAGENET_SIDE)
+def _check_paper_references(config: dict) -> None:
+    """Each experiment's paper reference names a value of the paper's."""
     for i, exp in enumerate(config["experiments"]):
         at = ["experiments", i]
         key = exp.get("paper_reference")
@@ -457,10 +460,9 @@ def validate_config(config: dict, schema: dict | None = None) -> dict:
     if error is not None:
         raise ConfigError(_message(error).replace("\n", " "))
     filled = fill_defaults(copy.deepcopy(config), schema)
-    _fill_text_defaults(filled, schema)
+    _source_keys(filled, schema)
     _check_semantics(filled)
-    _check_text(filled)
-    _check_images(filled)
+    _check_paper_references(filled)
     _check_models(filled)
     _check_decoding(filled)
     _check_references(filled)

@@ -23,7 +23,7 @@ from layerwise.devices import autocast
 from layerwise.errors import ArtifactError, TrainingError
 from layerwise.io import atomic_path, load_tensors, remove_stale_temporaries
 from layerwise.models.base import LayeredClassifier
-from layerwise.train.methods import (MethodSettings, correct_and_counted, layer_weights,
+from layerwise.train.methods import (METHODS, correct_and_counted, layer_weights,
                                      method_loss)
 
 
@@ -42,7 +42,7 @@ class TrainSpec:
     label_smoothing: float = 0.0
     grad_clip: float | None = None   # max global gradient norm; None: no clipping
     steps_per_epoch: int | None = None   # train.steps_per_epoch; None: a pass over the split
-    settings: MethodSettings = MethodSettings()  # the method's own (weights, alternate, beta)
+    settings: object = None         # the method's own, as its record's settings_class
     augment: dict | None = None     # train.augment: crop_padding, flip, rotation_degrees
     group_by_length: bool = False   # train.group_by_length: batches of similar length
     compile: bool = False           # train.compile: torch.compile the training step
@@ -60,17 +60,29 @@ class TrainSpec:
                    label_smoothing=train["label_smoothing"],
                    grad_clip=train.get("grad_clip"),
                    steps_per_epoch=train.get("steps_per_epoch"),
-                   settings=MethodSettings.from_spec(settings),
+                   settings=METHODS[method].parse_settings(settings),
                    augment=train.get("augment"), compile=train.get("compile", False),
                    group_by_length=train.get("group_by_length", False),
                    micro_batch_size=train.get("micro_batch_size"))
+
+    @property
+    def alternate(self) -> bool:
+        """Whether every other step (the even ones) is plain last-layer cross-entropy: the
+        method's `alternate` setting; never for a method without."""
+        return getattr(self.settings, "alternate", False)
+
+    @property
+    def weighting(self) -> str:
+        """How the method weighs its per-layer terms (its `weights` setting; linear for a method
+        without, whose loss has none)."""
+        return getattr(self.settings, "weights", "linear")
 
 # --- the step's loss ----------------------------------------------------------------------
 def training_loss(model: LayeredClassifier, x, y, spec: TrainSpec, step: int,
                   weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The method's loss for one batch, and the last layer's logits (for train accuracy)."""
     return method_loss(model, x, y, spec.method, spec.settings, weights, spec.label_smoothing,
-                       plain=spec.settings.alternate and step % 2 == 0)
+                       plain=spec.alternate and step % 2 == 0)
 
 
 class StepLoss(torch.nn.Module):
@@ -271,7 +283,7 @@ def train(model: LayeredClassifier, data: dict, spec: TrainSpec, checkpoint: Pat
                            spec.steps_per_epoch)
     x_val, y_val = data["val"]
     steps_per_epoch = batches.steps
-    weights = layer_weights(model.num_layers, spec.settings.weights).to(device)
+    weights = layer_weights(model.num_layers, spec.weighting).to(device)
     optimizer, scheduler = make_optimizer(model, spec, steps_per_epoch)
 
     log: list[dict] = []

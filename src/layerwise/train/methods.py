@@ -20,15 +20,18 @@
   An experiment of this method alone analyses a pretrained model; beside trained methods it
   shows what fine-tuning changed.
 
-A method with settings (`weights`, `alternate`, ...) reads them from the experiment's section
-named by `section` (with `overrides` on top); they are part of its runs' spec, so changing them
-reruns only those runs, and training carries them as one `MethodSettings`. With `alternate`,
-even steps (0-based) are plain last-layer cross-entropy and odd steps the method's loss
-(BERxiT's alternating schedule), so the first step of a run is a plain one.
+A method with settings (`weights`, `alternate`, ...) declares them as a dataclass of
+`setting` fields, which the config schema's section for it (named by `section`) is built from;
+it reads them from that section of an experiment (with `overrides` on top). They are part of its
+runs' spec, so changing them reruns only those runs, and training carries them as an instance
+of that class. With `alternate`, even steps (0-based) are plain last-layer cross-entropy and odd
+steps the method's loss (BERxiT's alternating schedule), so the first step of a run is a plain
+one.
 
-Adding a method is one record here (its loss, whether it trains exit heads, where its settings
-are); the config schema's list of methods, the workflow's wildcard and every table's order come
-from `METHODS`. Importing this module does not import torch: the workflow reads the names.
+Adding a method is one record here (its loss, whether it trains exit heads, its settings class);
+the config schema's list of methods and sections, the workflow's wildcard and every table's
+order come from `METHODS`. Importing this module does not import torch: the workflow reads the
+names.
 """
 
 from __future__ import annotations
@@ -45,24 +48,76 @@ if TYPE_CHECKING:
     from layerwise.models.base import LayeredClassifier
 
 
-@dataclass(frozen=True)
-class MethodSettings:
-    """A run's settings of its method (the run spec's entry under the method's name); a method
-    without a section trains with these defaults."""
-    weights: str = "linear"   # the per-layer loss weights (layer_weights)
-    alternate: bool = False   # every other step plain last-layer cross-entropy
-    beta: float = 0.0         # cos_regularized: weight of the cosine penalty
+def setting(default, description: str, **schema):
+    """A field of a method's settings: its default and the JSON-schema fragment the config
+    schema's section for the method is built from (layerwise.study.config.load_schema)."""
+    return field(default=default,
+                 metadata={"schema": {"description": " ".join(description.split()), **schema,
+                                      "default": default}})
 
-    @classmethod
-    def from_spec(cls, settings: dict | None) -> MethodSettings:
-        settings = settings or {}
-        return cls(weights=settings.get("weights", "linear"),
-                   alternate=settings.get("alternate", False), beta=settings.get("beta", 0.0))
+
+WEIGHTINGS = ["linear", "uniform"]
+
+
+@dataclass(frozen=True)
+class AlignedSettings:
+    """Settings of the aligned training method (ignored by standard training)."""
+    weights: str = setting("linear", """Weights of the per-layer losses; linear uses lambda_l =
+        2l / (L(L+1)), which favours deep layers, uniform uses 1/L for every layer.""",
+                           type="string", enum=WEIGHTINGS)
+    alternate: bool = setting(True, """If true (BERxiT's schedule, which the paper follows for
+        ViT), every other iteration, starting with the first, uses the plain last-layer
+        cross-entropy and the others the aligned loss. Methods an experiment compares must
+        share it (see schedule_reason).""", type="boolean")
+
+
+@dataclass(frozen=True)
+class MultiExitSettings:
+    """Settings of the multi-exit baseline (ignored by the other methods)."""
+    weights: str = setting("linear", """Weights of the per-exit losses; linear uses 2l / (L(L+1))
+        for the exit at layer l, uniform uses 1/L for every exit.""",
+                           type="string", enum=WEIGHTINGS)
+    alternate: bool = setting(True, """If true (BERxiT's schedule), every other iteration,
+        starting with the first, uses the plain last-layer cross-entropy and the others the
+        weighted sum over all exits.""", type="boolean")
+
+
+@dataclass(frozen=True)
+class CosRegularizedSettings:
+    """Settings of the cosine-regularized alternative the paper rejects (its Fig 14):
+    CE(W h^(L) + b, y) + beta * sum_l lambda_l (1 - cos(h^(l), h^(L)))."""
+    beta: float = setting(1.0, """Weight of the cosine penalty. 1.0 weighs the two terms alike
+        at the start of training: the cross-entropy of 10 classes is ln 10 = 2.3 and the
+        weighted cosine distance lies in [0, 2] (the lambda_l sum to 1). The paper gives none.""",
+                          type="number", minimum=0)
+    weights: str = setting("linear", """Weights lambda_l of the per-layer cosine distances, as for
+        aligned training.""", type="string", enum=WEIGHTINGS)
+    alternate: bool = setting(True, """If true, every other iteration, starting with the first,
+        is plain last-layer cross-entropy, as for the other methods.""", type="boolean")
+
+
+@dataclass(frozen=True)
+class LensSettings:
+    """Settings of the tuned lens (Belrose et al. 2023), the post-hoc baseline: the standard run
+    of the same seed, frozen, gets an affine translator per layer 1..L-1, identity-initialised
+    and fitted on the training split (a classifier's stored training-split states,
+    analysis.train_samples of them; a language model's training blocks streamed through it) to
+    minimise KL(p_L || p_l) summed over the layers. Adam with its rate decayed linearly to zero:
+    at 1e-2 over the tuned lens' 250 steps it reached a lower validation KL on every arm than the
+    tuned lens' own SGD recipe (tuned for GPT-scale models) in the same steps."""
+    steps: int = setting(250, "Optimisation steps (the tuned lens' 250).", type="integer",
+                         minimum=1)
+    lr: float = setting(1.0e-2, "Adam's learning rate at the first step, decayed linearly to zero.",
+                        type="number", exclusiveMinimum=0)
+    batch_size: int | None = setting(None, """Samples per step: stored training states of a
+        classifier, or training blocks of a language model; null takes every stored state at once
+        (a classifier) or the experiment's train.batch_size blocks (a language model).""",
+                                     type=["integer", "null"], minimum=1)
 
 
 # (model, inputs, targets, settings, per-layer weights, label smoothing)
 #   -> (loss, last layer's logits)
-Loss = Callable[["LayeredClassifier", "torch.Tensor", "torch.Tensor", MethodSettings,
+Loss = Callable[["LayeredClassifier", "torch.Tensor", "torch.Tensor", object,
                  "torch.Tensor", float], tuple["torch.Tensor", "torch.Tensor"]]
 
 
@@ -76,7 +131,8 @@ class Method:
     exit_heads: bool = False        # layers 1..L-1 get a classifier of their own
     evaluate_exits: bool = True     # early exit and saturation are evaluated for its runs (the
                                     # paper's study compares standard, aligned and multi-exit)
-    section: str | None = None      # the experiment key holding its settings
+    section: str | None = None      # the experiment key holding its settings, whose schema
+    settings_class: type | None = None   # the dataclass of its settings gives (setting())
     overrides: dict = field(default_factory=dict)   # settings it fixes whatever the section says
     post_hoc: str | None = None     # fitted on the finished runs of this method (same seed), its
                                     # backbone frozen, instead of trained (no loss of its own)
@@ -90,6 +146,11 @@ class Method:
         if self.section is None:
             return None
         return {**experiment[self.section], **self.overrides}
+
+    def parse_settings(self, section: dict | None):
+        """Its settings as its `settings_class`, from a run spec's entry under its name (None
+        for a method without settings)."""
+        return None if self.settings_class is None else self.settings_class(**(section or {}))
 
 
 def _layerwise_ce(layer_logits) -> Loss:
@@ -124,21 +185,21 @@ def _cos_regularized(model, x, y, settings, weights, label_smoothing):
 METHODS: dict[str, Method] = {m.name: m for m in (
     Method("standard", "standard"),
     Method("aligned", "aligned", _layerwise_ce(_shared_head), trains_layers=True,
-           section="aligned"),
+           section="aligned", settings_class=AlignedSettings),
     Method("multi_exit", "multi-exit", _layerwise_ce(_own_heads), trains_layers=True,
-           exit_heads=True, section="multi_exit"),
+           exit_heads=True, section="multi_exit", settings_class=MultiExitSettings),
     Method("aligned_uniform", "aligned, uniform λ", _layerwise_ce(_shared_head),
            trains_layers=True, evaluate_exits=False, section="aligned",
-           overrides={"weights": "uniform"}),
+           settings_class=AlignedSettings, overrides={"weights": "uniform"}),
     Method("cos_regularized", "cos-regularized", _cos_regularized, evaluate_exits=False,
-           section="cos_regularized"),
+           section="cos_regularized", settings_class=CosRegularizedSettings),
     # the post-hoc answer to the same problem (Belrose et al. 2023): the standard model frozen,
     # one affine map per layer fitted so that the final head reads that layer as it reads L
     Method("tuned_lens", "tuned lens", trains_layers=True, section="tuned_lens",
-           post_hoc="standard", lens=True),
+           settings_class=LensSettings, post_hoc="standard", lens=True),
     # both answers together: the same lens fitted on the aligned run of the same seed
     Method("aligned_lens", "tuned lens on aligned", trains_layers=True, section="tuned_lens",
-           post_hoc="aligned", lens=True),
+           settings_class=LensSettings, post_hoc="aligned", lens=True),
     # the checkpoint as published: what a pretrained model's layers hold before any of the above
     Method("pretrained", "pretrained", as_loaded=True),
 )}
@@ -233,7 +294,7 @@ def correct_and_counted(logits: torch.Tensor, targets: torch.Tensor) -> tuple[in
     return int(((logits.argmax(-1) == targets) & counted).sum()), int(counted.sum())
 
 
-def method_loss(model: LayeredClassifier, x, y, name: str, settings: MethodSettings,
+def method_loss(model: LayeredClassifier, x, y, name: str, settings,
                 weights: torch.Tensor, label_smoothing: float, plain: bool
                 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One batch's loss under the method `name` with its settings (or plain last-layer CE when
