@@ -47,3 +47,14 @@ def build_run_model(run_spec: dict, data_info: dict) -> LayeredClassifier:
     if record.lens:
         model.add_lens()
     return model
+
+
+def load_run_model(run_spec: dict, data_info: dict, weights: str) -> LayeredClassifier:
+    """The model of one run with its trained weights, which must carry the run spec's hash
+    (weights of another spec are an error, not a silent mismatch)."""
+    from layerwise.io import load_tensors
+    from layerwise.provenance import config_hash
+
+    model = build_run_model(run_spec, data_info)
+    model.load_state_dict(load_tensors(weights, metadata={"spec_hash": config_hash(run_spec)})[0])
+    return model
