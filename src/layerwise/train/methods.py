@@ -131,8 +131,9 @@ class Method:
     exit_heads: bool = False        # layers 1..L-1 get a classifier of their own
     evaluate_exits: bool = True     # early exit and saturation are evaluated for its runs (the
                                     # paper's study compares standard, aligned and multi-exit)
-    section: str | None = None      # the experiment key holding its settings, whose schema
-    settings_class: type | None = None   # the dataclass of its settings gives (setting())
+    section: str | None = None      # the experiment key holding its settings
+    settings_class: type | None = None   # their dataclass (setting() fields), which the
+                                         # schema's section is built from
     overrides: dict = field(default_factory=dict)   # settings it fixes whatever the section says
     post_hoc: str | None = None     # fitted on the finished runs of this method (same seed), its
                                     # backbone frozen, instead of trained (no loss of its own)
