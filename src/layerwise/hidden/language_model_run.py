@@ -46,13 +46,12 @@ def analyze_language_model(model: CausalDecoder, spec: dict, data: str, judge_we
     the prepared dataset in `data`; the run of `judge_weights` (the spec's `judge`) scores every
     method's generated text."""
     exits = spec["exits"]
-    info = load_split(data, "test")[2]
-    per_block = info["max_length"] * (model.num_layers + 1) * info["vocab_size"]
-    batch_blocks = max(1, min(64, LOGIT_BUDGET // per_block))
     rows, summaries, blocks, similarity_data = [], {}, {}, None
     similarity, kept = None, None
     for split in SPLITS:
-        x, y, _ = load_split(data, split)
+        x, y, info = load_split(data, split)   # info: the dataset's, the same for every split
+        per_block = info["max_length"] * (model.num_layers + 1) * info["vocab_size"]
+        batch_blocks = max(1, min(64, LOGIT_BUDGET // per_block))
         if split == "train":
             x, y = train_subset(x, y, spec["train_samples"])
         blocks[split] = x, y
